@@ -1,0 +1,342 @@
+//! routes.toml text → [`RoutesFile`], or the first problem found with its exact location.
+
+use std::ops::Range;
+
+use toml::de::{DeTable, DeValue};
+use toml::Spanned;
+
+use crate::diagnostic::{did_you_mean, Diagnostic};
+use crate::model::{Provider, Route, RoutesFile, Target};
+
+const TOP_LEVEL_KEYS: [&str; 2] = ["server", "routes"];
+const SERVER_KEYS: [&str; 1] = ["auth_token"];
+const TARGET_KEYS: [&str; 5] = ["provider", "model", "base_url", "api_keys", "max_tokens"];
+
+type Result<T> = std::result::Result<T, Diagnostic>;
+
+/// Parses and validates a whole routes.toml.
+pub fn parse(source: &str) -> Result<RoutesFile> {
+    let root = DeTable::parse(source).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        Diagnostic::new(span, format!("invalid TOML: {}", e.message().trim_end()))
+            .help("fix the TOML syntax; see the routes.toml reference in README.md")
+    })?;
+    let root_span = 0..source.len().min(1);
+    let root = root.get_ref();
+    reject_unknown_keys(root, &TOP_LEVEL_KEYS, "at the top level of routes.toml")?;
+
+    let server = match root.get("server") {
+        Some(value) => as_table(value, "`server`", "a table: `[server]`")?,
+        None => {
+            return Err(Diagnostic::new(root_span, "missing the `[server]` table")
+                .help("add `[server]` with `auth_token = \"PROXY_AUTH_TOKEN\"` (the name of the secret holding the proxy's bearer token)"))
+        }
+    };
+    reject_unknown_keys(server, &SERVER_KEYS, "in `[server]`")?;
+    let auth_token_secret = match server.get("auth_token") {
+        Some(value) => secret_name(value, "`auth_token`")?,
+        None => {
+            let span = root
+                .get_key_value("server")
+                .map_or(root_span.clone(), |(k, _)| k.span());
+            return Err(Diagnostic::new(span, "`[server]` has no `auth_token`")
+                .help("add `auth_token = \"PROXY_AUTH_TOKEN\"`: the name of the secret that holds the proxy's bearer token"));
+        }
+    };
+
+    let routes_value = root.get("routes").ok_or_else(|| {
+        Diagnostic::new(root_span.clone(), "routes.toml defines no routes").help(
+            "add at least one route: `[[routes.my-model]]` with `provider`, `model` and `api_keys`",
+        )
+    })?;
+    let routes_table = as_table(
+        routes_value,
+        "`routes`",
+        "a table of routes: `[[routes.NAME]]`",
+    )?;
+    if routes_table.is_empty() {
+        return Err(Diagnostic::new(routes_value.span(), "routes.toml defines no routes")
+            .help("add at least one route: `[[routes.my-model]]` with `provider`, `model` and `api_keys`"));
+    }
+    let routes = routes_table
+        .iter()
+        .map(|(name, value)| route(name, value))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RoutesFile {
+        auth_token_secret,
+        routes,
+    })
+}
+
+fn route(name: &Spanned<std::borrow::Cow<'_, str>>, value: &Spanned<DeValue<'_>>) -> Result<Route> {
+    let route_name = name.get_ref().as_ref();
+    if route_name.is_empty()
+        || route_name
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(Diagnostic::new(name.span(), format!("route name {route_name:?} is not a usable model name"))
+            .help("a route name is what clients send as `model`: use letters, digits and `-_.:/@`, no spaces"));
+    }
+    let targets = match value.get_ref() {
+        DeValue::Array(items) => items,
+        DeValue::Table(_) => {
+            return Err(Diagnostic::new(name.span(), format!("route `{route_name}` must be a list of targets"))
+                .help(format!("write each target as `[[routes.{route_name}]]` (double brackets), one per provider to try")))
+        }
+        _ => {
+            return Err(Diagnostic::new(value.span(), format!("route `{route_name}` must be a list of targets"))
+                .help(format!("write each target as `[[routes.{route_name}]]` with `provider`, `model` and `api_keys`")))
+        }
+    };
+    if targets.is_empty() {
+        return Err(Diagnostic::new(value.span(), format!("route `{route_name}` has no targets"))
+            .help(format!("add at least one `[[routes.{route_name}]]` table with `provider`, `model` and `api_keys`")));
+    }
+    let targets = targets
+        .iter()
+        .map(|t| target(route_name, name.span(), t))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Route {
+        name: route_name.to_owned(),
+        targets,
+    })
+}
+
+fn target(
+    route_name: &str,
+    route_span: Range<usize>,
+    value: &Spanned<DeValue<'_>>,
+) -> Result<Target> {
+    let what = format!("a target of route `{route_name}`");
+    let table = as_table(
+        value,
+        &format!("each target of route `{route_name}`"),
+        "a table",
+    )?;
+    // An empty `[[routes.x]]` has an empty span; point at the route's name instead.
+    let header = if value.span().is_empty() {
+        route_span
+    } else {
+        value.span()
+    };
+    reject_unknown_keys(table, &TARGET_KEYS, &format!("in {what}"))?;
+
+    let provider_value = table.get("provider").ok_or_else(|| {
+        Diagnostic::new(header.clone(), format!("{what} has no `provider`")).help(format!(
+            "add `provider = \"...\"`, one of: {}",
+            provider_names()
+        ))
+    })?;
+    let provider_name = string(provider_value, "`provider`")?;
+    let provider = Provider::from_name(provider_name).ok_or_else(|| {
+        let d = Diagnostic::new(
+            provider_value.span(),
+            format!("unknown provider `{provider_name}`"),
+        );
+        let names: Vec<&str> = Provider::ALL.iter().map(|(n, _)| *n).collect();
+        match did_you_mean(provider_name, &names) {
+            Some(s) => d.help(format!(
+                "did you mean `{s}`? Providers: {}",
+                provider_names()
+            )),
+            None => d.help(format!("use one of: {}", provider_names())),
+        }
+    })?;
+
+    let model = match table.get("model") {
+        Some(v) => {
+            let m = string(v, "`model`")?;
+            if m.trim().is_empty() {
+                return Err(Diagnostic::new(v.span(), "`model` is empty")
+                    .help("set it to the provider's model id, e.g. `model = \"gpt-4o-mini\"`"));
+            }
+            m.to_owned()
+        }
+        None => return Err(
+            Diagnostic::new(header, format!("{what} has no `model`")).help(
+                "add `model = \"...\"`: the provider's model id, e.g. `model = \"gpt-4o-mini\"`",
+            ),
+        ),
+    };
+
+    let base_url = match table.get("base_url") {
+        Some(v) => http_url(v)?,
+        None => match provider.default_base_url() {
+            Some(url) => url.to_owned(),
+            None => {
+                return Err(Diagnostic::new(provider_value.span(), "an `openai-compatible` target needs a `base_url`")
+                    .help("add the API's base URL including its version path, e.g. `base_url = \"https://integrate.api.nvidia.com/v1\"`"))
+            }
+        },
+    };
+
+    let api_keys = match table.get("api_keys") {
+        Some(v) => key_names(v)?,
+        None => Vec::new(),
+    };
+    if api_keys.is_empty() && provider.needs_keys() {
+        let span = table.get("api_keys").map_or(header, |v| v.span());
+        return Err(Diagnostic::new(span, format!("provider `{provider_name}` needs at least one API key in `api_keys`"))
+            .help("set `api_keys = [\"MY_KEY_1\"]`: names of secrets (`wrangler secret put MY_KEY_1`), tried in order"));
+    }
+
+    let max_tokens = match table.get("max_tokens") {
+        Some(v) => Some(positive_u32(v, "`max_tokens`")?),
+        None => None,
+    };
+
+    Ok(Target {
+        provider,
+        model,
+        base_url,
+        api_keys,
+        max_tokens,
+    })
+}
+
+fn provider_names() -> String {
+    Provider::ALL
+        .iter()
+        .map(|(n, _)| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn reject_unknown_keys(table: &DeTable<'_>, allowed: &[&str], place: &str) -> Result<()> {
+    for key in table.keys() {
+        let k = key.get_ref().as_ref();
+        if !allowed.contains(&k) {
+            let d = Diagnostic::new(key.span(), format!("unknown field `{k}` {place}"));
+            let list = allowed
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(match did_you_mean(k, allowed) {
+                Some(s) => d.help(format!("did you mean `{s}`? Allowed here: {list}")),
+                None => d.help(format!("allowed here: {list}")),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn as_table<'a, 'i>(
+    value: &'a Spanned<DeValue<'i>>,
+    what: &str,
+    expected: &str,
+) -> Result<&'a DeTable<'i>> {
+    match value.get_ref() {
+        DeValue::Table(t) => Ok(t),
+        other => Err(Diagnostic::new(
+            value.span(),
+            format!("{what} must be {expected}, found {}", kind(other)),
+        )),
+    }
+}
+
+fn string<'a>(value: &'a Spanned<DeValue<'_>>, what: &str) -> Result<&'a str> {
+    match value.get_ref() {
+        DeValue::String(s) => Ok(s.as_ref()),
+        other => Err(Diagnostic::new(
+            value.span(),
+            format!("{what} must be a string, found {}", kind(other)),
+        )
+        .help("put the value in double quotes")),
+    }
+}
+
+fn positive_u32(value: &Spanned<DeValue<'_>>, what: &str) -> Result<u32> {
+    let parsed = match value.get_ref() {
+        DeValue::Integer(i) => u32::from_str_radix(i.as_str(), i.radix())
+            .ok()
+            .filter(|n| *n > 0),
+        _ => None,
+    };
+    parsed.ok_or_else(|| {
+        Diagnostic::new(
+            value.span(),
+            format!("{what} must be a positive whole number"),
+        )
+        .help(format!("e.g. `{} = 8192`", what.trim_matches('`')))
+    })
+}
+
+/// A secret *name* (what `wrangler secret put NAME` takes), never a secret value.
+fn secret_name(value: &Spanned<DeValue<'_>>, what: &str) -> Result<String> {
+    let name = string(value, what)?;
+    let mut chars = name.chars();
+    let valid = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid {
+        // The value is deliberately not repeated: it may be a pasted key.
+        return Err(Diagnostic::new(value.span(), format!("{what} must name a secret, and this is not a valid secret name"))
+            .help("use the secret's name (letters, digits and `_`, not starting with a digit), e.g. `OPENAI_KEY_1`; its value goes in `wrangler secret put OPENAI_KEY_1` or the environment, never in routes.toml"));
+    }
+    Ok(name.to_owned())
+}
+
+fn key_names(value: &Spanned<DeValue<'_>>) -> Result<Vec<String>> {
+    let items = match value.get_ref() {
+        DeValue::Array(items) => items,
+        other => {
+            return Err(Diagnostic::new(
+                value.span(),
+                format!(
+                    "`api_keys` must be a list of secret names, found {}",
+                    kind(other)
+                ),
+            )
+            .help("e.g. `api_keys = [\"OPENAI_KEY_1\", \"OPENAI_KEY_2\"]`"))
+        }
+    };
+    let mut names: Vec<String> = Vec::with_capacity(items.len());
+    for item in items.iter() {
+        let name = secret_name(item, "each entry of `api_keys`")?;
+        if names.contains(&name) {
+            return Err(Diagnostic::new(
+                item.span(),
+                format!("key `{name}` is listed twice in this target"),
+            )
+            .help("list each secret once; to retry a key, add another secret name"));
+        }
+        names.push(name);
+    }
+    Ok(names)
+}
+
+fn http_url(value: &Spanned<DeValue<'_>>) -> Result<String> {
+    let url = string(value, "`base_url`")?;
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
+    let ok = host.is_some_and(|h| !h.is_empty() && !h.starts_with(':'))
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control())
+        && !url.contains(['?', '#']);
+    if !ok {
+        return Err(Diagnostic::new(
+            value.span(),
+            format!("`base_url` {url:?} is not an http(s) URL"),
+        )
+        .help(
+            "write an absolute URL with no query, e.g. `base_url = \"https://api.openai.com/v1\"`",
+        ));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+fn kind(value: &DeValue<'_>) -> &'static str {
+    match value {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a date",
+        DeValue::Array(_) => "a list",
+        DeValue::Table(_) => "a table",
+    }
+}

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Installs everything the build and the tests need, idempotently: the wasm32 target,
+# wasm-bindgen-cli and worker-build at the versions Cargo.lock pins, Node 22 with wrangler
+# (npm), and a Python venv with the official openai SDK. Safe to run on every CI run: each
+# step is skipped when what it would install is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '[bootstrap] %s\n' "$*" >&2; }
+
+# `--locked` first for reproducibility; a lockfile pinning a since-yanked crate makes it fail,
+# and then the newest compatible versions are the only way forward.
+cargo_install() { cargo install "$@" --locked --force || cargo install "$@" --force; }
+
+locked_version() { # the version Cargo.lock pins for crate $1
+  awk -v name="$1" '$0 == "name = \"" name "\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
+}
+
+if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  log "adding rustup target wasm32-unknown-unknown"
+  rustup target add wasm32-unknown-unknown
+fi
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+
+# worker-build's own download of wasm-bindgen from GitHub cannot work offline; the CLI must
+# match the wasm-bindgen crate in Cargo.lock exactly.
+bindgen_version=$(locked_version wasm-bindgen)
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
+  log "installing wasm-bindgen-cli $bindgen_version (takes a few minutes once)"
+  cargo_install wasm-bindgen-cli --version "$bindgen_version"
+fi
+worker_version=$(locked_version worker)
+if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$worker_version" ]; then
+  log "installing worker-build $worker_version (takes a few minutes once)"
+  cargo_install worker-build --version "$worker_version"
+fi
+
+# wrangler 4 needs Node >= 22; the machine may have an older one, so a local Node comes from npm.
+if [ ! -x node_modules/.bin/wrangler ] || [ ! -x node_modules/.bin/node ] \
+   || ! cmp -s package-lock.json node_modules/.package-lock.json 2>/dev/null; then
+  log "installing npm packages (node 22, wrangler, binaryen, openai)"
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json node_modules/.package-lock.json
+fi
+
+if [ ! -x .venv/bin/python ] || ! cmp -s tests/e2e/requirements.txt .venv/.requirements.txt 2>/dev/null; then
+  log "creating .venv with the e2e requirements"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
+  cp tests/e2e/requirements.txt .venv/.requirements.txt
+fi
+log "ok"

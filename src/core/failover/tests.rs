@@ -1,0 +1,380 @@
+//! The failover rules, driven through a scripted in-process host (no sockets, no timers).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use bytes::Bytes;
+use futures_util::{stream, FutureExt, StreamExt};
+
+use super::*;
+use crate::core::host::{BodyError, NetworkError, UpstreamRequest, UpstreamResponse};
+use crate::core::route::{Provider, Route, Target};
+
+/// What the fake upstream does for a given key value.
+#[derive(Clone)]
+enum Reply {
+    Status(u16, &'static str),
+    Network,
+    Ok(Vec<&'static str>, Option<&'static str>),
+}
+
+#[derive(Clone, Default)]
+struct FakeHost {
+    replies: Rc<HashMap<&'static str, Reply>>,
+    secrets: Rc<HashMap<&'static str, &'static str>>,
+    sent: Rc<RefCell<Vec<(String, String, String)>>>,
+    logs: Rc<RefCell<Vec<String>>>,
+}
+
+impl Host for FakeHost {
+    async fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, NetworkError> {
+        let key = request
+            .headers
+            .iter()
+            .find(|(n, _)| *n == "authorization")
+            .map(|(_, v)| v.trim_start_matches("Bearer ").to_owned())
+            .unwrap_or_default();
+        self.sent.borrow_mut().push((
+            request.url.clone(),
+            key.clone(),
+            String::from_utf8_lossy(&request.body).into_owned(),
+        ));
+        let reply = self
+            .replies
+            .get(key.as_str())
+            .cloned()
+            .unwrap_or(Reply::Status(401, "{}"));
+        let (status, items): (u16, Vec<Result<Bytes, BodyError>>) = match reply {
+            Reply::Network => return Err(NetworkError("connection refused".into())),
+            Reply::Status(status, body) => (status, vec![Ok(Bytes::from_static(body.as_bytes()))]),
+            Reply::Ok(chunks, fail) => {
+                let mut items: Vec<_> = chunks
+                    .into_iter()
+                    .map(|c| Ok(Bytes::from_static(c.as_bytes())))
+                    .collect();
+                if let Some(f) = fail {
+                    items.push(Err(BodyError(f.into())));
+                }
+                (200, items)
+            }
+        };
+        Ok(UpstreamResponse {
+            status,
+            content_type: None,
+            body: Box::pin(stream::iter(items)),
+        })
+    }
+    fn secret(&self, name: &str) -> Option<String> {
+        self.secrets.get(name).map(|s| s.to_string())
+    }
+    fn now_ms(&self) -> u64 {
+        0
+    }
+    fn log(&self, line: &str) {
+        self.logs.borrow_mut().push(line.to_owned());
+    }
+}
+
+const SECRETS: [(&str, &str); 8] = [
+    ("K_OK", "v-ok"),
+    ("K_429", "v-429"),
+    ("K_500", "v-500"),
+    ("K_529", "v-529"),
+    ("K_401", "v-401"),
+    ("K_403", "v-403"),
+    ("K_400", "v-400"),
+    ("K_NET", "v-net"),
+];
+
+const JSON_OK: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","choices":[]}"#;
+const SSE_OK: [&str; 2] = [
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n",
+    "data: [DONE]\n\n",
+];
+
+fn host(extra: &[(&'static str, Reply)]) -> FakeHost {
+    let mut replies: HashMap<&'static str, Reply> = HashMap::from([
+        ("v-ok", Reply::Ok(vec![JSON_OK], None)),
+        (
+            "v-429",
+            Reply::Status(
+                429,
+                r#"{"error":{"message":"slow down","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#,
+            ),
+        ),
+        ("v-500", Reply::Status(500, "oops")),
+        ("v-529", Reply::Status(529, "overloaded")),
+        ("v-401", Reply::Status(401, "bad key v-401")),
+        ("v-403", Reply::Status(403, "forbidden")),
+        (
+            "v-400",
+            Reply::Status(
+                400,
+                r#"{"error":{"message":"bad temperature","type":"invalid_request_error","param":"temperature","code":"invalid_value"}}"#,
+            ),
+        ),
+        ("v-net", Reply::Network),
+    ]);
+    replies.extend(extra.iter().cloned());
+    FakeHost {
+        replies: Rc::new(replies),
+        secrets: Rc::new(SECRETS.into_iter().collect()),
+        ..Default::default()
+    }
+}
+
+const fn target(model: &'static str, keys: &'static [&'static str]) -> Target {
+    Target {
+        provider: Provider::OpenAiCompatible,
+        model,
+        base_url: "http://up/v1",
+        api_keys: keys,
+        max_tokens: None,
+    }
+}
+
+fn request(stream: bool) -> ChatRequest {
+    let body = format!(
+        r#"{{"model":"r","messages":[{{"role":"user","content":"hi"}}],"stream":{stream}}}"#
+    );
+    ChatRequest::parse(body.as_bytes()).unwrap()
+}
+
+fn run(host: &FakeHost, route: &'static Route, stream: bool) -> Result<(u16, String), ProxyError> {
+    let response = complete(host, route, &request(stream))
+        .now_or_never()
+        .expect("fake host is never pending")?;
+    let body = match response.body {
+        ResponseBody::Full(b) => String::from_utf8(b.to_vec()).unwrap(),
+        ResponseBody::Stream(s) => s
+            .map(|item| String::from_utf8(item.unwrap().to_vec()).unwrap())
+            .collect::<Vec<_>>()
+            .now_or_never()
+            .unwrap()
+            .concat(),
+    };
+    Ok((response.status, body))
+}
+
+fn keys_sent(host: &FakeHost) -> Vec<String> {
+    host.sent
+        .borrow()
+        .iter()
+        .map(|(_, k, _)| k.clone())
+        .collect()
+}
+
+fn assert_no_secret_values(host: &FakeHost, text: &str) {
+    for (_, value) in SECRETS {
+        assert!(
+            !text.contains(value),
+            "secret value {value} leaked into: {text}"
+        );
+        for line in host.logs.borrow().iter() {
+            assert!(
+                !line.contains(value),
+                "secret value {value} leaked into log: {line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn retryable_statuses_and_network_errors_rotate_keys_in_order() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[target(
+            "m",
+            &["K_429", "K_500", "K_529", "K_401", "K_403", "K_NET", "K_OK"],
+        )],
+    };
+    let h = host(&[]);
+    assert_eq!(run(&h, &ROUTE, false).unwrap(), (200, JSON_OK.to_owned()));
+    assert_eq!(
+        keys_sent(&h),
+        ["v-429", "v-500", "v-529", "v-401", "v-403", "v-net", "v-ok"]
+    );
+    let logs = h.logs.borrow().join("\n");
+    assert!(
+        logs.contains(
+            "route=r target=1/1 provider=openai-compatible model=m key=K_429 status=429 ms=0"
+        ),
+        "{logs}"
+    );
+    assert!(logs.contains("key=K_NET status=network-error"), "{logs}");
+    assert!(logs.contains("key=K_OK status=200"), "{logs}");
+    assert_no_secret_values(&h, &logs);
+}
+
+#[test]
+fn client_errors_return_at_once_with_status_and_message() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[target("m", &["K_400", "K_OK"])],
+    };
+    let h = host(&[]);
+    match run(&h, &ROUTE, false) {
+        Err(ProxyError::Upstream { status, error }) => {
+            assert_eq!(status, 400);
+            assert_eq!(error.message, "bad temperature");
+            assert_eq!(error.param.as_deref(), Some("temperature"));
+        }
+        other => panic!("expected the upstream 400, got {other:?}"),
+    }
+    assert_eq!(
+        keys_sent(&h),
+        ["v-400"],
+        "a client error must not be retried"
+    );
+}
+
+#[test]
+fn spent_targets_fail_over_to_the_next_with_its_model() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[
+            target("first", &["K_429", "K_500"]),
+            target("second", &["K_OK"]),
+        ],
+    };
+    let h = host(&[]);
+    assert_eq!(run(&h, &ROUTE, false).unwrap().0, 200);
+    let sent = h.sent.borrow();
+    assert_eq!(sent.len(), 3);
+    assert!(sent[0].2.contains(r#""model":"first""#) && sent[2].2.contains(r#""model":"second""#));
+}
+
+#[test]
+fn unset_secrets_are_skipped_without_a_request() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[target("m", &["K_MISSING", "K_OK"])],
+    };
+    let h = host(&[]);
+    assert_eq!(run(&h, &ROUTE, false).unwrap().0, 200);
+    assert_eq!(keys_sent(&h), ["v-ok"]);
+    assert!(h.logs.borrow()[0].contains("key=K_MISSING status=key-not-set"));
+}
+
+#[test]
+fn all_rate_limited_is_429_otherwise_500_naming_every_attempt() {
+    static LIMITED: Route = Route {
+        name: "r",
+        targets: &[target("a", &["K_429"]), target("b", &["K_429"])],
+    };
+    let err = run(&host(&[]), &LIMITED, false).unwrap_err();
+    assert_eq!(err.status(), 429);
+
+    static MIXED: Route = Route {
+        name: "r",
+        targets: &[
+            target("a", &["K_500", "K_MISSING"]),
+            target("b", &["K_401", "K_NET"]),
+        ],
+    };
+    let h = host(&[]);
+    let err = run(&h, &MIXED, false).unwrap_err();
+    assert_eq!(err.status(), 500);
+    let message = err.to_error_object().message;
+    assert_eq!(
+        message,
+        "All 4 attempts for model `r` failed: openai-compatible a with key K_500: HTTP 500; \
+         openai-compatible a with key K_MISSING: secret not set; openai-compatible b with key K_401: HTTP 401; \
+         openai-compatible b with key K_NET: network error (connection refused)"
+    );
+    assert_no_secret_values(&h, &message);
+}
+
+#[test]
+fn a_stream_that_fails_before_its_first_byte_fails_over() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[target("m", &["K_EMPTY", "K_RESET", "K_OK"])],
+    };
+    let h = FakeHost {
+        secrets: Rc::new(HashMap::from([
+            ("K_EMPTY", "v-empty"),
+            ("K_RESET", "v-reset"),
+            ("K_OK", "v-ok"),
+        ])),
+        ..host(&[
+            ("v-empty", Reply::Ok(vec![], None)),
+            ("v-reset", Reply::Ok(vec![""], Some("reset"))),
+            ("v-ok", Reply::Ok(SSE_OK.to_vec(), None)),
+        ])
+    };
+    let (status, body) = run(&h, &ROUTE, true).unwrap();
+    assert_eq!((status, body), (200, SSE_OK.concat()));
+    assert_eq!(keys_sent(&h), ["v-empty", "v-reset", "v-ok"]);
+}
+
+#[test]
+fn a_stream_that_fails_after_bytes_ends_with_an_error_event_and_done() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[target("m", &["K_OK", "K_429"])],
+    };
+    let h = host(&[("v-ok", Reply::Ok(vec![SSE_OK[0]], Some("connection reset")))]);
+    let (status, body) = run(&h, &ROUTE, true).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        body,
+        format!("{}data: {{\"error\":{{\"message\":\"the upstream connection failed mid-response: connection reset\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"stream_interrupted\"}}}}\n\ndata: [DONE]\n\n", SSE_OK[0])
+    );
+    assert!(!body.contains("finish_reason"));
+    assert_eq!(
+        keys_sent(&h),
+        ["v-ok"],
+        "no failover once bytes reached the client"
+    );
+    assert!(h
+        .logs
+        .borrow()
+        .iter()
+        .any(|l| l.contains("stream-interrupted")));
+}
+
+#[test]
+fn unimplemented_providers_are_skipped_or_answer_501() {
+    static PENDING_FIRST: Route = Route {
+        name: "r",
+        targets: &[
+            Target {
+                provider: Provider::Anthropic,
+                model: "claude",
+                base_url: "https://api.anthropic.com",
+                api_keys: &["K_OK"],
+                max_tokens: None,
+            },
+            target("m", &["K_OK"]),
+        ],
+    };
+    assert_eq!(run(&host(&[]), &PENDING_FIRST, false).unwrap().0, 200);
+    static ONLY_PENDING: Route = Route {
+        name: "r",
+        targets: &[Target {
+            provider: Provider::Google,
+            model: "gemini",
+            base_url: "https://g",
+            api_keys: &["K_OK"],
+            max_tokens: None,
+        }],
+    };
+    let err = run(&host(&[]), &ONLY_PENDING, false).unwrap_err();
+    assert_eq!(err.status(), 501);
+    assert!(err
+        .to_error_object()
+        .message
+        .contains("google gemini: provider not implemented yet"));
+}
+
+#[test]
+fn verdicts_follow_the_rules() {
+    for status in [429, 500, 502, 503, 504, 529, 401, 403] {
+        assert_eq!(verdict(status), Verdict::Retry, "{status}");
+    }
+    for status in [400, 404, 422] {
+        assert_eq!(verdict(status), Verdict::ClientError, "{status}");
+    }
+}

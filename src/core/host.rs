@@ -1,0 +1,55 @@
+//! What the core needs from the runtime it runs in: outbound HTTP, secrets, a clock and a log.
+//! The Workers host and the native host each implement [`Host`]; the core knows neither.
+
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+/// An upstream request, fully built by a provider.
+#[derive(Debug, Clone)]
+pub struct UpstreamRequest {
+    /// Absolute URL.
+    pub url: String,
+    /// Headers to send (credentials included; never log these).
+    pub headers: Vec<(&'static str, String)>,
+    /// JSON body.
+    pub body: Bytes,
+}
+
+/// A failure reading an upstream body after its headers arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyError(pub String);
+
+/// An upstream body, read as it arrives.
+pub type UpstreamBody = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>>>>;
+
+/// An upstream response whose body has not been read yet.
+pub struct UpstreamResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// The `content-type` header, if any.
+    pub content_type: Option<String>,
+    /// The body.
+    pub body: UpstreamBody,
+}
+
+/// A failure to get any response (DNS, connect, TLS, reset before headers, timeout).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkError(pub String);
+
+/// The runtime the core runs in.
+///
+/// Futures here are deliberately not `Send`: the Workers runtime is single-threaded and its
+/// JS futures are `!Send`, so the native host runs the core on a current-thread runtime too.
+#[allow(async_fn_in_trait)]
+pub trait Host: Clone + 'static {
+    /// Sends a request and returns once the response headers have arrived.
+    async fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, NetworkError>;
+    /// A secret's value by name, if set.
+    fn secret(&self, name: &str) -> Option<String>;
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// Writes one log line. Callers never pass secret values.
+    fn log(&self, line: &str);
+}

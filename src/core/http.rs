@@ -1,0 +1,138 @@
+//! The host-independent HTTP model: what a host hands the core and what it gets back.
+
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures_util::Stream;
+
+/// The methods the proxy distinguishes; anything else is `Other`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// GET
+    Get,
+    /// HEAD
+    Head,
+    /// POST
+    Post,
+    /// OPTIONS (CORS preflight)
+    Options,
+    /// Any other method.
+    Other,
+}
+
+impl Method {
+    /// Parses a method name.
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "OPTIONS" => Method::Options,
+            _ => Method::Other,
+        }
+    }
+}
+
+/// A request body as the host read it.
+#[derive(Debug)]
+pub enum RequestBody {
+    /// The whole body, at most [`crate::core::error::MAX_BODY_BYTES`].
+    Complete(Bytes),
+    /// The body was over the limit and was not read further.
+    TooLarge,
+}
+
+/// An incoming request, in the core's terms.
+#[derive(Debug)]
+pub struct IncomingRequest {
+    /// The method.
+    pub method: Method,
+    /// The path without query string.
+    pub path: String,
+    /// Headers with lower-case names.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: RequestBody,
+}
+
+impl IncomingRequest {
+    /// The first value of a header, by lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why a streamed body stopped early. The host aborts the connection, so a client never takes
+/// a cut-off JSON body for a complete one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamAbort(pub String);
+
+impl std::fmt::Display for StreamAbort {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StreamAbort {}
+
+/// A body produced piece by piece, forwarded as each piece arrives.
+pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, StreamAbort>>>>;
+
+/// A response body.
+pub enum ResponseBody {
+    /// A body known in full.
+    Full(Bytes),
+    /// A body streamed as it is produced.
+    Stream(BodyStream),
+}
+
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResponseBody::Full(b) => f.debug_tuple("Full").field(b).finish(),
+            ResponseBody::Stream(_) => f.write_str("Stream(..)"),
+        }
+    }
+}
+
+/// A response, in the core's terms.
+#[derive(Debug)]
+pub struct ProxyResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers (lower-case names).
+    pub headers: Vec<(&'static str, String)>,
+    /// Body.
+    pub body: ResponseBody,
+}
+
+impl ProxyResponse {
+    /// A complete JSON response.
+    pub fn json(status: u16, body: Bytes) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type", "application/json".to_owned())],
+            body: ResponseBody::Full(body),
+        }
+    }
+
+    /// A response with no body.
+    pub fn empty(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: ResponseBody::Full(Bytes::new()),
+        }
+    }
+
+    /// A header's value, by lower-case name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}

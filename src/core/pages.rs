@@ -1,0 +1,24 @@
+//! The HTML page at `/`, so a person who opens the Worker's URL sees what it is.
+
+use askama::Template;
+use bytes::Bytes;
+
+use crate::core::http::ProxyResponse;
+
+#[derive(Template)]
+#[template(path = "index.html")]
+struct Index {
+    version: &'static str,
+    route_count: usize,
+}
+
+/// `GET /`: what this is and how to call it. Lists no route names (they need the token).
+pub fn index() -> ProxyResponse {
+    let page = Index {
+        version: env!("CARGO_PKG_VERSION"),
+        route_count: crate::routes::ROUTES.len(),
+    };
+    let mut response = ProxyResponse::json(200, Bytes::from(page.render().unwrap_or_default()));
+    response.headers = vec![("content-type", "text/html; charset=utf-8".to_owned())];
+    response
+}

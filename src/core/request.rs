@@ -1,0 +1,238 @@
+//! The chat completion request, parsed once at the edge.
+//!
+//! The body is kept as an ordered JSON map so a pass-through provider can forward every
+//! field untouched with only `model` replaced; the fields the core itself acts on are
+//! checked and lifted out here, so nothing downstream re-checks them.
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::{Map, Value};
+
+use crate::core::error::ProxyError;
+
+/// A valid chat completion request.
+#[derive(Debug, Clone)]
+pub struct ChatRequest {
+    /// The route name the client asked for.
+    pub model: String,
+    /// Whether the client asked for an SSE stream.
+    pub stream: bool,
+    /// Whether the client asked for the final usage chunk (`stream_options.include_usage`).
+    pub include_usage: bool,
+    body: Map<String, Value>,
+}
+
+fn invalid(message: impl Into<String>, param: &str, code: &'static str) -> ProxyError {
+    ProxyError::InvalidRequest {
+        message: message.into(),
+        param: Some(param.to_owned()),
+        code,
+    }
+}
+
+impl ChatRequest {
+    /// Parses and checks a request body.
+    pub fn parse(bytes: &[u8]) -> Result<Self, ProxyError> {
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| ProxyError::InvalidJson(e.to_string()))?;
+        let Value::Object(body) = value else {
+            return Err(ProxyError::InvalidRequest {
+                message: "The request body must be a JSON object.".into(),
+                param: None,
+                code: "invalid_type",
+            });
+        };
+        let model = match body.get("model") {
+            Some(Value::String(m)) if !m.is_empty() => m.clone(),
+            Some(Value::String(_)) => {
+                return Err(invalid(
+                    "`model` must not be empty.",
+                    "model",
+                    "invalid_value",
+                ))
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "`model` must be a string.",
+                    "model",
+                    "invalid_type",
+                ))
+            }
+            None => {
+                return Err(invalid(
+                    "Missing required parameter: 'model'.",
+                    "model",
+                    "missing_required_parameter",
+                ))
+            }
+        };
+        match body.get("messages") {
+            Some(Value::Array(messages)) if messages.is_empty() => {
+                return Err(invalid(
+                    "`messages` must contain at least one message.",
+                    "messages",
+                    "invalid_value",
+                ))
+            }
+            Some(Value::Array(messages)) => {
+                for (i, message) in messages.iter().enumerate() {
+                    if !message.get("role").is_some_and(Value::is_string) {
+                        return Err(invalid(
+                            format!("messages[{i}] must be an object with a string `role`."),
+                            &format!("messages[{i}].role"),
+                            "invalid_value",
+                        ));
+                    }
+                }
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "`messages` must be an array.",
+                    "messages",
+                    "invalid_type",
+                ))
+            }
+            None => {
+                return Err(invalid(
+                    "Missing required parameter: 'messages'.",
+                    "messages",
+                    "missing_required_parameter",
+                ))
+            }
+        }
+        let stream = match body.get("stream") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                return Err(invalid(
+                    "`stream` must be a boolean.",
+                    "stream",
+                    "invalid_type",
+                ))
+            }
+        };
+        let include_usage = match body.get("stream_options") {
+            None | Some(Value::Null) => false,
+            Some(Value::Object(o)) => o
+                .get("include_usage")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
+            Some(_) => {
+                return Err(invalid(
+                    "`stream_options` must be an object.",
+                    "stream_options",
+                    "invalid_type",
+                ))
+            }
+        };
+        Ok(Self {
+            model,
+            stream,
+            include_usage,
+            body,
+        })
+    }
+
+    /// The request as parsed JSON, for providers that translate it.
+    pub fn body(&self) -> &Map<String, Value> {
+        &self.body
+    }
+
+    /// The request re-serialised with `model` replaced and every other field as sent.
+    pub fn to_json_with_model(&self, model: &str) -> Vec<u8> {
+        let with_model = WithModel {
+            body: &self.body,
+            model,
+        };
+        // Serialising an in-memory JSON map to a Vec cannot fail.
+        serde_json::to_vec(&with_model).unwrap_or_default()
+    }
+}
+
+struct WithModel<'a> {
+    body: &'a Map<String, Value>,
+    model: &'a str,
+}
+
+impl Serialize for WithModel<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.body.len()))?;
+        for (key, value) in self.body {
+            if key == "model" {
+                map.serialize_entry(key, self.model)?;
+            } else {
+                map.serialize_entry(key, value)?;
+            }
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn param_of(body: &str) -> Option<String> {
+        match ChatRequest::parse(body.as_bytes()) {
+            Err(ProxyError::InvalidRequest { param, .. }) => param,
+            other => panic!("expected InvalidRequest, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn replaces_only_the_model_and_keeps_field_order() {
+        let body = r#"{"temperature":0.7,"model":"fast","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"string"}}}}}],"x_custom":[1,null,true],"stream":true,"stream_options":{"include_usage":true}}"#;
+        let request = ChatRequest::parse(body.as_bytes()).unwrap();
+        assert!(request.stream && request.include_usage);
+        assert_eq!(request.model, "fast");
+        let out = String::from_utf8(request.to_json_with_model("nvidia/llama")).unwrap();
+        assert_eq!(
+            out,
+            body.replace(r#""model":"fast""#, r#""model":"nvidia/llama""#)
+        );
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_chat_request() {
+        assert!(matches!(
+            ChatRequest::parse(b"{nope"),
+            Err(ProxyError::InvalidJson(_))
+        ));
+        assert!(matches!(
+            ChatRequest::parse(b"[1]"),
+            Err(ProxyError::InvalidRequest {
+                code: "invalid_type",
+                ..
+            })
+        ));
+        assert_eq!(
+            param_of(r#"{"messages":[{"role":"user","content":"x"}]}"#).as_deref(),
+            Some("model")
+        );
+        assert_eq!(param_of(r#"{"model":"m"}"#).as_deref(), Some("messages"));
+        assert_eq!(
+            param_of(r#"{"model":"m","messages":[]}"#).as_deref(),
+            Some("messages")
+        );
+        assert_eq!(
+            param_of(r#"{"model":"m","messages":[{"content":"x"}]}"#).as_deref(),
+            Some("messages[0].role")
+        );
+        assert_eq!(
+            param_of(r#"{"model":7,"messages":[{"role":"user"}]}"#).as_deref(),
+            Some("model")
+        );
+        assert_eq!(
+            param_of(r#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#).as_deref(),
+            Some("stream")
+        );
+    }
+
+    #[test]
+    fn stream_defaults_off() {
+        let r = ChatRequest::parse(
+            br#"{"model":"m","messages":[{"role":"user","content":"x"}],"stream":null}"#,
+        )
+        .unwrap();
+        assert!(!r.stream && !r.include_usage);
+    }
+}

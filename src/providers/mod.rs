@@ -1,0 +1,63 @@
+//! Each upstream's wire format. The failover loop reaches them only through [`Adapter`], a
+//! static dispatch over the providers that are implemented.
+
+pub mod openai;
+
+use bytes::Bytes;
+
+use crate::core::error::{ErrorObject, ProxyError};
+use crate::core::host::UpstreamRequest;
+use crate::core::request::ChatRequest;
+use crate::core::route::{Provider, Target};
+use crate::core::stream::Translate;
+
+/// An implemented wire format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Adapter {
+    /// OpenAI Chat Completions, passed through (OpenAI and OpenAI-compatible APIs).
+    OpenAiChat,
+}
+
+/// The adapter for a provider, or `None` while that provider is not implemented.
+pub fn adapter(provider: Provider) -> Option<Adapter> {
+    match provider {
+        Provider::OpenAi | Provider::OpenAiCompatible => Some(Adapter::OpenAiChat),
+        Provider::Anthropic | Provider::Google | Provider::CloudflareAi => None,
+    }
+}
+
+impl Adapter {
+    /// The upstream body for `request`, built once per target and reused for each key.
+    pub fn prepare(self, target: &Target, request: &ChatRequest) -> Result<Bytes, ProxyError> {
+        match self {
+            Adapter::OpenAiChat => Ok(openai::body(target, request)),
+        }
+    }
+
+    /// The HTTP request for one key.
+    pub fn upstream_request(
+        self,
+        target: &Target,
+        body: &Bytes,
+        key: &str,
+        request: &ChatRequest,
+    ) -> UpstreamRequest {
+        match self {
+            Adapter::OpenAiChat => openai::request(target, body, key, request.stream),
+        }
+    }
+
+    /// The client-facing error for an upstream error response.
+    pub fn error(self, status: u16, body: &[u8]) -> ErrorObject {
+        match self {
+            Adapter::OpenAiChat => ErrorObject::from_upstream(status, body),
+        }
+    }
+
+    /// Translates a successful upstream body into the client's body.
+    pub fn translator(self, _target: &Target, request: &ChatRequest) -> Box<dyn Translate> {
+        match self {
+            Adapter::OpenAiChat => Box::new(openai::PassThrough::new(request.stream)),
+        }
+    }
+}

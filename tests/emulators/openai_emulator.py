@@ -1,0 +1,422 @@
+#!/usr/bin/env python3
+"""OpenAI Chat Completions upstream emulator for the ai-worker-proxy end-to-end tests.
+
+Wire format follows ``shared/wire/openai-chat.md`` (the project's OpenAI Chat Completions wire
+reference): §2 for non-streaming ``chat.completion`` objects, §3 / §3.1 / §3.2 for the SSE
+``chat.completion.chunk`` stream (role chunk, content or tool-call fragments, finish chunk, optional
+usage chunk with ``choices: []``, ``data: [DONE]``) and §4 for the error envelope
+``{"error": {"message", "type", "param", "code"}}``.
+
+Standard library only. Usage::
+
+    python3 tests/emulators/openai_emulator.py --port 18080 [--host 127.0.0.1]
+
+Routes
+------
+``POST .../chat/completions``   behaviour chosen by the bearer key *value* (tests/e2e/secrets.env):
+
+    ok          success (non-stream or SSE stream)
+    429         429 + ``Retry-After: 1``
+    500/503/529 that status, server_error
+    401 / 403   auth errors            400 / 404 / 422  client errors
+    drop        close the TCP connection without any response
+    streamdrop  200 + SSE/chunked headers, then close before any body byte (non-stream: close)
+    midstream   stream: role chunk + two content chunks, then close abruptly (no 0-chunk, no
+                [DONE]); non-stream: normal success
+    missing / unknown key → 401
+
+    Success content is ``"echo: " + <last user message text>``; with ``tools`` the answer is a tool
+    call (two parallel calls when 2+ tools and ``parallel_tool_calls`` is not false); when the last
+    message has role ``tool`` the answer is ``"tool said: " + <its content>``. The response ``model``
+    is the request's ``model`` so tests can tell which target answered.
+
+    ``"emulator_hold": "<id>"`` in the body: after the role chunk and the first content chunk the
+    stream pauses until ``POST /_emulator/release/<id>`` (max 30 s).
+
+``POST /_emulator/release/<id>``  release a held stream (may be called before the hold starts).
+``GET  /_emulator/requests?test_id=X``  JSON list of recorded chat requests whose body has
+                                 ``"test_id": X`` (each ``{"seq","path","headers","body","key"}``).
+``GET  /_emulator/health``       ``{"ok": true}``.
+
+``id`` is random per response (``chatcmpl-emu…``) and ``created`` is the current time; tests that
+compare bytes normalise those two values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import socket
+import sys
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+HOLD_TIMEOUT_S = 30.0
+
+_records: list[dict] = []
+_records_lock = threading.Lock()
+_holds: dict[str, threading.Event] = {}
+_holds_lock = threading.Lock()
+
+
+def _hold_event(hold_id: str) -> threading.Event:
+    with _holds_lock:
+        return _holds.setdefault(hold_id, threading.Event())
+
+
+# --------------------------------------------------------------------------- behaviours
+
+BEHAVIOURS = ("streamdrop", "midstream", "drop", "ok",
+              "429", "500", "503", "529", "401", "403", "400", "404", "422")
+
+
+def behaviour_for(key: str | None) -> str:
+    """Map a bearer key value to a behaviour name (unknown/missing → '401')."""
+    if not key:
+        return "401"
+    tokens = [t for t in re.split(r"[^a-z0-9]+", key.lower()) if t]
+    for b in BEHAVIOURS:
+        if b in tokens:
+            return b
+    if "ok" in key.lower():
+        return "ok"
+    return "401"
+
+
+def error_body(status: int, model: str) -> dict:
+    if status == 429:
+        err = ("Rate limit reached for requests", "requests", None, "rate_limit_exceeded")
+    elif status >= 500:
+        err = ("The server had an error while processing your request.", "server_error", None, None)
+    elif status == 401:
+        err = ("Incorrect API key provided.", "invalid_request_error", None, "invalid_api_key")
+    elif status == 403:
+        err = ("Country, region, or territory not supported.", "invalid_request_error", None,
+               "unsupported_country_region_territory")
+    elif status == 400:
+        err = ("Invalid value for 'temperature': emulated client error.", "invalid_request_error",
+               "temperature", "invalid_value")
+    elif status == 404:
+        err = (f"The model `{model}` does not exist or you do not have access to it.",
+               "invalid_request_error", None, "model_not_found")
+    elif status == 422:
+        err = ("Unprocessable entity: emulated client error.", "invalid_request_error", None,
+               "unprocessable_entity")
+    else:
+        err = ("Emulated error.", "invalid_request_error", None, None)
+    message, typ, param, code = err
+    return {"error": {"message": message, "type": typ, "param": param, "code": code}}
+
+
+# --------------------------------------------------------------------------- answers
+
+def _text_of(content) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [p.get("text", "") for p in content
+                 if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)]
+        return " ".join(parts)
+    return ""
+
+
+def plan_answer(body: dict) -> tuple[str | None, list[dict]]:
+    """Return (content, tool_calls) for a successful answer. tool_calls items are
+    {"id", "name", "arguments"}; content is None when tool calls are returned."""
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    messages = [m for m in messages if isinstance(m, dict)]
+    last = messages[-1] if messages else {}
+    if last.get("role") == "tool":
+        return "tool said: " + _text_of(last.get("content")), []
+    tools = body.get("tools") if isinstance(body.get("tools"), list) else []
+    names = []
+    for t in tools:
+        if isinstance(t, dict):
+            fn = t.get("function") if isinstance(t.get("function"), dict) else {}
+            names.append(str(fn.get("name") or (t.get("custom") or {}).get("name") or "tool"))
+    if names:
+        count = 2 if len(names) >= 2 and body.get("parallel_tool_calls") is not False else 1
+        calls = [{"id": f"call_emu_{i}", "name": names[i],
+                  "arguments": json.dumps({"location": "Boston, MA"})} for i in range(count)]
+        return None, calls
+    user_text = ""
+    for m in reversed(messages):
+        if m.get("role") == "user":
+            user_text = _text_of(m.get("content"))
+            break
+    return "echo: " + user_text, []
+
+
+def _prompt_tokens(body: dict) -> int:
+    n = 0
+    for m in body.get("messages") or []:
+        if isinstance(m, dict):
+            n += len(_text_of(m.get("content")).split()) + 3
+    return max(n, 1)
+
+
+def usage_for(body: dict, content: str | None, calls: list[dict]) -> dict:
+    completion = len((content or "").split()) + sum(len(c["arguments"]) // 4 + 1 for c in calls)
+    prompt = _prompt_tokens(body)
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion}
+
+
+def completion_object(body: dict, content: str | None, calls: list[dict]) -> dict:
+    message: dict = {"role": "assistant", "content": content, "refusal": None}
+    if calls:
+        message["tool_calls"] = [{"id": c["id"], "type": "function",
+                                  "function": {"name": c["name"], "arguments": c["arguments"]}}
+                                 for c in calls]
+    return {
+        "id": "chatcmpl-emu" + uuid.uuid4().hex[:24],
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model"),
+        "choices": [{"index": 0, "message": message, "logprobs": None,
+                     "finish_reason": "tool_calls" if calls else "stop"}],
+        "usage": usage_for(body, content, calls),
+    }
+
+
+def stream_events(body: dict, content: str | None, calls: list[dict]) -> list[dict]:
+    """All chunk objects of a streamed answer, in order (without [DONE])."""
+    so = body.get("stream_options")
+    include_usage = isinstance(so, dict) and so.get("include_usage") is True
+    base = {"id": "chatcmpl-emu" + uuid.uuid4().hex[:24], "object": "chat.completion.chunk",
+            "created": int(time.time()), "model": body.get("model")}
+
+    def chunk(delta: dict, finish=None) -> dict:
+        c = dict(base)
+        c["choices"] = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+        if include_usage:
+            c["usage"] = None
+        return c
+
+    events = [chunk({"role": "assistant", "content": ""})]
+    if calls:
+        for i, call in enumerate(calls):
+            events.append(chunk({"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                                                 "function": {"name": call["name"], "arguments": ""}}]}))
+            args = call["arguments"]
+            for j in range(0, len(args), 5):
+                events.append(chunk({"tool_calls": [{"index": i,
+                                                     "function": {"arguments": args[j:j + 5]}}]}))
+    else:
+        for word in re.findall(r"\s*\S+", content or "") or [content or ""]:
+            events.append(chunk({"content": word}))
+    events.append(chunk({}, "tool_calls" if calls else "stop"))
+    if include_usage:
+        u = dict(base)
+        u["choices"] = []
+        u["usage"] = usage_for(body, content, calls)
+        events.append(u)
+    return events
+
+
+def sse(obj) -> bytes:
+    data = obj if isinstance(obj, str) else json.dumps(obj, separators=(",", ":"))
+    return f"data: {data}\n\n".encode()
+
+
+# --------------------------------------------------------------------------- HTTP
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "openai-emulator/1.0"
+
+    def log_message(self, fmt, *args):  # quiet unless --verbose
+        if getattr(self.server, "verbose", False):
+            sys.stderr.write("emulator: " + (fmt % args) + "\n")
+
+    # ---- helpers
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            out = b""
+            while True:
+                line = self.rfile.readline()
+                if not line:
+                    break
+                size = int(line.split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                out += self.rfile.read(size)
+                self.rfile.readline()
+            return out
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _json(self, status: int, obj, extra_headers: dict | None = None):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (extra_headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _chunk(self, data: bytes):
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def _start_stream(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+
+    def _abort(self):
+        """Close the socket now, without any further byte."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+        except Exception:
+            pass
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except Exception:
+            pass
+
+    def _safe(self, fn):
+        try:
+            fn()
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            self.close_connection = True
+        except Exception as exc:  # never crash the server on bad input
+            self.close_connection = True
+            try:
+                self._json(500, {"error": {"message": f"emulator bug: {exc!r}", "type": "server_error",
+                                           "param": None, "code": None}})
+            except Exception:
+                pass
+
+    # ---- verbs
+    def do_GET(self):
+        self._safe(self._get)
+
+    def do_POST(self):
+        self._safe(self._post)
+
+    def do_PUT(self):
+        self._safe(lambda: (self._read_body(), self._not_found()))
+
+    do_DELETE = do_PATCH = do_PUT
+
+    def _not_found(self):
+        self._json(404, {"error": {"message": f"Unknown emulator path {self.path}",
+                                   "type": "invalid_request_error", "param": None, "code": None}})
+
+    def _get(self):
+        url = urlsplit(self.path)
+        if url.path == "/_emulator/health":
+            self._json(200, {"ok": True})
+        elif url.path == "/_emulator/requests":
+            test_id = (parse_qs(url.query).get("test_id") or [None])[0]
+            with _records_lock:
+                items = [r for r in _records
+                         if test_id is None or (isinstance(r["body"], dict) and r["body"].get("test_id") == test_id)]
+            self._json(200, items)
+        else:
+            self._not_found()
+
+    def _post(self):
+        url = urlsplit(self.path)
+        raw = self._read_body()
+        if url.path.startswith("/_emulator/release/"):
+            _hold_event(url.path[len("/_emulator/release/"):]).set()
+            self._json(200, {"ok": True})
+            return
+        if not url.path.endswith("/chat/completions"):
+            self._not_found()
+            return
+        self._chat(url.path, raw)
+
+    def _chat(self, path: str, raw: bytes):
+        auth = self.headers.get("Authorization") or ""
+        key = auth[7:].strip() if auth.lower().startswith("bearer ") else (auth.strip() or None)
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except Exception:
+            body = raw.decode("utf-8", "replace")
+        with _records_lock:
+            _records.append({"seq": len(_records), "path": path,
+                             "headers": {k.lower(): v for k, v in self.headers.items()},
+                             "body": body, "key": key})
+        if not isinstance(body, dict):
+            self._json(400, {"error": {"message": "We could not parse the JSON body of your request.",
+                                       "type": "invalid_request_error", "param": None, "code": None}})
+            return
+        model = body.get("model") if isinstance(body.get("model"), str) else ""
+        stream = body.get("stream") is True
+        b = behaviour_for(key)
+
+        if b == "drop" or (b == "streamdrop" and not stream):
+            self._abort()
+            return
+        if b == "streamdrop":
+            self._start_stream()
+            self._abort()
+            return
+        if b.isdigit():
+            status = int(b)
+            self._json(status, error_body(status, model),
+                       {"Retry-After": "1"} if status == 429 else None)
+            return
+
+        content, calls = plan_answer(body)
+        if not stream:
+            self._json(200, completion_object(body, content, calls))
+            return
+
+        events = stream_events(body, content, calls)
+        hold = body.get("emulator_hold")
+        self._start_stream()
+        if b == "midstream":
+            for ev in events[:3]:  # role + two content chunks
+                self._chunk(sse(ev))
+            self._abort()
+            return
+        for i, ev in enumerate(events):
+            self._chunk(sse(ev))
+            if i == 1 and isinstance(hold, str) and hold:
+                _hold_event(hold).wait(HOLD_TIMEOUT_S)
+        self._chunk(sse("[DONE]"))
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    verbose = False
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=18080)
+    ap.add_argument("--verbose", action="store_true")
+    args = ap.parse_args(argv)
+    srv = Server((args.host, args.port), Handler)
+    srv.verbose = args.verbose
+    print(f"openai emulator listening on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        srv.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

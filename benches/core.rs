@@ -1,1 +1,109 @@
+//! The proxy's own cost per request, without sockets: parsing and re-serialising a request,
+//! the whole handler (auth, routing, failover, stream pump) against an in-process upstream,
+//! and the SSE pass-through per chunk. `cargo bench --bench core`.
+
+// Criterion does not build for wasm32; `cargo clippy --target wasm32-unknown-unknown
+// --all-targets` still compiles this file, so the benchmarks exist only natively.
+#[cfg(not(target_arch = "wasm32"))]
+mod native {
+    use std::hint::black_box;
+
+    use ai_worker_proxy::core::handle;
+    use ai_worker_proxy::core::host::{Host, NetworkError, UpstreamRequest, UpstreamResponse};
+    use ai_worker_proxy::core::http::{IncomingRequest, Method, RequestBody, ResponseBody};
+    use ai_worker_proxy::core::request::ChatRequest;
+    use ai_worker_proxy::core::stream::Translate;
+    use ai_worker_proxy::providers::openai::PassThrough;
+    use bytes::Bytes;
+    use criterion::{criterion_group, Criterion, Throughput};
+    use futures_util::{stream, FutureExt, StreamExt};
+
+    const REQUEST: &str = r#"{"model":"fast","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"What is the weather like in Boston today?"}],"tools":[{"type":"function","function":{"name":"get_current_weather","description":"Get the current weather in a given location","parameters":{"type":"object","properties":{"location":{"type":"string","description":"The city and state, e.g. San Francisco, CA"},"unit":{"type":"string","enum":["celsius","fahrenheit"]}},"required":["location"]}}}],"tool_choice":"auto","temperature":0.7,"stream":true,"stream_options":{"include_usage":true}}"#;
+    const CHUNK: &str = "data: {\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\",\"created\":1694268190,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n";
+    const STREAM_CHUNKS: usize = 200;
+
+    /// An upstream that answers every request at once with a 200-chunk SSE stream.
+    #[derive(Clone)]
+    struct InstantUpstream;
+
+    impl Host for InstantUpstream {
+        async fn send(&self, _request: UpstreamRequest) -> Result<UpstreamResponse, NetworkError> {
+            let chunks = (0..STREAM_CHUNKS)
+                .map(|_| Ok(Bytes::from_static(CHUNK.as_bytes())))
+                .chain(std::iter::once(Ok(Bytes::from_static(b"data: [DONE]\n\n"))));
+            Ok(UpstreamResponse {
+                status: 200,
+                content_type: None,
+                body: Box::pin(stream::iter(chunks)),
+            })
+        }
+        fn secret(&self, name: &str) -> Option<String> {
+            Some(format!("value-of-{name}"))
+        }
+        fn now_ms(&self) -> u64 {
+            0
+        }
+        fn log(&self, _line: &str) {}
+    }
+
+    fn incoming() -> IncomingRequest {
+        IncomingRequest {
+            method: Method::Post,
+            path: "/v1/chat/completions".into(),
+            headers: vec![(
+                "authorization".into(),
+                "Bearer value-of-PROXY_AUTH_TOKEN".into(),
+            )],
+            body: RequestBody::Complete(Bytes::from_static(REQUEST.as_bytes())),
+        }
+    }
+
+    fn benches(c: &mut Criterion) {
+        c.bench_function("request/parse+reserialise (tools, 0.8 KB)", |b| {
+            b.iter(|| {
+                let request = ChatRequest::parse(black_box(REQUEST.as_bytes()))
+                    .unwrap_or_else(|_| unreachable!());
+                black_box(request.to_json_with_model("nvidia/llama-3.1-nemotron-70b-instruct"))
+            })
+        });
+
+        let mut group = c.benchmark_group("handler");
+        group.throughput(Throughput::Elements(1));
+        group.bench_function("streamed request, 200 chunks, end to end in process", |b| {
+            b.iter(|| {
+                let response = handle(&InstantUpstream, incoming())
+                    .now_or_never()
+                    .unwrap_or_else(|| unreachable!());
+                let ResponseBody::Stream(body) = response.body else {
+                    unreachable!()
+                };
+                let bytes: usize = body
+                    .map(|c| c.map_or(0, |c| c.len()))
+                    .collect::<Vec<_>>()
+                    .now_or_never()
+                    .unwrap_or_default()
+                    .iter()
+                    .sum();
+                black_box(bytes)
+            })
+        });
+        group.finish();
+
+        let mut group = c.benchmark_group("sse");
+        group.throughput(Throughput::Bytes(CHUNK.len() as u64));
+        group.bench_function("pass-through per chunk", |b| {
+            let mut translator = PassThrough::new(true);
+            let chunk = Bytes::from_static(CHUNK.as_bytes());
+            b.iter(|| black_box(translator.chunk(chunk.clone())))
+        });
+        group.finish();
+    }
+
+    criterion_group!(core, benches);
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+criterion::criterion_main!(native::core);
+
+#[cfg(target_arch = "wasm32")]
 fn main() {}

@@ -3,8 +3,11 @@
 # wasm-bindgen-cli and worker-build at the versions Cargo.lock pins, Node 22 with wrangler
 # (npm), and a Python venv with the official openai SDK. Safe to run on every CI run: each
 # step is skipped when what it would install is already there.
+#
+# Usage: scripts/bootstrap.sh [rust]   (`rust`: only the Rust side, as the Worker build needs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+only_rust=${1:-}
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
@@ -35,6 +38,8 @@ if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$worker_vers
   log "installing worker-build $worker_version (takes a few minutes once)"
   cargo_install worker-build --version "$worker_version"
 fi
+
+[ "$only_rust" = rust ] && exit 0
 
 # wrangler 4 needs Node >= 22; the machine may have an older one, so a local Node comes from npm.
 if [ ! -x node_modules/.bin/wrangler ] || [ ! -x node_modules/.bin/node ] \

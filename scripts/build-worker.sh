@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds the Worker (build/index.js + wasm) with worker-build, using the wasm-bindgen CLI and
+# wasm-opt installed by bootstrap.sh: worker-build's own downloads from GitHub cannot work on
+# machines without general internet access. wrangler.toml runs this as its build command.
+# ROUTES_TOML selects the routes file, as for cargo build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/bootstrap.sh rust
+export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
+if [ -z "${WASM_OPT_BIN:-}" ] && [ -x node_modules/.bin/wasm-opt ]; then
+  export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
+fi
+if [ -n "${WASM_OPT_BIN:-}" ]; then
+  exec worker-build --release
+else
+  exec worker-build --release --no-opt
+fi

@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 
+use crate::core::error::ErrorObject;
 use crate::core::host::UpstreamRequest;
 use crate::core::request::ChatRequest;
 use crate::core::route::Target;
@@ -34,22 +35,38 @@ pub fn request(target: &Target, body: &Bytes, key: &str, stream: bool) -> Upstre
     }
 }
 
-/// Forwards every chunk unchanged. For a stream it watches only the last few bytes, to tell
-/// a stream that ended with `data: [DONE]` from one that was cut off.
+/// Forwards every chunk unchanged. A stream's first event is held back until it is complete,
+/// so that an upstream answering 200 with an in-band error first (some OpenAI-compatible
+/// servers report rate limits that way) still fails over; after it, bytes go out as they come,
+/// and only the last few are watched, to tell a stream that ended with `data: [DONE]` from
+/// one that was cut off.
 pub struct PassThrough {
     stream: bool,
+    /// The first event, while incomplete; `None` once it has been released.
+    head: Option<Vec<u8>>,
     tail: Vec<u8>,
 }
 
 const DONE: &[u8] = b"[DONE]";
 const TAIL: usize = 32;
+/// A first event longer than this is released without inspection.
+const MAX_HEAD: usize = 64 * 1024;
 
 impl PassThrough {
     /// A pass-through for a streamed (`true`) or whole JSON response.
     pub fn new(stream: bool) -> Self {
         Self {
             stream,
+            head: stream.then(Vec::new),
             tail: Vec::with_capacity(TAIL * 2),
+        }
+    }
+
+    fn remember_tail(&mut self, bytes: &[u8]) {
+        self.tail
+            .extend_from_slice(&bytes[bytes.len().saturating_sub(TAIL)..]);
+        if self.tail.len() > TAIL {
+            self.tail.drain(..self.tail.len() - TAIL);
         }
     }
 
@@ -64,24 +81,80 @@ impl PassThrough {
 
 impl Translate for PassThrough {
     fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, InBandError> {
-        if self.stream {
-            self.tail
-                .extend_from_slice(&upstream[upstream.len().saturating_sub(TAIL)..]);
-            if self.tail.len() > TAIL {
-                self.tail.drain(..self.tail.len() - TAIL);
-            }
+        if !self.stream {
+            return Ok(upstream);
         }
-        Ok(upstream)
+        let out = match self.head.as_mut() {
+            None => upstream,
+            Some(head) => {
+                head.extend_from_slice(&upstream);
+                match first_event_end(head) {
+                    None if head.len() < MAX_HEAD => return Ok(Bytes::new()),
+                    None => {}
+                    Some(end) => {
+                        if let Some(error) = in_band_error(&head[..end]) {
+                            return Err(error);
+                        }
+                    }
+                }
+                Bytes::from(self.head.take().unwrap_or_default())
+            }
+        };
+        self.remember_tail(&out);
+        Ok(out)
     }
 
     fn end(&mut self) -> Result<Bytes, InBandError> {
+        // A stream that was one unterminated event is released here, then judged by its end.
+        let held = self.head.take().filter(|h| !h.is_empty());
+        if let Some(head) = &held {
+            if let Some(error) = in_band_error(head) {
+                return Err(error);
+            }
+            self.remember_tail(head);
+        }
         if self.stream && !self.ended_with_done() {
             return Err(InBandError::truncated(
                 "the upstream closed the stream before `data: [DONE]`",
             ));
         }
-        Ok(Bytes::new())
+        Ok(held.map(Bytes::from).unwrap_or_default())
     }
+}
+
+/// Where the first SSE event ends (after its blank line), if it is complete.
+fn first_event_end(bytes: &[u8]) -> Option<usize> {
+    let lf = bytes.windows(2).position(|w| w == b"\n\n").map(|i| i + 2);
+    let crlf = bytes
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| i + 4);
+    match (lf, crlf) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// An OpenAI-style `data: {"error": {...}}` event, as the failure it reports.
+fn in_band_error(event: &[u8]) -> Option<InBandError> {
+    let text = std::str::from_utf8(event).ok()?;
+    let data: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim_start)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let value: serde_json::Value = serde_json::from_str(&data).ok()?;
+    value.get("error").filter(|e| e.is_object())?;
+    let error = ErrorObject::from_upstream(502, data.as_bytes());
+    let rate_limited = [error.code.as_deref(), Some(error.kind.as_str())]
+        .into_iter()
+        .flatten()
+        .any(|s| s.contains("rate_limit") || s == "429");
+    Some(InBandError {
+        status: if rate_limited { 429 } else { 502 },
+        error,
+    })
 }
 
 #[cfg(test)]
@@ -115,6 +188,35 @@ mod tests {
         let e = feed(true, &["data: {\"choices\":[]}\n\n"]).unwrap_err();
         assert_eq!(e.error.code.as_deref(), Some("stream_interrupted"));
         assert!(feed(true, &["data: {\"content\":\"[DONE]\"}\n\n"]).is_err());
+    }
+
+    #[test]
+    fn an_error_as_the_first_event_fails_the_attempt_and_later_ones_pass() {
+        let first = feed(
+            true,
+            &[
+                "data: {\"error\":{\"message\":\"slow down\",",
+                "\"type\":\"rate_limit_error\",\"code\":null}}\n\n",
+            ],
+        );
+        let e = first.unwrap_err();
+        assert_eq!((e.status, e.error.message.as_str()), (429, "slow down"));
+        let later = "data: {\"choices\":[]}\n\ndata: {\"error\":{\"message\":\"boom\"}}\n\ndata: [DONE]\n\n";
+        assert_eq!(feed(true, &[later]).unwrap(), later);
+    }
+
+    #[test]
+    fn the_first_event_is_held_until_complete() {
+        let mut p = PassThrough::new(true);
+        assert!(p
+            .chunk(Bytes::from_static(b"data: {\"a\""))
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            &p.chunk(Bytes::from_static(b":1}\n\ndata: x")).unwrap()[..],
+            b"data: {\"a\":1}\n\ndata: x"
+        );
+        assert_eq!(&p.chunk(Bytes::from_static(b"y")).unwrap()[..], b"y");
     }
 
     #[test]

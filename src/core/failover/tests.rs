@@ -378,3 +378,22 @@ fn verdicts_follow_the_rules() {
         assert_eq!(verdict(status), Verdict::ClientError, "{status}");
     }
 }
+
+#[test]
+fn a_stream_whose_first_event_is_an_error_fails_over() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[target("m", &["K_429", "K_OK"])],
+    };
+    let h = host(&[
+        ("v-429", Reply::Ok(vec!["data: {\"error\":{\"message\":\"Rate limit\",\"type\":\"rate_limit_error\"}}\n\n", "data: [DONE]\n\n"], None)),
+        ("v-ok", Reply::Ok(SSE_OK.to_vec(), None)),
+    ]);
+    assert_eq!(run(&h, &ROUTE, true).unwrap(), (200, SSE_OK.concat()));
+    assert_eq!(keys_sent(&h), ["v-429", "v-ok"]);
+    assert!(
+        h.logs.borrow()[0].contains("key=K_429 status=200-then-429"),
+        "{:?}",
+        h.logs.borrow()
+    );
+}

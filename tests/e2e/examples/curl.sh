@@ -3,7 +3,7 @@
 #   PROXY_URL=https://your-worker.example.workers.dev PROXY_TOKEN=... ./curl.sh
 set -euo pipefail
 : "${PROXY_URL:?set PROXY_URL, e.g. http://127.0.0.1:8787}"
-: "${PROXY_TOKEN:?set PROXY_TOKEN to the proxy's auth token}"
+: "${PROXY_TOKEN:?set PROXY_TOKEN to the auth token of the proxy}"
 MODEL="${MODEL:-fast}"
 
 curl -sS --fail-with-body "$PROXY_URL/v1/chat/completions" \

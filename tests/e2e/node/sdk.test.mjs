@@ -1,0 +1,120 @@
+// The official OpenAI JavaScript SDK against the proxy (PROXY_URL, default http://127.0.0.1:18787).
+// Run: node_modules/.bin/node --test "tests/e2e/node/*.test.mjs"  (node 22 does not accept a bare directory)
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import OpenAI from "openai";
+
+const PROXY_URL = (process.env.PROXY_URL ?? "http://127.0.0.1:18787").replace(/\/+$/, "");
+const EMULATOR_URL = (process.env.EMULATOR_URL ?? "http://127.0.0.1:18080").replace(/\/+$/, "");
+
+const secrets = Object.fromEntries(
+  readFileSync(new URL("../secrets.env", import.meta.url), "utf8")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#") && l.includes("="))
+    .map((l) => [l.slice(0, l.indexOf("=")).trim(), l.slice(l.indexOf("=") + 1).trim()]),
+);
+const secretValues = Object.values(secrets);
+
+const client = new OpenAI({ baseURL: PROXY_URL + "/v1", apiKey: secrets.E2E_PROXY_TOKEN, maxRetries: 0, timeout: 30_000 });
+
+const user = (content) => [{ role: "user", content }];
+const newId = () => "t-" + randomUUID();
+async function recorded(testId) {
+  const r = await fetch(`${EMULATOR_URL}/_emulator/requests?test_id=${encodeURIComponent(testId)}`);
+  return r.json();
+}
+function assertNoSecrets(text) {
+  for (const v of secretValues) assert.ok(!text.includes(v), "secret value leaked");
+}
+
+const WEATHER = {
+  type: "function",
+  function: {
+    name: "get_current_weather",
+    description: "Get the current weather in a given location",
+    parameters: { type: "object", properties: { location: { type: "string" } }, required: ["location"] },
+  },
+};
+
+test("plain completion", async () => {
+  const test_id = newId();
+  const resp = await client.chat.completions.create({ model: "plain", messages: user("hello node"), test_id });
+  assert.equal(resp.object, "chat.completion");
+  assert.equal(resp.model, "emu-model");
+  assert.equal(resp.choices[0].message.content, "echo: hello node");
+  assert.equal(resp.choices[0].finish_reason, "stop");
+  const rec = await recorded(test_id);
+  assert.equal(rec.length, 1);
+  assert.equal(rec[0].key, secrets.E2E_KEY_OK);
+  assert.equal(rec[0].body.model, "emu-model");
+});
+
+test("stream with include_usage", async () => {
+  const stream = await client.chat.completions.create({
+    model: "plain", messages: user("node stream works"), stream: true, stream_options: { include_usage: true },
+  });
+  const chunks = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  const content = chunks.map((c) => c.choices[0]?.delta?.content ?? "").join("");
+  assert.equal(content, "echo: node stream works");
+  const last = chunks.at(-1);
+  assert.deepEqual(last.choices, []);
+  assert.ok(last.usage.total_tokens > 0);
+  for (const c of chunks.slice(0, -1)) assert.equal(c.usage, null);
+  assert.equal(chunks.at(-2).choices[0].finish_reason, "stop");
+});
+
+test("tools: parallel calls, non-stream and stream", async () => {
+  const TIME = { type: "function", function: { name: "get_local_time", parameters: { type: "object", properties: {} } } };
+  const resp = await client.chat.completions.create({ model: "plain", messages: user("weather?"), tools: [WEATHER, TIME] });
+  assert.equal(resp.choices[0].finish_reason, "tool_calls");
+  assert.deepEqual(
+    resp.choices[0].message.tool_calls.map((c) => [c.id, c.function.name, c.function.arguments]),
+    [["call_emu_0", "get_current_weather", '{"location": "Boston, MA"}'], ["call_emu_1", "get_local_time", '{"location": "Boston, MA"}']],
+  );
+
+  const stream = await client.chat.completions.create({ model: "plain", messages: user("weather?"), tools: [WEATHER], stream: true });
+  const calls = {};
+  let finish = null;
+  for await (const chunk of stream) {
+    for (const ch of chunk.choices) {
+      for (const tc of ch.delta.tool_calls ?? []) {
+        calls[tc.index] ??= { id: tc.id, name: tc.function?.name, args: "" };
+        calls[tc.index].args += tc.function?.arguments ?? "";
+      }
+      finish = ch.finish_reason ?? finish;
+    }
+  }
+  assert.deepEqual(calls, { 0: { id: "call_emu_0", name: "get_current_weather", args: '{"location": "Boston, MA"}' } });
+  assert.equal(finish, "tool_calls");
+});
+
+test("all upstream keys rate limited → RateLimitError", async () => {
+  await assert.rejects(
+    client.chat.completions.create({ model: "all-429", messages: user("x") }),
+    (err) => {
+      assert.ok(err instanceof OpenAI.RateLimitError, String(err));
+      assert.equal(err.status, 429);
+      assertNoSecrets(JSON.stringify(err.error ?? {}) + String(err.message));
+      return true;
+    },
+  );
+});
+
+test("all targets fail → 500 naming every attempt, no secrets", async () => {
+  await assert.rejects(
+    client.chat.completions.create({ model: "all-fail", messages: user("x") }),
+    (err) => {
+      assert.ok(err instanceof OpenAI.InternalServerError, String(err));
+      assert.equal(err.status, 500);
+      const msg = String(err.message);
+      for (const name of ["E2E_KEY_500", "E2E_KEY_401", "E2E_KEY_429"]) assert.ok(msg.includes(name), `${name} missing in ${msg}`);
+      for (const status of ["500", "401", "429"]) assert.ok(msg.includes(status), `${status} missing in ${msg}`);
+      assertNoSecrets(JSON.stringify(err.error ?? {}) + msg);
+      return true;
+    },
+  );
+});

@@ -44,3 +44,15 @@ def test_python_example(proxy_url):
 def test_node_example(proxy_url):
     out = run_example([node_binary(), str(EXAMPLES / "node_client.mjs")])
     assert out.strip() == "echo: Hello from Node"
+
+
+@pytest.mark.parametrize("name, starts_at", [
+    ("curl.sh", 'curl -sS --fail-with-body "$PROXY_URL/v1/chat/completions"'),
+    ("python_client.py", "import os"),
+    ("node_client.mjs", 'import OpenAI from "openai";'),
+])
+def test_readme_quotes_the_examples_verbatim(name, starts_at):
+    source = (EXAMPLES / name).read_text()
+    code = source[source.index(starts_at):].rstrip("\n")
+    readme = (REPO / "README.md").read_text()
+    assert code in readme, f"README.md no longer quotes tests/e2e/examples/{name} as it is"

@@ -30,6 +30,8 @@ Routes
     message has role ``tool`` the answer is ``"tool said: " + <its content>``. The response ``model``
     is the request's ``model`` so tests can tell which target answered.
 
+    ``"emulator_chunks": N`` in the body: a stream of N small content chunks, generated lazily.
+
     ``"emulator_hold": "<id>"`` in the body: after the role chunk and the first content chunk the
     stream pauses until ``POST /_emulator/release/<id>`` (max 30 s).
 
@@ -377,6 +379,11 @@ class Handler(BaseHTTPRequestHandler):
             self._json(200, completion_object(body, content, calls))
             return
 
+        chunks = body.get("emulator_chunks")
+        if isinstance(chunks, int) and not isinstance(chunks, bool) and chunks > 0:
+            self._long_stream(body, chunks)
+            return
+
         events = stream_events(body, content, calls)
         hold = body.get("emulator_hold")
         self._start_stream()
@@ -389,6 +396,23 @@ class Handler(BaseHTTPRequestHandler):
             self._chunk(sse(ev))
             if i == 1 and isinstance(hold, str) and hold:
                 _hold_event(hold).wait(HOLD_TIMEOUT_S)
+        self._chunk(sse("[DONE]"))
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+
+    def _long_stream(self, body: dict, count: int):
+        """``"emulator_chunks": N``: N content chunks generated one at a time, so a stream of any
+        length costs the emulator no memory (used by the memory benchmark)."""
+        first, finish = stream_events(dict(body, stream_options=None), "", [])[::2]
+        self._start_stream()
+        self._chunk(sse(first))
+        template = dict(first, choices=[{"index": 0, "delta": {"content": " tok"}, "logprobs": None,
+                                         "finish_reason": None}])
+        line = sse(template)
+        for _ in range(count):
+            self._chunk(line)
+        self._chunk(sse(finish))
         self._chunk(sse("[DONE]"))
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()

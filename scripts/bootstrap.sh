@@ -15,6 +15,10 @@ log() { printf '[bootstrap] %s\n' "$*" >&2; }
 # and then the newest compatible versions are the only way forward.
 cargo_install() { cargo install "$@" --locked --force || cargo install "$@" --force; }
 
+installed_version() { # the x.y.z a tool prints for --version, or nothing
+  "$1" --version 2>/dev/null | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n1 || true
+}
+
 locked_version() { # the version Cargo.lock pins for crate $1
   awk -v name="$1" '$0 == "name = \"" name "\"" { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock
 }
@@ -29,12 +33,12 @@ rustup component list --installed | grep -q '^rustfmt' || rustup component add r
 # worker-build's own download of wasm-bindgen from GitHub cannot work offline; the CLI must
 # match the wasm-bindgen crate in Cargo.lock exactly.
 bindgen_version=$(locked_version wasm-bindgen)
-if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$bindgen_version" ]; then
+if [ "$(installed_version wasm-bindgen)" != "$bindgen_version" ]; then
   log "installing wasm-bindgen-cli $bindgen_version (takes a few minutes once)"
   cargo_install wasm-bindgen-cli --version "$bindgen_version"
 fi
 worker_version=$(locked_version worker)
-if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$worker_version" ]; then
+if [ "$(installed_version worker-build)" != "$worker_version" ]; then
   log "installing worker-build $worker_version (takes a few minutes once)"
   cargo_install worker-build --version "$worker_version"
 fi

@@ -8,3 +8,4 @@ pub mod core;
 pub mod hosts;
 pub mod providers;
 pub mod routes;
+pub mod sse;

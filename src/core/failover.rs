@@ -86,19 +86,16 @@ pub async fn complete<H: Host>(
     request: &ChatRequest,
 ) -> Result<ProxyResponse, ProxyError> {
     let mut attempts = Vec::new();
-    let total = route.targets.len();
     for (index, target) in route.targets.iter().enumerate() {
         let log = |key: &str, status: &str, ms: u64| {
             host.log(&format!(
-                "route={} target={}/{} provider={} model={} key={} status={} ms={}",
-                route.name,
-                index + 1,
-                total,
-                target.provider.name(),
-                target.model,
-                if key.is_empty() { "-" } else { key },
-                status,
-                ms
+                "{} status={status} ms={ms}",
+                AttemptLabel {
+                    route,
+                    index,
+                    target,
+                    key
+                }
             ));
         };
         let Some(adapter) = providers::adapter(target.provider) else {
@@ -142,7 +139,7 @@ pub async fn complete<H: Host>(
                 continue;
             }
             let mut body = response.body;
-            let mut translator = adapter.translator(target, request);
+            let mut translator = adapter.translator(target, request, host.now_ms() / 1000);
             let committed = match stream::commit(translator.as_mut(), &mut body).await {
                 Ok(committed) => committed,
                 Err(failure) => {
@@ -161,17 +158,15 @@ pub async fn complete<H: Host>(
             };
             log(key_name, "200", elapsed());
             let late_log = host.clone();
-            let context = format!(
-                "route={} target={}/{} provider={} model={} key={}",
-                route.name,
-                index + 1,
-                total,
-                target.provider.name(),
-                target.model,
-                key_name
-            );
+            let label = AttemptLabel {
+                route,
+                index,
+                target,
+                key: key_name,
+            }
+            .to_string();
             let on_late_failure = Box::new(move |reason: &str| {
-                late_log.log(&format!("{context} stream-interrupted reason={reason:?}"))
+                late_log.log(&format!("{label} stream-interrupted reason={reason:?}"))
             });
             let (framing, content_type) = if request.stream {
                 (Framing::Sse, "text/event-stream; charset=utf-8")
@@ -205,6 +200,29 @@ pub async fn complete<H: Host>(
         route: route.name,
         attempts,
     })
+}
+
+/// `route=.. target=i/n provider=.. model=.. key=..`: how every log line names an attempt.
+struct AttemptLabel<'a> {
+    route: &'a Route,
+    index: usize,
+    target: &'a Target,
+    key: &'a str,
+}
+
+impl fmt::Display for AttemptLabel<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "route={} target={}/{} provider={} model={} key={}",
+            self.route.name,
+            self.index + 1,
+            self.route.targets.len(),
+            self.target.provider.name(),
+            self.target.model,
+            if self.key.is_empty() { "-" } else { self.key }
+        )
+    }
 }
 
 fn attempt(target: &'static Target, key: &'static str, outcome: Outcome) -> Attempt {

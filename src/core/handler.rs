@@ -7,7 +7,7 @@ use crate::core::auth;
 use crate::core::error::ProxyError;
 use crate::core::failover;
 use crate::core::host::Host;
-use crate::core::http::{IncomingRequest, Method, ProxyResponse, RequestBody, ResponseBody};
+use crate::core::http::{IncomingRequest, Method, ProxyResponse, RequestBody};
 use crate::core::pages;
 use crate::core::request::ChatRequest;
 use crate::routes;
@@ -145,16 +145,6 @@ fn models(created: u64) -> ProxyResponse {
         200,
         Bytes::from(serde_json::to_vec(&list).unwrap_or_default()),
     )
-}
-
-impl ProxyResponse {
-    /// The body, if it is complete (tests and small responses).
-    pub fn full_body(&self) -> Option<&Bytes> {
-        match &self.body {
-            ResponseBody::Full(b) => Some(b),
-            ResponseBody::Stream(_) => None,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -110,13 +110,18 @@ pub struct ProxyResponse {
 }
 
 impl ProxyResponse {
-    /// A complete JSON response.
-    pub fn json(status: u16, body: Bytes) -> Self {
+    /// A complete response with a body of the given type.
+    pub fn full(status: u16, content_type: &str, body: Bytes) -> Self {
         Self {
             status,
-            headers: vec![("content-type", "application/json".to_owned())],
+            headers: vec![("content-type", content_type.to_owned())],
             body: ResponseBody::Full(body),
         }
+    }
+
+    /// A complete JSON response.
+    pub fn json(status: u16, body: Bytes) -> Self {
+        Self::full(status, "application/json", body)
     }
 
     /// A response with no body.

@@ -18,7 +18,9 @@ pub fn index() -> ProxyResponse {
         version: env!("CARGO_PKG_VERSION"),
         route_count: crate::routes::ROUTES.len(),
     };
-    let mut response = ProxyResponse::json(200, Bytes::from(page.render().unwrap_or_default()));
-    response.headers = vec![("content-type", "text/html; charset=utf-8".to_owned())];
-    response
+    ProxyResponse::full(
+        200,
+        "text/html; charset=utf-8",
+        Bytes::from(page.render().unwrap_or_default()),
+    )
 }

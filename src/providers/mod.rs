@@ -1,6 +1,7 @@
 //! Each upstream's wire format. The failover loop reaches them only through [`Adapter`], a
 //! static dispatch over the providers that are implemented.
 
+pub mod anthropic;
 pub mod openai;
 
 use bytes::Bytes;
@@ -16,13 +17,16 @@ use crate::core::stream::Translate;
 pub enum Adapter {
     /// OpenAI Chat Completions, passed through (OpenAI and OpenAI-compatible APIs).
     OpenAiChat,
+    /// Anthropic Messages, translated both ways.
+    Anthropic,
 }
 
 /// The adapter for a provider, or `None` while that provider is not implemented.
 pub fn adapter(provider: Provider) -> Option<Adapter> {
     match provider {
         Provider::OpenAi | Provider::OpenAiCompatible => Some(Adapter::OpenAiChat),
-        Provider::Anthropic | Provider::Google | Provider::CloudflareAi => None,
+        Provider::Anthropic => Some(Adapter::Anthropic),
+        Provider::Google | Provider::CloudflareAi => None,
     }
 }
 
@@ -31,6 +35,7 @@ impl Adapter {
     pub fn prepare(self, target: &Target, request: &ChatRequest) -> Result<Bytes, ProxyError> {
         match self {
             Adapter::OpenAiChat => Ok(openai::body(target, request)),
+            Adapter::Anthropic => anthropic::body(target, request),
         }
     }
 
@@ -44,6 +49,7 @@ impl Adapter {
     ) -> UpstreamRequest {
         match self {
             Adapter::OpenAiChat => openai::request(target, body, key, request.stream),
+            Adapter::Anthropic => anthropic::upstream_request(target, body, key, request.stream),
         }
     }
 
@@ -51,13 +57,21 @@ impl Adapter {
     pub fn error(self, status: u16, body: &[u8]) -> ErrorObject {
         match self {
             Adapter::OpenAiChat => ErrorObject::from_upstream(status, body),
+            Adapter::Anthropic => anthropic::error(status, body),
         }
     }
 
-    /// Translates a successful upstream body into the client's body.
-    pub fn translator(self, _target: &Target, request: &ChatRequest) -> Box<dyn Translate> {
+    /// Translates a successful upstream body into the client's body; `created` (Unix seconds)
+    /// is the timestamp translating providers stamp on what they emit.
+    pub fn translator(
+        self,
+        _target: &Target,
+        request: &ChatRequest,
+        created: u64,
+    ) -> Box<dyn Translate> {
         match self {
             Adapter::OpenAiChat => Box::new(openai::PassThrough::new(request.stream)),
+            Adapter::Anthropic => anthropic::translator(request, created),
         }
     }
 }

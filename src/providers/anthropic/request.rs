@@ -1,0 +1,876 @@
+//! OpenAI Chat Completions request → Anthropic Messages request.
+//!
+//! Every field is read from the client's JSON and written only when Anthropic has an
+//! equivalent, so OpenAI-only fields (`logprobs`, `logit_bias`, penalties, `seed`,
+//! `stream_options`, gateway extensions such as `test_id`) are dropped by construction.
+
+use serde_json::{json, Map, Value};
+
+use crate::core::error::ProxyError;
+use crate::core::request::ChatRequest;
+use crate::core::route::Target;
+
+use super::{default_max_tokens, JSON_TOOL};
+
+type Obj = Map<String, Value>;
+
+fn invalid(message: impl Into<String>, param: impl Into<String>) -> ProxyError {
+    ProxyError::InvalidRequest {
+        message: message.into(),
+        param: Some(param.into()),
+        code: "invalid_value",
+    }
+}
+
+fn unsupported(message: impl Into<String>, param: impl Into<String>) -> ProxyError {
+    ProxyError::InvalidRequest {
+        message: message.into(),
+        param: Some(param.into()),
+        code: "unsupported_value",
+    }
+}
+
+/// Whether the client asked for JSON output (`response_format` json_schema/json_object),
+/// which is answered through the forced [`JSON_TOOL`].
+pub fn json_mode(body: &Obj) -> bool {
+    json_schema(body).is_some()
+}
+
+/// The schema the JSON tool takes, when JSON output was asked for.
+fn json_schema(body: &Obj) -> Option<Value> {
+    let format = body.get("response_format")?.as_object()?;
+    match format.get("type")?.as_str()? {
+        "json_schema" => Some(
+            format
+                .get("json_schema")
+                .and_then(|s| s.get("schema"))
+                .filter(|s| s.is_object())
+                .cloned()
+                .unwrap_or_else(any_object),
+        ),
+        "json_object" => Some(any_object()),
+        _ => None,
+    }
+}
+
+fn any_object() -> Value {
+    json!({"type": "object", "properties": {}, "additionalProperties": true})
+}
+
+/// The Anthropic request body for `target`.
+pub fn body(target: &Target, request: &ChatRequest) -> Result<Value, ProxyError> {
+    let body = request.body();
+    if let Some(n) = body.get("n").and_then(Value::as_u64) {
+        if n > 1 {
+            return Err(unsupported(
+                "`n` greater than 1 is not supported by Anthropic models: they return one choice per request.",
+                "n",
+            ));
+        }
+    }
+    let mut out = Obj::new();
+    out.insert("model".into(), target.model.into());
+    out.insert("max_tokens".into(), max_tokens(target, body)?.into());
+    let (system, messages) = messages(body)?;
+    if !system.is_empty() {
+        out.insert("system".into(), Value::Array(system));
+    }
+    out.insert("messages".into(), Value::Array(messages));
+    let mut tools = tools(body)?;
+    let json_schema = json_schema(body);
+    let client_has_tools = !tools.is_empty();
+    if let Some(schema) = json_schema {
+        tools.push(json!({
+            "name": JSON_TOOL,
+            "description": "Respond with a JSON object that follows this schema.",
+            "input_schema": schema,
+        }));
+    }
+    if !tools.is_empty() {
+        // With client tools the JSON tool is offered beside them under the client's choice;
+        // alone, it is forced so the answer is always the JSON object.
+        let choice = if client_has_tools || !json_mode(body) {
+            tool_choice(body)?
+        } else {
+            Some(json!({"type": "tool", "name": JSON_TOOL}))
+        };
+        out.insert("tools".into(), Value::Array(tools));
+        if let Some(choice) = choice {
+            out.insert("tool_choice".into(), choice);
+        }
+    }
+    if let Some(t) = number(body, "temperature")? {
+        // OpenAI allows 0–2, Anthropic 0–1: clamping keeps "creative" requests valid.
+        out.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
+    }
+    if let Some(p) = number(body, "top_p")? {
+        // Claude 4.5-era models reject temperature and top_p together, and OpenAI clients
+        // often send both; temperature is the one kept.
+        if !out.contains_key("temperature") {
+            out.insert("top_p".into(), json!(p));
+        }
+    }
+    let stops = stop_sequences(body)?;
+    if !stops.is_empty() {
+        out.insert("stop_sequences".into(), Value::Array(stops));
+    }
+    if let Some(user) = body.get("user").and_then(Value::as_str) {
+        // Anthropic asks for an opaque id, never an email address: those are dropped.
+        if !user.is_empty() && !user.contains('@') {
+            out.insert("metadata".into(), json!({"user_id": user}));
+        }
+    }
+    if request.stream {
+        out.insert("stream".into(), true.into());
+    }
+    Ok(Value::Object(out))
+}
+
+fn number(body: &Obj, name: &str) -> Result<Option<f64>, ProxyError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => Ok(n.as_f64()),
+        Some(_) => Err(invalid(format!("`{name}` must be a number."), name)),
+    }
+}
+
+fn max_tokens(target: &Target, body: &Obj) -> Result<u64, ProxyError> {
+    for name in ["max_completion_tokens", "max_tokens"] {
+        match body.get(name) {
+            None | Some(Value::Null) => {}
+            Some(v) => match v.as_u64() {
+                Some(n) if n > 0 => return Ok(n),
+                _ => {
+                    return Err(invalid(
+                        format!("`{name}` must be a positive integer."),
+                        name,
+                    ))
+                }
+            },
+        }
+    }
+    Ok(target
+        .max_tokens
+        .map(u64::from)
+        .unwrap_or_else(|| u64::from(default_max_tokens(target.model))))
+}
+
+fn stop_sequences(body: &Obj) -> Result<Vec<Value>, ProxyError> {
+    let list = match body.get("stop") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::String(s)) => vec![s.as_str()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .ok_or_else(|| invalid("`stop` must be a string or a list of strings.", "stop"))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(invalid(
+                "`stop` must be a string or a list of strings.",
+                "stop",
+            ))
+        }
+    };
+    // Anthropic rejects whitespace-only stop sequences.
+    Ok(list
+        .into_iter()
+        .filter(|s| !s.trim().is_empty())
+        .map(Value::from)
+        .collect())
+}
+
+fn tools(body: &Obj) -> Result<Vec<Value>, ProxyError> {
+    let Some(list) = body.get("tools").filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let Some(list) = list.as_array() else {
+        return Err(invalid("`tools` must be an array.", "tools"));
+    };
+    list.iter()
+        .enumerate()
+        .map(|(i, tool)| {
+            let kind = tool.get("type").and_then(Value::as_str).unwrap_or("function");
+            if kind != "function" {
+                return Err(unsupported(
+                    format!("Tool type `{kind}` is not supported by Anthropic models; use function tools."),
+                    format!("tools[{i}].type"),
+                ));
+            }
+            let function = tool.get("function").and_then(Value::as_object);
+            let name = function.and_then(|f| f.get("name")).and_then(Value::as_str);
+            let Some(name) = name.filter(|n| !n.is_empty()) else {
+                return Err(invalid(
+                    "Every function tool needs a `name`.",
+                    format!("tools[{i}].function.name"),
+                ));
+            };
+            let mut out = Obj::new();
+            out.insert("name".into(), name.into());
+            if let Some(d) = function.and_then(|f| f.get("description")).and_then(Value::as_str) {
+                out.insert("description".into(), d.into());
+            }
+            // The whole schema is kept: Anthropic accepts JSON Schema 2020-12 as is.
+            let schema = function
+                .and_then(|f| f.get("parameters"))
+                .filter(|p| p.is_object())
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+            out.insert("input_schema".into(), schema);
+            Ok(Value::Object(out))
+        })
+        .collect()
+}
+
+fn tool_choice(body: &Obj) -> Result<Option<Value>, ProxyError> {
+    let no_parallel = body.get("parallel_tool_calls") == Some(&Value::Bool(false));
+    let choice = match body.get("tool_choice") {
+        None | Some(Value::Null) => {
+            return Ok(no_parallel.then(|| json!({"type": "auto", "disable_parallel_tool_use": true})))
+        }
+        Some(Value::String(s)) => match s.as_str() {
+            "auto" => json!({"type": "auto"}),
+            "none" => return Ok(Some(json!({"type": "none"}))),
+            "required" => json!({"type": "any"}),
+            other => {
+                return Err(invalid(
+                    format!("Unknown `tool_choice` value `{other}`; expected auto, none, required or a named function."),
+                    "tool_choice",
+                ))
+            }
+        },
+        Some(Value::Object(o)) => {
+            let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
+            let named = o
+                .get("function")
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str);
+            match (kind, named) {
+                ("function", Some(name)) => json!({"type": "tool", "name": name}),
+                ("allowed_tools", _) => {
+                    let mode = o
+                        .get("allowed_tools")
+                        .and_then(|a| a.get("mode"))
+                        .and_then(Value::as_str);
+                    if mode == Some("required") {
+                        json!({"type": "any"})
+                    } else {
+                        json!({"type": "auto"})
+                    }
+                }
+                _ => {
+                    return Err(invalid(
+                        "`tool_choice` must be auto, none, required or {\"type\":\"function\",\"function\":{\"name\":...}}.",
+                        "tool_choice",
+                    ))
+                }
+            }
+        }
+        Some(_) => return Err(invalid("`tool_choice` has an invalid type.", "tool_choice")),
+    };
+    let mut choice = choice;
+    if no_parallel {
+        if let Some(o) = choice.as_object_mut() {
+            o.insert("disable_parallel_tool_use".into(), true.into());
+        }
+    }
+    Ok(Some(choice))
+}
+
+/// Tool-use ids must match `^[a-zA-Z0-9_-]+$`; ids minted by other providers are made to fit
+/// (the same way on the `tool_use` and its `tool_result`, so the pair still matches).
+fn tool_id(id: &str) -> String {
+    let fixed: String = id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if fixed.is_empty() {
+        "toolu_missing".into()
+    } else {
+        fixed
+    }
+}
+
+/// Appends `blocks` as a `role` turn, merged into the previous turn when it has the same role.
+fn push_turn(turns: &mut Vec<(&'static str, Vec<Value>)>, role: &'static str, blocks: Vec<Value>) {
+    if blocks.is_empty() {
+        // Anthropic rejects empty turns; an empty message adds nothing to the conversation.
+        return;
+    }
+    match turns.last_mut() {
+        Some((last, existing)) if *last == role => existing.extend(blocks),
+        _ => turns.push((role, blocks)),
+    }
+}
+
+fn text_block(text: &str) -> Value {
+    json!({"type": "text", "text": text})
+}
+
+/// Text of a system/developer/tool/assistant content: a string or text parts.
+fn text_parts(content: Option<&Value>, param: &str) -> Result<Vec<String>, ProxyError> {
+    match content {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(parts)) => {
+            let mut out = Vec::new();
+            for (j, part) in parts.iter().enumerate() {
+                match part.get("type").and_then(Value::as_str) {
+                    Some("text") => {
+                        let text = part.get("text").and_then(Value::as_str).ok_or_else(|| {
+                            invalid(
+                                "A text part needs a string `text`.",
+                                format!("{param}[{j}].text"),
+                            )
+                        })?;
+                        out.push(text.to_owned());
+                    }
+                    // An assistant refusal part has nothing to say to the next turn.
+                    Some("refusal") => {}
+                    _ => {
+                        return Err(unsupported(
+                            "Only text parts are supported in this message.",
+                            format!("{param}[{j}].type"),
+                        ))
+                    }
+                }
+            }
+            Ok(out)
+        }
+        Some(_) => Err(invalid(
+            "`content` must be a string or an array of parts.",
+            param,
+        )),
+    }
+}
+
+fn text_blocks(content: Option<&Value>, param: &str) -> Result<Vec<Value>, ProxyError> {
+    Ok(text_parts(content, param)?
+        .iter()
+        .filter(|t| !t.is_empty())
+        .map(|t| text_block(t))
+        .collect())
+}
+
+/// A `data:<mime>;base64,<data>` URL as an Anthropic base64 source.
+fn data_url(url: &str, allowed: &[&str], param: &str) -> Result<Value, ProxyError> {
+    let rest = url.strip_prefix("data:").unwrap_or(url);
+    let Some((header, data)) = rest.split_once(',') else {
+        return Err(invalid("Malformed data URL.", param));
+    };
+    let Some(media_type) = header.strip_suffix(";base64") else {
+        return Err(invalid("Data URLs must be base64 encoded.", param));
+    };
+    if !allowed.contains(&media_type) {
+        return Err(unsupported(
+            format!(
+                "Media type `{media_type}` is not supported by Anthropic models; use one of {}.",
+                allowed.join(", ")
+            ),
+            param,
+        ));
+    }
+    Ok(json!({"type": "base64", "media_type": media_type, "data": data}))
+}
+
+const IMAGE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+
+fn user_blocks(content: Option<&Value>, param: &str) -> Result<Vec<Value>, ProxyError> {
+    let Some(Value::Array(parts)) = content else {
+        return text_blocks(content, param);
+    };
+    let mut out = Vec::new();
+    for (j, part) in parts.iter().enumerate() {
+        let at = format!("{param}[{j}]");
+        match part.get("type").and_then(Value::as_str) {
+            Some("text") => {
+                let text = part.get("text").and_then(Value::as_str).ok_or_else(|| {
+                    invalid("A text part needs a string `text`.", format!("{at}.text"))
+                })?;
+                if !text.is_empty() {
+                    out.push(text_block(text));
+                }
+            }
+            Some("image_url") => {
+                let url_param = format!("{at}.image_url.url");
+                let url = part
+                    .get("image_url")
+                    .and_then(|i| i.get("url").or(Some(i)))
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| invalid("An image part needs `image_url.url`.", &url_param))?;
+                let source = if url.starts_with("data:") {
+                    data_url(url, &IMAGE_TYPES, &url_param)?
+                } else if url.starts_with("https://") || url.starts_with("http://") {
+                    json!({"type": "url", "url": url})
+                } else {
+                    return Err(invalid(
+                        "`image_url.url` must be an https URL or a base64 data URL.",
+                        url_param,
+                    ));
+                };
+                out.push(json!({"type": "image", "source": source}));
+            }
+            Some("file") => {
+                let data = part
+                    .get("file")
+                    .and_then(|f| f.get("file_data"))
+                    .and_then(Value::as_str);
+                let Some(data) = data else {
+                    return Err(unsupported(
+                        "Only inline PDF files (`file.file_data` as a data URL) are supported by Anthropic models.",
+                        format!("{at}.file"),
+                    ));
+                };
+                let source = data_url(data, &["application/pdf"], &format!("{at}.file.file_data"))?;
+                out.push(json!({"type": "document", "source": source}));
+            }
+            other => {
+                return Err(unsupported(
+                    format!(
+                        "Content part type `{}` is not supported by Anthropic models.",
+                        other.unwrap_or("?")
+                    ),
+                    format!("{at}.type"),
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn assistant_blocks(message: &Value, i: usize) -> Result<Vec<Value>, ProxyError> {
+    let mut out = text_blocks(message.get("content"), &format!("messages[{i}].content"))?;
+    let calls = match message.get("tool_calls") {
+        None | Some(Value::Null) => return Ok(out),
+        Some(Value::Array(calls)) => calls,
+        Some(_) => {
+            return Err(invalid(
+                "`tool_calls` must be an array.",
+                format!("messages[{i}].tool_calls"),
+            ))
+        }
+    };
+    for (j, call) in calls.iter().enumerate() {
+        let at = format!("messages[{i}].tool_calls[{j}]");
+        let function = call.get("function");
+        let name = function
+            .and_then(|f| f.get("name"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| {
+                invalid(
+                    "A tool call needs `function.name`.",
+                    format!("{at}.function.name"),
+                )
+            })?;
+        let id = call.get("id").and_then(Value::as_str).unwrap_or("");
+        let arguments = function
+            .and_then(|f| f.get("arguments"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let input: Value = if arguments.trim().is_empty() {
+            json!({})
+        } else {
+            serde_json::from_str(arguments).map_err(|e| {
+                invalid(
+                    format!("`function.arguments` of this tool call is not valid JSON ({e}); Anthropic needs a JSON object."),
+                    format!("{at}.function.arguments"),
+                )
+            })?
+        };
+        if !input.is_object() {
+            return Err(invalid(
+                "`function.arguments` must encode a JSON object.",
+                format!("{at}.function.arguments"),
+            ));
+        }
+        out.push(json!({"type": "tool_use", "id": tool_id(id), "name": name, "input": input}));
+    }
+    Ok(out)
+}
+
+fn tool_result(message: &Value, i: usize) -> Result<Value, ProxyError> {
+    let id = message
+        .get("tool_call_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            invalid(
+                "A tool message needs `tool_call_id`.",
+                format!("messages[{i}].tool_call_id"),
+            )
+        })?;
+    let mut block = Obj::new();
+    block.insert("type".into(), "tool_result".into());
+    block.insert("tool_use_id".into(), tool_id(id).into());
+    let content = message.get("content");
+    if let Some(Value::String(s)) = content {
+        if !s.is_empty() {
+            block.insert("content".into(), s.as_str().into());
+        }
+    } else {
+        let blocks = text_blocks(content, &format!("messages[{i}].content"))?;
+        if !blocks.is_empty() {
+            block.insert("content".into(), Value::Array(blocks));
+        }
+    }
+    Ok(Value::Object(block))
+}
+
+/// `(system blocks, turns)`: system/developer messages, wherever they are, become the
+/// top-level `system` in order; the rest become alternating user/assistant turns.
+fn messages(body: &Obj) -> Result<(Vec<Value>, Vec<Value>), ProxyError> {
+    let list = body
+        .get("messages")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let mut system = Vec::new();
+    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    for (i, message) in list.iter().enumerate() {
+        let role = message.get("role").and_then(Value::as_str).unwrap_or("");
+        let param = format!("messages[{i}].content");
+        match role {
+            "system" | "developer" => system.extend(text_blocks(message.get("content"), &param)?),
+            "user" => push_turn(&mut turns, "user", user_blocks(message.get("content"), &param)?),
+            "assistant" => push_turn(&mut turns, "assistant", assistant_blocks(message, i)?),
+            // Tool results go back in the next user turn, consecutive ones together, in order.
+            "tool" => push_turn(&mut turns, "user", vec![tool_result(message, i)?]),
+            other => {
+                return Err(unsupported(
+                    format!("Message role `{other}` is not supported; use system, developer, user, assistant or tool."),
+                    format!("messages[{i}].role"),
+                ))
+            }
+        }
+    }
+    if turns.first().is_none_or(|(role, _)| *role != "user") {
+        // The conversation must open with a user turn with non-empty content.
+        turns.insert(0, ("user", vec![text_block(".")]));
+    }
+    let turns = turns
+        .into_iter()
+        .map(|(role, content)| json!({"role": role, "content": content}))
+        .collect();
+    Ok((system, turns))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::route::Provider;
+
+    fn target(max_tokens: Option<u32>) -> Target {
+        Target {
+            provider: Provider::Anthropic,
+            model: "claude-sonnet-4-20250514",
+            base_url: "https://api.anthropic.com",
+            api_keys: &["ANTHROPIC_KEY_1"],
+            max_tokens,
+        }
+    }
+
+    fn convert(request: Value) -> Result<Value, ProxyError> {
+        let req = ChatRequest::parse(request.to_string().as_bytes()).unwrap();
+        body(&target(None), &req)
+    }
+
+    fn ok(request: Value) -> Value {
+        convert(request).unwrap()
+    }
+
+    fn err_param(request: Value) -> (String, String) {
+        match convert(request) {
+            Err(ProxyError::InvalidRequest { message, param, .. }) => {
+                (param.unwrap_or_default(), message)
+            }
+            other => panic!("expected InvalidRequest, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_plain_request_and_its_field_order() {
+        let out = ok(json!({
+            "model": "deep-think", "stream": true, "stream_options": {"include_usage": true},
+            "messages": [{"role": "user", "content": "hi"}],
+            "logprobs": true, "logit_bias": {"1": 2}, "presence_penalty": 1, "frequency_penalty": 1,
+            "seed": 4, "n": 1, "test_id": "t-1"
+        }));
+        assert_eq!(
+            out.to_string(),
+            r#"{"model":"claude-sonnet-4-20250514","max_tokens":64000,"messages":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"stream":true}"#
+        );
+    }
+
+    #[test]
+    fn system_and_developer_messages_move_to_system_in_order() {
+        let out = ok(json!({"model": "m", "messages": [
+            {"role": "system", "content": "Be terse."},
+            {"role": "user", "content": "a"},
+            {"role": "developer", "content": [{"type": "text", "text": "Use metric."}, {"type": "text", "text": ""}]},
+            {"role": "user", "content": "b"}
+        ]}));
+        assert_eq!(
+            out["system"],
+            json!([{"type": "text", "text": "Be terse."}, {"type": "text", "text": "Use metric."}])
+        );
+        assert_eq!(
+            out["messages"],
+            json!([{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}])
+        );
+    }
+
+    #[test]
+    fn a_conversation_starting_with_the_assistant_gets_a_user_turn_first() {
+        let out = ok(json!({"model": "m", "messages": [
+            {"role": "system", "content": "s"},
+            {"role": "assistant", "content": "Hello, how can I help?"},
+            {"role": "user", "content": "x"}
+        ]}));
+        assert_eq!(
+            out["messages"][0],
+            json!({"role": "user", "content": [{"type": "text", "text": "."}]})
+        );
+        assert_eq!(out["messages"][1]["role"], "assistant");
+        let only_system =
+            ok(json!({"model": "m", "messages": [{"role": "system", "content": "s"}]}));
+        assert_eq!(only_system["messages"].as_array().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn images_become_base64_or_url_sources_and_empty_text_is_dropped() {
+        let out = ok(
+            json!({"model": "m", "messages": [{"role": "user", "content": [
+                {"type": "text", "text": ""},
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo=", "detail": "high"}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}}
+            ]}]}),
+        );
+        assert_eq!(
+            out["messages"][0]["content"],
+            json!([
+                {"type": "text", "text": "What is this?"},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
+                {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}}
+            ])
+        );
+        let (param, message) = err_param(
+            json!({"model": "m", "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "data:image/bmp;base64,Qk0="}}
+            ]}]}),
+        );
+        assert_eq!(param, "messages[0].content[0].image_url.url");
+        assert!(message.contains("image/bmp"), "{message}");
+        let (param, _) = err_param(
+            json!({"model": "m", "messages": [{"role": "user", "content": [
+                {"type": "input_audio", "input_audio": {"data": "AAA", "format": "wav"}}
+            ]}]}),
+        );
+        assert_eq!(param, "messages[0].content[0].type");
+    }
+
+    #[test]
+    fn tool_calls_and_results_round_trip() {
+        let out = ok(json!({"model": "m", "messages": [
+            {"role": "user", "content": "Weather in Paris and the time?"},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"location\":\"Paris\"}"}},
+                {"id": "call.2", "type": "function", "function": {"name": "get_time", "arguments": ""}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "15 degrees"},
+            {"role": "tool", "tool_call_id": "call.2", "content": [{"type": "text", "text": "12:00"}]},
+            {"role": "user", "content": "Thanks"}
+        ]}));
+        assert_eq!(
+            out["messages"],
+            json!([
+                {"role": "user", "content": [{"type": "text", "text": "Weather in Paris and the time?"}]},
+                {"role": "assistant", "content": [
+                    {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"location": "Paris"}},
+                    {"type": "tool_use", "id": "call_2", "name": "get_time", "input": {}}
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "call_1", "content": "15 degrees"},
+                    {"type": "tool_result", "tool_use_id": "call_2", "content": [{"type": "text", "text": "12:00"}]},
+                    {"type": "text", "text": "Thanks"}
+                ]}
+            ])
+        );
+    }
+
+    #[test]
+    fn assistant_text_comes_before_its_tool_use_and_bad_arguments_are_a_400() {
+        let out = ok(json!({"model": "m", "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "content": "Let me check.", "tool_calls": [
+                {"id": "toolu_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "toolu_1", "content": ""}
+        ]}));
+        assert_eq!(
+            out["messages"][1]["content"],
+            json!([{"type": "text", "text": "Let me check."}, {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}])
+        );
+        assert_eq!(
+            out["messages"][2]["content"],
+            json!([{"type": "tool_result", "tool_use_id": "toolu_1"}])
+        );
+        let (param, message) = err_param(json!({"model": "m", "messages": [
+            {"role": "user", "content": "q"},
+            {"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{oops"}}]}
+        ]}));
+        assert_eq!(param, "messages[1].tool_calls[0].function.arguments");
+        assert!(message.contains("not valid JSON"));
+    }
+
+    #[test]
+    fn tools_keep_the_whole_schema_and_tool_choice_maps() {
+        let schema = json!({"type": "object", "properties": {"a": {"anyOf": [{"type": "string"}, {"type": "null"}]}},
+                            "required": ["a"], "additionalProperties": false, "$defs": {"x": {"type": "string"}}});
+        let out = ok(
+            json!({"model": "m", "messages": [{"role": "user", "content": "q"}],
+            "tools": [
+                {"type": "function", "function": {"name": "f", "description": "does f", "parameters": schema, "strict": true}},
+                {"type": "function", "function": {"name": "g"}}
+            ],
+            "tool_choice": "required"}),
+        );
+        assert_eq!(
+            out["tools"],
+            json!([
+                {"name": "f", "description": "does f", "input_schema": schema},
+                {"name": "g", "input_schema": {"type": "object", "properties": {}}}
+            ])
+        );
+        assert_eq!(out["tool_choice"], json!({"type": "any"}));
+        let tools = json!([{"type": "function", "function": {"name": "f"}}]);
+        let choice = |tc: Value, parallel: Value| {
+            let mut req = json!({"model": "m", "messages": [{"role": "user", "content": "q"}], "tools": tools});
+            if !tc.is_null() {
+                req["tool_choice"] = tc;
+            }
+            if !parallel.is_null() {
+                req["parallel_tool_calls"] = parallel;
+            }
+            ok(req).get("tool_choice").cloned()
+        };
+        assert_eq!(
+            choice(json!("auto"), Value::Null),
+            Some(json!({"type": "auto"}))
+        );
+        assert_eq!(
+            choice(json!("none"), json!(false)),
+            Some(json!({"type": "none"}))
+        );
+        assert_eq!(choice(Value::Null, Value::Null), None);
+        assert_eq!(
+            choice(Value::Null, json!(false)),
+            Some(json!({"type": "auto", "disable_parallel_tool_use": true}))
+        );
+        assert_eq!(
+            choice(
+                json!({"type": "function", "function": {"name": "f"}}),
+                json!(false)
+            ),
+            Some(json!({"type": "tool", "name": "f", "disable_parallel_tool_use": true}))
+        );
+        assert_eq!(
+            choice(json!("required"), json!(true)),
+            Some(json!({"type": "any"}))
+        );
+        // Without tools there is nothing to choose from, so no tool_choice is sent.
+        let out = ok(
+            json!({"model": "m", "messages": [{"role": "user", "content": "q"}], "tool_choice": "none"}),
+        );
+        assert!(out.get("tool_choice").is_none() && out.get("tools").is_none());
+    }
+
+    #[test]
+    fn sampling_stop_user_and_max_tokens() {
+        let out = ok(
+            json!({"model": "m", "messages": [{"role": "user", "content": "q"}],
+            "temperature": 1.7, "top_p": 0.9, "stop": ["END", "  ", "\n\nHuman:"], "user": "user-42",
+            "max_tokens": 100, "max_completion_tokens": 200}),
+        );
+        assert_eq!(out["temperature"], json!(1.0));
+        assert!(out.get("top_p").is_none());
+        assert_eq!(out["stop_sequences"], json!(["END", "\n\nHuman:"]));
+        assert_eq!(out["metadata"], json!({"user_id": "user-42"}));
+        assert_eq!(out["max_tokens"], json!(200));
+        let out = ok(
+            json!({"model": "m", "messages": [{"role": "user", "content": "q"}],
+            "top_p": 0.5, "stop": "STOP", "user": "someone@example.com", "max_tokens": 100, "temperature": null}),
+        );
+        assert_eq!(out["top_p"], json!(0.5));
+        assert_eq!(out["stop_sequences"], json!(["STOP"]));
+        assert!(out.get("metadata").is_none());
+        assert_eq!(out["max_tokens"], json!(100));
+        let out = ok(
+            json!({"model": "m", "messages": [{"role": "user", "content": "q"}], "stop": " ", "temperature": -1}),
+        );
+        assert!(out.get("stop_sequences").is_none());
+        assert_eq!(out["temperature"], json!(0.0));
+        let req =
+            ChatRequest::parse(br#"{"model":"m","messages":[{"role":"user","content":"q"}]}"#)
+                .unwrap();
+        assert_eq!(
+            body(&target(Some(1234)), &req).unwrap()["max_tokens"],
+            json!(1234)
+        );
+        let (param, _) = err_param(
+            json!({"model": "m", "messages": [{"role": "user", "content": "q"}], "max_tokens": 0}),
+        );
+        assert_eq!(param, "max_tokens");
+    }
+
+    #[test]
+    fn n_above_one_is_a_400_that_says_so() {
+        let (param, message) = err_param(
+            json!({"model": "m", "messages": [{"role": "user", "content": "q"}], "n": 2}),
+        );
+        assert_eq!(param, "n");
+        assert!(message.contains("`n` greater than 1"));
+    }
+
+    #[test]
+    fn response_format_becomes_a_forced_json_tool() {
+        let schema = json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
+        let out = ok(
+            json!({"model": "m", "messages": [{"role": "user", "content": "q"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "city", "schema": schema, "strict": true}}}),
+        );
+        assert_eq!(out["tools"][0]["name"], JSON_TOOL);
+        assert_eq!(out["tools"][0]["input_schema"], schema);
+        assert_eq!(
+            out["tool_choice"],
+            json!({"type": "tool", "name": JSON_TOOL})
+        );
+        let out = ok(
+            json!({"model": "m", "messages": [{"role": "user", "content": "q"}],
+            "response_format": {"type": "json_object"}}),
+        );
+        assert_eq!(
+            out["tools"][0]["input_schema"]["additionalProperties"],
+            json!(true)
+        );
+        let out = ok(
+            json!({"model": "m", "messages": [{"role": "user", "content": "q"}],
+            "response_format": {"type": "text"}}),
+        );
+        assert!(out.get("tools").is_none());
+        // Beside client tools the JSON tool is offered, not forced.
+        let out = ok(
+            json!({"model": "m", "messages": [{"role": "user", "content": "q"}],
+            "tools": [{"type": "function", "function": {"name": "f"}}],
+            "response_format": {"type": "json_object"}}),
+        );
+        assert_eq!(out["tools"].as_array().unwrap().len(), 2);
+        assert!(out.get("tool_choice").is_none());
+    }
+}

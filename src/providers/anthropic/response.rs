@@ -1,0 +1,234 @@
+//! Anthropic `Message` → OpenAI `chat.completion`, and the non-streaming body translator.
+
+use bytes::Bytes;
+
+use crate::core::stream::{InBandError, Translate};
+
+use super::wire::{
+    Block, Completion, CompletionChoice, ErrorEnvelope, FunctionCall, Message, ResponseMessage,
+    ToolCall,
+};
+use super::{finish_reason, in_band_error, JSON_TOOL};
+
+/// Largest non-streaming body buffered; far above any real completion, it only bounds memory.
+const MAX_BODY: usize = 32 * 1024 * 1024;
+
+/// The `chat.completion` JSON for `message`. In JSON mode the JSON tool's input is the content.
+pub fn completion(message: &Message, created: u64, json_mode: bool) -> Vec<u8> {
+    let mut content: Option<String> = None;
+    let mut reasoning: Option<String> = None;
+    let mut tool_calls = Vec::new();
+    let mut json_answer = false;
+    for block in &message.content {
+        match block {
+            Block::Text { text } => content.get_or_insert_with(String::new).push_str(text),
+            Block::Thinking { thinking } => {
+                reasoning.get_or_insert_with(String::new).push_str(thinking)
+            }
+            Block::ToolUse { name, input, .. } if json_mode && name == JSON_TOOL => {
+                // The structured answer replaces any text said around it.
+                json_answer = true;
+                content = Some(input.to_string());
+            }
+            Block::ToolUse { id, name, input } => tool_calls.push(ToolCall {
+                id,
+                kind: "function",
+                function: FunctionCall {
+                    name,
+                    arguments: if input.is_null() {
+                        "{}".to_owned()
+                    } else {
+                        input.to_string()
+                    },
+                },
+            }),
+            Block::Other => {}
+        }
+    }
+    let finish = finish_reason(
+        message.stop_reason.as_deref(),
+        !tool_calls.is_empty(),
+        json_answer,
+    );
+    let body = Completion {
+        id: &message.id,
+        object: "chat.completion",
+        created,
+        model: &message.model,
+        choices: [CompletionChoice {
+            index: 0,
+            message: ResponseMessage {
+                role: "assistant",
+                content,
+                refusal: None,
+                tool_calls,
+                reasoning_content: reasoning,
+            },
+            logprobs: None,
+            finish_reason: finish,
+        }],
+        usage: message.usage.to_openai(),
+    };
+    // Serialising these plain structs cannot fail.
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// Buffers the whole (bounded) JSON body, then emits the whole `chat.completion` at the end.
+pub struct JsonTranslator {
+    body: Vec<u8>,
+    created: u64,
+    json_mode: bool,
+}
+
+impl JsonTranslator {
+    /// A translator stamping `created` (Unix seconds) on the completion.
+    pub fn new(created: u64, json_mode: bool) -> Self {
+        Self {
+            body: Vec::new(),
+            created,
+            json_mode,
+        }
+    }
+}
+
+impl Translate for JsonTranslator {
+    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, InBandError> {
+        if self.body.len() + upstream.len() > MAX_BODY {
+            return Err(InBandError::truncated(format!(
+                "the upstream response is larger than {MAX_BODY} bytes"
+            )));
+        }
+        self.body.extend_from_slice(&upstream);
+        Ok(Bytes::new())
+    }
+
+    fn end(&mut self) -> Result<Bytes, InBandError> {
+        if let Ok(envelope) = serde_json::from_slice::<ErrorEnvelope>(&self.body) {
+            return Err(in_band_error(&envelope.error));
+        }
+        let message: Message = serde_json::from_slice(&self.body).map_err(|e| {
+            InBandError::truncated(format!(
+                "the upstream response is not a complete Anthropic message: {e}"
+            ))
+        })?;
+        Ok(Bytes::from(completion(
+            &message,
+            self.created,
+            self.json_mode,
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn translate(body: &str, json_mode: bool) -> Result<Value, InBandError> {
+        let mut t = JsonTranslator::new(1_700_000_000, json_mode);
+        // Fed in two pieces: nothing is emitted before the end.
+        let (a, b) = body.split_at(body.len() / 2);
+        assert!(t.chunk(Bytes::from(a.to_owned()))?.is_empty());
+        assert!(t.chunk(Bytes::from(b.to_owned()))?.is_empty());
+        Ok(serde_json::from_slice(&t.end()?).unwrap())
+    }
+
+    #[test]
+    fn text_message_exactly() {
+        let out = translate(
+            include_str!("../../../tests/fixtures/anthropic/text.json"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            out.to_string(),
+            r#"{"id":"msg_4QpJur2dWWDjF6C758FbBw5vm12BaVipnK","object":"chat.completion","created":1700000000,"model":"claude-3-opus-latest","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there!","refusal":null},"logprobs":null,"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":6,"total_tokens":17,"prompt_tokens_details":{"cached_tokens":0}}}"#
+        );
+    }
+
+    #[test]
+    fn tool_use_message_keeps_the_id_and_serialises_the_input() {
+        let out = translate(
+            include_str!("../../../tests/fixtures/anthropic/tool_use.json"),
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            out["choices"][0],
+            json!({"index": 0, "message": {
+                "role": "assistant",
+                "content": "I'll check the current weather in Paris for you.",
+                "refusal": null,
+                "tool_calls": [{"id": "toolu_01NRLabsLyVHZPKxbKvkfSMn", "type": "function",
+                                "function": {"name": "get_weather", "arguments": "{\"location\":\"Paris\"}"}}]
+            }, "logprobs": null, "finish_reason": "tool_calls"})
+        );
+        assert_eq!(out["usage"]["total_tokens"], json!(442));
+    }
+
+    #[test]
+    fn thinking_goes_to_reasoning_content_and_cache_tokens_to_the_prompt() {
+        let out = translate(
+            include_str!("../../../tests/fixtures/anthropic/thinking.json"),
+            false,
+        )
+        .unwrap();
+        let message = &out["choices"][0]["message"];
+        assert_eq!(message["content"], "The GCD is 21.");
+        assert_eq!(message["reasoning_content"], "I need to find the GCD...");
+        assert_eq!(
+            out["usage"],
+            json!({"prompt_tokens": 80, "completion_tokens": 120, "total_tokens": 200,
+                   "prompt_tokens_details": {"cached_tokens": 30}})
+        );
+    }
+
+    #[test]
+    fn no_text_is_null_content_and_stop_reasons_map() {
+        for (reason, finish) in [
+            ("end_turn", "stop"),
+            ("stop_sequence", "stop"),
+            ("pause_turn", "stop"),
+            ("max_tokens", "length"),
+            ("model_context_window_exceeded", "length"),
+            ("refusal", "content_filter"),
+            ("something_new", "stop"),
+        ] {
+            let body = json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
+                "content": [], "stop_reason": reason, "usage": {"input_tokens": 1, "output_tokens": 0}});
+            let out = translate(&body.to_string(), false).unwrap();
+            assert_eq!(out["choices"][0]["finish_reason"], finish, "{reason}");
+            assert_eq!(out["choices"][0]["message"]["content"], Value::Null);
+            assert!(out["choices"][0]["message"]
+                .as_object()
+                .unwrap()
+                .contains_key("refusal"));
+        }
+    }
+
+    #[test]
+    fn json_mode_turns_the_tool_input_into_content_with_stop() {
+        let body = json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
+            "content": [{"type": "tool_use", "id": "toolu_1", "name": JSON_TOOL, "input": {"city": "Paris"}}],
+            "stop_reason": "tool_use", "usage": {"input_tokens": 5, "output_tokens": 7}});
+        let out = translate(&body.to_string(), true).unwrap();
+        assert_eq!(
+            out["choices"][0]["message"]["content"],
+            "{\"city\":\"Paris\"}"
+        );
+        assert_eq!(out["choices"][0]["finish_reason"], "stop");
+        assert!(out["choices"][0]["message"].get("tool_calls").is_none());
+    }
+
+    #[test]
+    fn an_error_body_or_garbage_fails_the_attempt() {
+        let e = translate(
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            false,
+        )
+        .unwrap_err();
+        assert_eq!((e.status, e.error.kind.as_str()), (529, "overloaded_error"));
+        let e = translate(r#"{"id":"msg_1","content":["#, false).unwrap_err();
+        assert_eq!(e.status, 502);
+    }
+}

@@ -1,0 +1,556 @@
+//! Anthropic SSE events → OpenAI `chat.completion.chunk` events.
+//!
+//! The role chunk is held back and sent in front of the first chunk with content, so an
+//! `error` event that arrives after `message_start` but before any content still fails the
+//! attempt over (nothing has reached the client). After that, every completed upstream event
+//! is translated and forwarded with the chunk it arrived in.
+
+use std::collections::HashMap;
+
+use bytes::Bytes;
+
+use crate::core::stream::{InBandError, Translate};
+use crate::sse::{SseEvent, SseParser};
+
+use super::wire::{
+    Block, Chunk, ChunkChoice, ChunkDelta, Delta, Event, FunctionDelta, ToolCallDelta, Usage,
+};
+use super::{finish_reason, in_band_error, JSON_TOOL};
+
+/// Longest incomplete event held; a real event is a few kilobytes.
+const MAX_PENDING: usize = 8 * 1024 * 1024;
+
+/// What an Anthropic content block turns into.
+#[derive(Debug, Clone, Copy)]
+enum BlockKind {
+    /// Text or thinking: deltas carry their own kind.
+    Plain,
+    /// A tool call with its OpenAI `tool_calls[].index`.
+    Tool(u32),
+    /// The JSON-mode tool: its input is the answer's content.
+    JsonAnswer,
+}
+
+/// The streaming translator.
+pub struct StreamTranslator {
+    parser: SseParser,
+    created: u64,
+    include_usage: bool,
+    json_mode: bool,
+    id: String,
+    model: String,
+    /// `message_start` was seen.
+    started: bool,
+    /// The role chunk has been sent.
+    role_sent: bool,
+    /// The finish chunk has been sent.
+    finish_sent: bool,
+    /// `message_stop` was seen: everything after it is ignored.
+    stopped: bool,
+    blocks: HashMap<u64, BlockKind>,
+    tools: u32,
+    json_answer: bool,
+    stop_reason: Option<String>,
+    usage: Usage,
+    out: Vec<u8>,
+}
+
+impl StreamTranslator {
+    /// A translator stamping `created` (Unix seconds) on every chunk.
+    pub fn new(created: u64, include_usage: bool, json_mode: bool) -> Self {
+        Self {
+            parser: SseParser::new(),
+            created,
+            include_usage,
+            json_mode,
+            id: String::new(),
+            model: String::new(),
+            started: false,
+            role_sent: false,
+            finish_sent: false,
+            stopped: false,
+            blocks: HashMap::new(),
+            tools: 0,
+            json_answer: false,
+            stop_reason: None,
+            usage: Usage::default(),
+            out: Vec::new(),
+        }
+    }
+
+    fn write(
+        &mut self,
+        choices: &[ChunkChoice<'_>],
+        usage: Option<Option<super::wire::OpenAiUsage>>,
+    ) {
+        let chunk = Chunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices,
+            usage,
+        };
+        self.out.extend_from_slice(b"data: ");
+        // Serialising these plain structs into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.out, &chunk);
+        self.out.extend_from_slice(b"\n\n");
+    }
+
+    /// Writes one chunk with `delta`, preceded by the role chunk if it is still owed.
+    fn emit(&mut self, delta: ChunkDelta<'_>, finish: Option<&'static str>) {
+        if !self.role_sent {
+            self.role_sent = true;
+            let role = ChunkDelta {
+                role: Some("assistant"),
+                content: Some(""),
+                ..ChunkDelta::default()
+            };
+            self.write(&[choice(role, None)], self.usage_null());
+        }
+        self.write(&[choice(delta, finish)], self.usage_null());
+    }
+
+    fn usage_null(&self) -> Option<Option<super::wire::OpenAiUsage>> {
+        self.include_usage.then_some(None)
+    }
+
+    fn finish(&mut self) {
+        if self.finish_sent {
+            return;
+        }
+        self.finish_sent = true;
+        let reason = finish_reason(
+            self.stop_reason.as_deref(),
+            self.tools > 0,
+            self.json_answer,
+        );
+        self.emit(ChunkDelta::default(), Some(reason));
+    }
+
+    fn event(&mut self, sse: &SseEvent) -> Result<(), InBandError> {
+        if self.stopped {
+            return Ok(());
+        }
+        let event: Event = match serde_json::from_str(&sse.data) {
+            Ok(event) => event,
+            // A `ping` with odd data, or a new event type with a new shape: nothing to say.
+            Err(_) if sse.event != "error" && !is_known(&sse.event) => return Ok(()),
+            Err(e) => {
+                return Err(InBandError::truncated(format!(
+                    "unreadable Anthropic `{}` event: {e}",
+                    sse.event
+                )))
+            }
+        };
+        match event {
+            Event::Error { error } => return Err(in_band_error(&error)),
+            Event::MessageStart { message } => {
+                self.started = true;
+                self.id = message.id;
+                self.model = message.model;
+                self.usage.merge(&message.usage);
+            }
+            // Everything else needs the envelope: its id and model are on every chunk.
+            _ if !self.started => {}
+            Event::ContentBlockStart {
+                index,
+                content_block,
+            } => match content_block {
+                Block::ToolUse { name, .. } if self.json_mode && name == JSON_TOOL => {
+                    self.json_answer = true;
+                    self.blocks.insert(index, BlockKind::JsonAnswer);
+                }
+                Block::ToolUse { id, name, .. } => {
+                    let tool = self.tools;
+                    self.tools += 1;
+                    self.blocks.insert(index, BlockKind::Tool(tool));
+                    self.emit(tool_delta(tool, Some(&id), Some(&name), ""), None);
+                }
+                Block::Text { text } => {
+                    self.blocks.insert(index, BlockKind::Plain);
+                    if !text.is_empty() {
+                        self.emit(content(&text), None);
+                    }
+                }
+                Block::Thinking { thinking } => {
+                    self.blocks.insert(index, BlockKind::Plain);
+                    if !thinking.is_empty() {
+                        self.emit(reasoning(&thinking), None);
+                    }
+                }
+                Block::Other => {}
+            },
+            Event::ContentBlockDelta { index, delta } => match delta {
+                Delta::TextDelta { text } if !text.is_empty() => self.emit(content(&text), None),
+                Delta::ThinkingDelta { thinking } if !thinking.is_empty() => {
+                    self.emit(reasoning(&thinking), None)
+                }
+                Delta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
+                    match self.blocks.get(&index).copied() {
+                        Some(BlockKind::Tool(tool)) => {
+                            self.emit(tool_delta(tool, None, None, &partial_json), None)
+                        }
+                        Some(BlockKind::JsonAnswer) => self.emit(content(&partial_json), None),
+                        _ => {}
+                    }
+                }
+                _ => {}
+            },
+            Event::MessageDelta { delta, usage } => {
+                self.usage.merge(&usage);
+                if let Some(reason) = delta.stop_reason {
+                    self.stop_reason = Some(reason);
+                    self.finish();
+                }
+            }
+            Event::MessageStop => {
+                self.stopped = true;
+                self.finish();
+                if self.include_usage {
+                    let usage = self.usage.to_openai();
+                    self.write(&[], Some(Some(usage)));
+                }
+                self.out.extend_from_slice(b"data: [DONE]\n\n");
+            }
+            Event::Ignored => {}
+        }
+        Ok(())
+    }
+
+    fn take(&mut self) -> Bytes {
+        Bytes::from(std::mem::take(&mut self.out))
+    }
+}
+
+/// Event names whose data must parse; anything else may be skipped when it does not.
+fn is_known(event: &str) -> bool {
+    matches!(
+        event,
+        "message_start"
+            | "content_block_start"
+            | "content_block_delta"
+            | "message_delta"
+            | "message_stop"
+    )
+}
+
+fn choice<'a>(delta: ChunkDelta<'a>, finish: Option<&'static str>) -> ChunkChoice<'a> {
+    ChunkChoice {
+        index: 0,
+        delta,
+        logprobs: None,
+        finish_reason: finish,
+    }
+}
+
+fn content(text: &str) -> ChunkDelta<'_> {
+    ChunkDelta {
+        content: Some(text),
+        ..ChunkDelta::default()
+    }
+}
+
+fn reasoning(text: &str) -> ChunkDelta<'_> {
+    ChunkDelta {
+        reasoning_content: Some(text),
+        ..ChunkDelta::default()
+    }
+}
+
+fn tool_delta<'a>(
+    index: u32,
+    id: Option<&'a str>,
+    name: Option<&'a str>,
+    arguments: &'a str,
+) -> ChunkDelta<'a> {
+    ChunkDelta {
+        tool_calls: Some([ToolCallDelta {
+            index,
+            id,
+            kind: id.map(|_| "function"),
+            function: FunctionDelta { name, arguments },
+        }]),
+        ..ChunkDelta::default()
+    }
+}
+
+impl Translate for StreamTranslator {
+    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, InBandError> {
+        for event in self.parser.feed(&upstream) {
+            self.event(&event)?;
+        }
+        if self.parser.buffered() > MAX_PENDING {
+            return Err(InBandError::truncated(
+                "an Anthropic stream event exceeded the size limit",
+            ));
+        }
+        Ok(self.take())
+    }
+
+    fn end(&mut self) -> Result<Bytes, InBandError> {
+        if let Some(event) = self.parser.finish() {
+            self.event(&event)?;
+        }
+        if !self.stopped {
+            return Err(InBandError::truncated(
+                "the Anthropic stream ended before `message_stop`",
+            ));
+        }
+        Ok(self.take())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    const TEXT: &str = include_str!("../../../tests/fixtures/anthropic/text.sse");
+    const TOOL_USE: &str = include_str!("../../../tests/fixtures/anthropic/tool_use.sse");
+    const PARALLEL: &str = include_str!("../../../tests/fixtures/anthropic/parallel_tools.sse");
+    const THINKING: &str = include_str!("../../../tests/fixtures/anthropic/thinking.sse");
+    const REFUSAL: &str = include_str!("../../../tests/fixtures/anthropic/refusal.sse");
+    const JSON_TOOL_SSE: &str = include_str!("../../../tests/fixtures/anthropic/json_tool.sse");
+    const MID_ERROR: &str = include_str!("../../../tests/fixtures/anthropic/error_midstream.sse");
+    const FIRST_ERROR: &str = include_str!("../../../tests/fixtures/anthropic/error_first.sse");
+
+    /// Every event of a stream fed whole, as the client would see it (`Err` if it failed).
+    fn run(stream: &str, include_usage: bool, json_mode: bool) -> (String, Option<InBandError>) {
+        let mut t = StreamTranslator::new(1_700_000_000, include_usage, json_mode);
+        let mut out = String::new();
+        match t.chunk(Bytes::from(stream.to_owned())).and_then(|a| {
+            out.push_str(std::str::from_utf8(&a).unwrap());
+            t.end()
+        }) {
+            Ok(b) => {
+                out.push_str(std::str::from_utf8(&b).unwrap());
+                (out, None)
+            }
+            Err(e) => (out, Some(e)),
+        }
+    }
+
+    fn payloads(out: &str) -> Vec<Value> {
+        out.split("\n\n")
+            .filter(|e| !e.is_empty())
+            .map(|e| {
+                let data = e.strip_prefix("data: ").unwrap();
+                if data == "[DONE]" {
+                    json!("[DONE]")
+                } else {
+                    serde_json::from_str(data).unwrap()
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn text_stream_exactly_with_usage() {
+        let (out, err) = run(TEXT, true, false);
+        assert!(err.is_none());
+        let head = r#"{"id":"msg_4QpJur2dWWDjF6C758FbBw5vm12BaVipnK","object":"chat.completion.chunk","created":1700000000,"model":"claude-3-opus-latest","#;
+        let expected = [
+            r#""choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+            r#""choices":[{"index":0,"delta":{"content":"Hello"},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+            r#""choices":[{"index":0,"delta":{"content":" there"},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+            r#""choices":[{"index":0,"delta":{"content":"!"},"logprobs":null,"finish_reason":null}],"usage":null}"#,
+            r#""choices":[{"index":0,"delta":{},"logprobs":null,"finish_reason":"stop"}],"usage":null}"#,
+            r#""choices":[],"usage":{"prompt_tokens":11,"completion_tokens":6,"total_tokens":17,"prompt_tokens_details":{"cached_tokens":0}}}"#,
+        ];
+        let mut want = String::new();
+        for e in expected {
+            want.push_str(&format!("data: {head}{e}\n\n"));
+        }
+        want.push_str("data: [DONE]\n\n");
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn without_include_usage_there_is_no_usage_field_and_no_usage_chunk() {
+        let (out, _) = run(TEXT, false, false);
+        let events = payloads(&out);
+        assert_eq!(events.len(), 6);
+        for e in &events[..5] {
+            assert!(e.get("usage").is_none());
+            assert_eq!(e["choices"].as_array().unwrap().len(), 1);
+        }
+        assert_eq!(events[5], "[DONE]");
+    }
+
+    #[test]
+    fn split_at_every_byte_gives_the_same_output() {
+        let (whole, _) = run(TOOL_USE, true, false);
+        let bytes = TOOL_USE.as_bytes();
+        for split in 0..=bytes.len() {
+            let mut t = StreamTranslator::new(1_700_000_000, true, false);
+            let mut out = Vec::new();
+            out.extend_from_slice(&t.chunk(Bytes::copy_from_slice(&bytes[..split])).unwrap());
+            out.extend_from_slice(&t.chunk(Bytes::copy_from_slice(&bytes[split..])).unwrap());
+            out.extend_from_slice(&t.end().unwrap());
+            assert_eq!(String::from_utf8(out).unwrap(), whole, "split at {split}");
+        }
+    }
+
+    #[test]
+    fn tool_use_gets_a_response_wide_tool_index_and_argument_fragments() {
+        let (out, _) = run(TOOL_USE, false, false);
+        let events = payloads(&out);
+        let deltas: Vec<&Value> = events[..events.len() - 1]
+            .iter()
+            .map(|e| &e["choices"][0]["delta"])
+            .collect();
+        assert_eq!(deltas[1], &json!({"content": "I"}));
+        assert_eq!(
+            deltas[3],
+            &json!({"tool_calls": [{"index": 0, "id": "toolu_01NRLabsLyVHZPKxbKvkfSMn", "type": "function",
+                                    "function": {"name": "get_weather", "arguments": ""}}]})
+        );
+        let args: String = deltas[4..8]
+            .iter()
+            .map(|d| {
+                assert_eq!(d["tool_calls"][0]["index"], 0);
+                assert!(d["tool_calls"][0].get("id").is_none());
+                d["tool_calls"][0]["function"]["arguments"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(args, "{\"location\": \"Paris\"}");
+        assert_eq!(
+            events[events.len() - 2]["choices"][0]["finish_reason"],
+            "tool_calls"
+        );
+        for e in &events[..events.len() - 1] {
+            assert_eq!(e["id"], "msg_019Q1hrJbZG26Fb9BQhrkHEr");
+            assert_eq!(e["created"], 1_700_000_000);
+            assert_eq!(e["model"], "claude-sonnet-4-20250514");
+        }
+    }
+
+    #[test]
+    fn parallel_tool_calls_are_numbered_0_and_1_and_cache_tokens_count() {
+        let (out, _) = run(PARALLEL, true, false);
+        let events = payloads(&out);
+        let starts: Vec<(Value, Value)> = events
+            .iter()
+            .filter_map(|e| e["choices"][0]["delta"]["tool_calls"][0].as_object())
+            .filter(|c| c.contains_key("id"))
+            .map(|c| (c["index"].clone(), c["function"]["name"].clone()))
+            .collect();
+        assert_eq!(
+            starts,
+            vec![
+                (json!(0), json!("get_weather")),
+                (json!(1), json!("get_time"))
+            ]
+        );
+        let usage = &events[events.len() - 2]["usage"];
+        assert_eq!(usage["prompt_tokens"], 520);
+        assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 100);
+    }
+
+    #[test]
+    fn thinking_is_reasoning_content_never_content() {
+        let (out, _) = run(THINKING, false, false);
+        let events = payloads(&out);
+        assert_eq!(
+            events[1]["choices"][0]["delta"],
+            json!({"reasoning_content": "I need to find the GCD..."})
+        );
+        assert_eq!(
+            events[2]["choices"][0]["delta"],
+            json!({"content": "The GCD is 21."})
+        );
+        assert_eq!(events[3]["choices"][0]["finish_reason"], "stop");
+    }
+
+    #[test]
+    fn refusal_is_content_filter() {
+        let (out, _) = run(REFUSAL, false, false);
+        let events = payloads(&out);
+        assert_eq!(events.len(), 3);
+        assert_eq!(
+            events[0]["choices"][0]["delta"],
+            json!({"role": "assistant", "content": ""})
+        );
+        assert_eq!(events[1]["choices"][0]["finish_reason"], "content_filter");
+    }
+
+    #[test]
+    fn json_mode_streams_the_tool_input_as_content_with_stop() {
+        let (out, _) = run(JSON_TOOL_SSE, false, true);
+        let events = payloads(&out);
+        let text: String = events
+            .iter()
+            .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(
+            serde_json::from_str::<Value>(&text).unwrap(),
+            json!({"city": "Paris", "population": 2102650})
+        );
+        assert!(!out.contains("tool_calls"));
+        assert_eq!(
+            events[events.len() - 2]["choices"][0]["finish_reason"],
+            "stop"
+        );
+    }
+
+    #[test]
+    fn an_error_before_content_fails_the_attempt_with_nothing_sent() {
+        let mut t = StreamTranslator::new(1, false, false);
+        let e = t
+            .chunk(Bytes::from_static(FIRST_ERROR.as_bytes()))
+            .unwrap_err();
+        assert_eq!(e.status, 529);
+        assert_eq!(e.error.kind, "overloaded_error");
+        assert_eq!(e.error.message, "Overloaded");
+        assert_eq!((e.error.param.clone(), e.error.code.clone()), (None, None));
+    }
+
+    #[test]
+    fn an_error_after_content_is_an_error_after_the_sent_chunks() {
+        let mut t = StreamTranslator::new(1, false, false);
+        let (head, tail) = MID_ERROR.split_at(MID_ERROR.find("event: error").unwrap());
+        let sent = t.chunk(Bytes::from(head.to_owned())).unwrap();
+        let text: String = payloads(std::str::from_utf8(&sent).unwrap())
+            .iter()
+            .filter_map(|e| {
+                e["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect();
+        assert_eq!(text, "Partial answer");
+        let e = t.chunk(Bytes::from(tail.to_owned())).unwrap_err();
+        assert_eq!((e.status, e.error.kind.as_str()), (529, "overloaded_error"));
+    }
+
+    #[test]
+    fn a_stream_without_message_stop_is_truncated_and_unknown_events_are_ignored() {
+        let cut = &TEXT[..TEXT.find("event: message_stop").unwrap()];
+        let (_, err) = run(cut, false, false);
+        assert_eq!(
+            err.unwrap().error.code.as_deref(),
+            Some("stream_interrupted")
+        );
+        let with_unknown = TEXT.replace(
+            "event: ping\n",
+            "event: brand_new\ndata: {\"type\":\"brand_new\",\"x\":[1]}\n\nevent: ping\n",
+        );
+        assert_eq!(
+            run(&with_unknown, false, false).0,
+            run(TEXT, false, false).0
+        );
+        // A final event without its blank line is still read at the end.
+        let (out, err) = run(TEXT.trim_end(), false, false);
+        assert!(err.is_none() && out.ends_with("data: [DONE]\n\n"));
+    }
+
+    #[test]
+    fn crlf_streams_translate_the_same() {
+        let crlf = TEXT.replace('\n', "\r\n");
+        assert_eq!(run(&crlf, true, false).0, run(TEXT, true, false).0);
+    }
+}

@@ -1,6 +1,7 @@
 //! The proxy's own cost per request, without sockets: parsing and re-serialising a request,
 //! the whole handler (auth, routing, failover, stream pump) against an in-process upstream,
-//! and the SSE pass-through per chunk. `cargo bench --bench core`.
+//! the SSE pass-through per chunk, and the Anthropic request and stream translation.
+//! `cargo bench --bench core`.
 
 // Criterion does not build for wasm32; `cargo clippy --target wasm32-unknown-unknown
 // --all-targets` still compiles this file, so the benchmarks exist only natively.
@@ -12,7 +13,10 @@ mod native {
     use ai_worker_proxy::core::host::{Host, NetworkError, UpstreamRequest, UpstreamResponse};
     use ai_worker_proxy::core::http::{IncomingRequest, Method, RequestBody, ResponseBody};
     use ai_worker_proxy::core::request::ChatRequest;
+    use ai_worker_proxy::core::route::{Provider, Target};
     use ai_worker_proxy::core::stream::Translate;
+    use ai_worker_proxy::providers::anthropic;
+    use ai_worker_proxy::providers::anthropic::stream::StreamTranslator;
     use ai_worker_proxy::providers::openai::PassThrough;
     use bytes::Bytes;
     use criterion::{criterion_group, Criterion, Throughput};
@@ -21,6 +25,15 @@ mod native {
     const REQUEST: &str = r#"{"model":"fast","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"What is the weather like in Boston today?"}],"tools":[{"type":"function","function":{"name":"get_current_weather","description":"Get the current weather in a given location","parameters":{"type":"object","properties":{"location":{"type":"string","description":"The city and state, e.g. San Francisco, CA"},"unit":{"type":"string","enum":["celsius","fahrenheit"]}},"required":["location"]}}}],"tool_choice":"auto","temperature":0.7,"stream":true,"stream_options":{"include_usage":true}}"#;
     const CHUNK: &str = "data: {\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\",\"created\":1694268190,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n";
     const STREAM_CHUNKS: usize = 200;
+    const CLAUDE: Target = Target {
+        provider: Provider::Anthropic,
+        model: "claude-sonnet-4-20250514",
+        base_url: "https://api.anthropic.com",
+        api_keys: &["ANTHROPIC_KEY_1"],
+        max_tokens: None,
+    };
+    const CLAUDE_START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_4QpJur2dWWDjF6C758FbBw5vm12BaVipnK\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-3-opus-latest\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":11,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
+    const CLAUDE_DELTA: &str = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n";
 
     /// An upstream that answers every request at once with a 200-chunk SSE stream.
     #[derive(Clone)]
@@ -95,6 +108,20 @@ mod native {
             let mut translator = PassThrough::new(true);
             let chunk = Bytes::from_static(CHUNK.as_bytes());
             b.iter(|| black_box(translator.chunk(chunk.clone())))
+        });
+        group.finish();
+
+        let mut group = c.benchmark_group("anthropic");
+        group.bench_function("request translation (tools, 0.8 KB)", |b| {
+            let request = ChatRequest::parse(REQUEST.as_bytes()).unwrap_or_else(|_| unreachable!());
+            b.iter(|| black_box(anthropic::body(&CLAUDE, black_box(&request))))
+        });
+        group.throughput(Throughput::Bytes(CLAUDE_DELTA.len() as u64));
+        group.bench_function("stream translation per text_delta event", |b| {
+            let mut translator = StreamTranslator::new(1_700_000_000, true, false);
+            let _ = translator.chunk(Bytes::from_static(CLAUDE_START.as_bytes()));
+            let delta = Bytes::from_static(CLAUDE_DELTA.as_bytes());
+            b.iter(|| black_box(translator.chunk(delta.clone())))
         });
         group.finish();
     }

@@ -7,7 +7,6 @@
 # Usage: benches/load/run.sh [seconds per run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-root=$(pwd)
 secs=${1:-10}
 out=target/bench
 mkdir -p "$out"
@@ -29,7 +28,7 @@ BENCH_PROXY_TOKEN=bench-token BENCH_KEY=emu-ok-bench target/bench/native/ai-work
 wait_for http://127.0.0.1:18790/health
 
 ROUTES_TOML=tests/routes/bench.toml ./scripts/build-worker.sh > "$out/worker-build.log" 2>&1
-sed -e "s|@ROOT@|$root|g" -e "s|@PORT@|18791|g" benches/load/workerd.capnp.in > "$out/workerd.capnp"
+sed -e "s|@PORT@|18791|g" benches/load/workerd.capnp.in > "$out/workerd.capnp"
 node_modules/.bin/workerd serve "$out/workerd.capnp" --experimental > "$out/workerd.log" 2>&1 & pids+=($!)
 wait_for http://127.0.0.1:18791/health
 
@@ -55,6 +54,8 @@ run "Worker (workerd serve), JSON" http://127.0.0.1:18791/v1/chat/completions be
 run "emulator directly, SSE" http://127.0.0.1:18080/v1/chat/completions emu-ok-bench "${stream/bench/emu-model}"
 run "native host, SSE" http://127.0.0.1:18790/v1/chat/completions bench-token "$stream"
 run "Worker (workerd serve), SSE" http://127.0.0.1:18791/v1/chat/completions bench-token "$stream"
+run "native host, Anthropic SSE translated" http://127.0.0.1:18790/v1/chat/completions bench-token "${stream/bench/bench-claude}"
+run "Worker (workerd serve), Anthropic SSE translated" http://127.0.0.1:18791/v1/chat/completions bench-token "${stream/bench/bench-claude}"
 
 # Memory stays flat however long the stream: RSS of the native host before, during and after
 # one stream of 200,000 events.

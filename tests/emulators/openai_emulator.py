@@ -243,6 +243,9 @@ def sse(obj) -> bytes:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "openai-emulator/1.0"
+    # Headers and body go out in separate writes; with Nagle's algorithm on, the client's
+    # delayed ACK holds the body back ~40 ms, which would swamp every latency measured through it.
+    disable_nagle_algorithm = True
 
     def log_message(self, fmt, *args):  # quiet unless --verbose
         if getattr(self.server, "verbose", False):

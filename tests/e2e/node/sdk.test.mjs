@@ -118,3 +118,46 @@ test("all targets fail → 500 naming every attempt, no secrets", async () => {
     },
   );
 });
+
+test("anthropic route: streamed parallel tool calls, then the tool results answered", async () => {
+  const CLAUDE_TOOLS = [
+    { type: "function", function: { name: "get_weather", parameters: { type: "object", properties: { location: { type: "string" } } } } },
+    { type: "function", function: { name: "get_time", parameters: { type: "object", properties: { timezone: { type: "string" } } } } },
+  ];
+  const stream = await client.chat.completions.create({
+    model: "claude", messages: user("Weather and time in Paris?"), tools: CLAUDE_TOOLS, stream: true,
+    stream_options: { include_usage: true },
+  });
+  const calls = {};
+  const finishes = [];
+  let usage = null;
+  for await (const chunk of stream) {
+    for (const ch of chunk.choices) {
+      for (const tc of ch.delta.tool_calls ?? []) {
+        calls[tc.index] ??= { id: tc.id, name: tc.function?.name, args: "" };
+        calls[tc.index].args += tc.function?.arguments ?? "";
+      }
+      if (ch.finish_reason) finishes.push(ch.finish_reason);
+    }
+    usage = chunk.usage ?? usage;
+  }
+  assert.deepEqual(calls, {
+    0: { id: "toolu_01ParisWeather0000000001", name: "get_weather", args: '{"location": "Paris"}' },
+    1: { id: "toolu_01ParisTime000000000000001", name: "get_time", args: '{"timezone": "Europe/Paris"}' },
+  });
+  assert.deepEqual(finishes, ["tool_calls"]);
+  assert.equal(usage.prompt_tokens, 520); // 420 input + 100 cache-read tokens
+  assert.equal(usage.prompt_tokens_details.cached_tokens, 100);
+
+  const answer = await client.chat.completions.create({
+    model: "claude", tools: CLAUDE_TOOLS,
+    messages: [
+      ...user("Weather and time in Paris?"),
+      { role: "assistant", content: null, tool_calls: Object.values(calls).map((c) => ({ id: c.id, type: "function", function: { name: c.name, arguments: c.args } })) },
+      { role: "tool", tool_call_id: calls[0].id, content: "18C" },
+      { role: "tool", tool_call_id: calls[1].id, content: "14:00" },
+    ],
+  });
+  assert.equal(answer.choices[0].message.content, "tool said: 18C | 14:00");
+  assert.equal(answer.choices[0].finish_reason, "stop");
+});

@@ -1,7 +1,9 @@
 """Validate proxy outputs against the official OpenAI OpenAPI spec.
 
-The spec is ``shared/wire/openai-openapi.yaml`` (openai/openai-openapi, see shared/wire/sources.md),
-found next to the repository (``<repo>/../shared/wire``) or via ``$OPENAI_OPENAPI_YAML``.
+The schemas come from the official spec, ``shared/wire/openai-openapi.yaml`` (openai/openai-openapi,
+see shared/wire/sources.md): ``tests/e2e/openai-schemas.json`` holds the ones used here and all
+they reference, extracted unmodified by ``vendor_openai_schemas.py`` so that a clean clone needs
+nothing outside the repository; ``$OPENAI_OPENAPI_YAML`` points at a full spec instead.
 
 The YAML mixes OpenAPI-3.0 ``nullable: true`` with 3.1 type unions, so before validating with
 JSON Schema 2020-12 it is preprocessed:
@@ -17,6 +19,7 @@ The loaded + preprocessed spec is cached per process (it is ~3 MB).
 from __future__ import annotations
 
 import functools
+import json
 import os
 from pathlib import Path
 
@@ -28,12 +31,20 @@ from referencing.jsonschema import DRAFT202012
 SPEC_URI = "urn:openai-openapi"
 
 
-def spec_path() -> Path:
+VENDORED = Path(__file__).resolve().parent / "openai-schemas.json"
+
+
+def full_spec_path() -> Path:
+    """The full spec: ``$OPENAI_OPENAPI_YAML``, else shared/ beside the repository."""
     env = os.environ.get("OPENAI_OPENAPI_YAML")
     if env:
         return Path(env)
     # tests/e2e/openai_schema.py → parents[2] is the repo root, parents[3] holds shared/.
     return Path(__file__).resolve().parents[3] / "shared" / "wire" / "openai-openapi.yaml"
+
+
+def spec_path() -> Path:
+    return Path(os.environ["OPENAI_OPENAPI_YAML"]) if os.environ.get("OPENAI_OPENAPI_YAML") else VENDORED
 
 
 def _preprocess(node):
@@ -68,9 +79,12 @@ def _preprocess(node):
 @functools.lru_cache(maxsize=1)
 def load_spec() -> dict:
     path = spec_path()
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    with open(path, "rb") as f:
-        raw = yaml.load(f, Loader=loader)
+    if path.suffix == ".json":
+        raw = json.loads(path.read_text())
+    else:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        with open(path, "rb") as f:
+            raw = yaml.load(f, Loader=loader)
     return _preprocess(raw)
 
 

@@ -68,3 +68,15 @@ def test_nullable_rewrite():
                    "properties": {"nullable": {"type": "integer"}}}
     assert openai_schema._preprocess({"$ref": "#/x", "nullable": True}) == \
         {"anyOf": [{"$ref": "#/x"}, {"type": "null"}]}
+
+
+def test_vendored_schemas_match_the_full_spec():
+    """openai-schemas.json is exactly what vendor_openai_schemas.py extracts from the spec."""
+    import json
+
+    import vendor_openai_schemas
+
+    full = openai_schema.full_spec_path()
+    if not full.is_file():
+        pytest.skip(f"the full spec is not beside this checkout ({full})")
+    assert json.loads(openai_schema.VENDORED.read_text()) == vendor_openai_schemas.extract(full)

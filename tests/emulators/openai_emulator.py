@@ -7,6 +7,9 @@ reference): §2 for non-streaming ``chat.completion`` objects, §3 / §3.1 / §3
 usage chunk with ``choices: []``, ``data: [DONE]``) and §4 for the error envelope
 ``{"error": {"message", "type", "param", "code"}}``.
 
+The same server speaks the other providers' formats through the modules in ``PROVIDERS``
+(``anthropic_emulator.py``: ``POST /v1/messages``).
+
 Standard library only. Usage::
 
     python3 tests/emulators/openai_emulator.py --port 18080 [--host 127.0.0.1]
@@ -36,8 +39,9 @@ Routes
     stream pauses until ``POST /_emulator/release/<id>`` (max 30 s).
 
 ``POST /_emulator/release/<id>``  release a held stream (may be called before the hold starts).
-``GET  /_emulator/requests?test_id=X``  JSON list of recorded chat requests whose body has
-                                 ``"test_id": X`` (each ``{"seq","path","headers","body","key"}``).
+``GET  /_emulator/requests?test_id=X``  JSON list of recorded upstream requests tagged X (each
+                                 ``{"seq","path","headers","body","key","test_id"}``); the tag is
+                                 the body's ``test_id``, or what a provider module extracts.
 ``GET  /_emulator/health``       ``{"ok": true}``.
 
 ``id`` is random per response (``chatcmpl-emu…``) and ``created`` is the current time; tests that
@@ -55,7 +59,16 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Other providers' wire formats, served on the same port: each module has
+# ``handles(path) -> bool`` and ``handle(handler, url, raw)``.
+import anthropic_emulator  # noqa: E402
+
+PROVIDERS = (anthropic_emulator,)
 
 HOLD_TIMEOUT_S = 30.0
 
@@ -324,8 +337,7 @@ class Handler(BaseHTTPRequestHandler):
         elif url.path == "/_emulator/requests":
             test_id = (parse_qs(url.query).get("test_id") or [None])[0]
             with _records_lock:
-                items = [r for r in _records
-                         if test_id is None or (isinstance(r["body"], dict) and r["body"].get("test_id") == test_id)]
+                items = [r for r in _records if test_id is None or r["test_id"] == test_id]
             self._json(200, items)
         else:
             self._not_found()
@@ -337,10 +349,24 @@ class Handler(BaseHTTPRequestHandler):
             _hold_event(url.path[len("/_emulator/release/"):]).set()
             self._json(200, {"ok": True})
             return
-        if not url.path.endswith("/chat/completions"):
-            self._not_found()
+        if url.path.endswith("/chat/completions"):
+            self._chat(url.path, raw)
             return
-        self._chat(url.path, raw)
+        for provider in PROVIDERS:
+            if provider.handles(url.path):
+                provider.handle(self, url, raw)
+                return
+        self._not_found()
+
+    def record(self, path: str, key: str | None, body, test_id: str | None = None) -> None:
+        """Keep what upstream received, for ``GET /_emulator/requests``; ``test_id`` defaults to
+        the body's own ``test_id`` field."""
+        if test_id is None and isinstance(body, dict):
+            test_id = body.get("test_id")
+        with _records_lock:
+            _records.append({"seq": len(_records), "path": path,
+                             "headers": {k.lower(): v for k, v in self.headers.items()},
+                             "body": body, "key": key, "test_id": test_id})
 
     def _chat(self, path: str, raw: bytes):
         auth = self.headers.get("Authorization") or ""
@@ -349,10 +375,7 @@ class Handler(BaseHTTPRequestHandler):
             body = json.loads(raw.decode("utf-8"))
         except Exception:
             body = raw.decode("utf-8", "replace")
-        with _records_lock:
-            _records.append({"seq": len(_records), "path": path,
-                             "headers": {k.lower(): v for k, v in self.headers.items()},
-                             "body": body, "key": key})
+        self.record(path, key, body)
         if not isinstance(body, dict):
             self._json(400, {"error": {"message": "We could not parse the JSON body of your request.",
                                        "type": "invalid_request_error", "param": None, "code": None}})

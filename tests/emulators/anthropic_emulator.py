@@ -1,0 +1,293 @@
+"""Anthropic Messages API emulator, served by tests/emulators/openai_emulator.py on the same port.
+
+Wire format follows ``shared/wire/anthropic-messages.md``: ``POST /v1/messages`` with ``x-api-key``
+and ``anthropic-version``; the ``Message`` object (§3), the SSE event sequence (§4: ``message_start``,
+``content_block_*``, ``ping``, ``message_delta``, ``message_stop``, ``error``) and the error envelope
+``{"type":"error","error":{"type","message"},"request_id"}`` (§5).
+
+Like the real API it rejects what the proxy must pre-empt (§2.1, §6), with Anthropic's own 400
+messages: a missing ``max_tokens`` or ``anthropic-version``, a first turn that is not ``user``, two
+turns of the same role in a row, empty text blocks, ``temperature`` outside 0–1 or beside ``top_p``,
+a ``tool_use`` not answered by a ``tool_result`` in the next turn, ``tool_use``/``tool_result`` blocks
+without ``tools``, an unknown top-level field. So an end-to-end test that passes proves the
+translated request was acceptable, not just that it arrived.
+
+Behaviour by ``x-api-key`` value (the same key words as the OpenAI emulator): ``ok`` answers;
+``429`` rate_limit_error (+ ``retry-after``), ``500`` api_error, ``503``, ``529`` overloaded_error,
+``401`` authentication_error, ``403`` permission_error, ``400`` invalid_request_error, ``404``
+not_found_error; ``drop`` closes the connection; ``midstream`` streams two text deltas then an
+``error`` event (overloaded); ``overloadfirst`` sends ``message_start`` then an ``error`` event
+before any content.
+
+Answers (an ``ok`` key), chosen from the request:
+* ``scenario:NAME`` in the last user text replays ``tests/fixtures/anthropic/NAME.sse`` — the literal
+  streams of the wire notes (``thinking``, ``refusal``, ``parallel_tools``, ``tool_use``…).
+* a ``tool_choice`` forcing ``json_tool_call`` → the ``json_tool`` fixture;
+* ``tools`` offered and the last turn is not a tool result → ``tool_use`` (one ``get_weather`` call)
+  or, with ``get_time`` offered too and parallel use allowed, ``parallel_tools``;
+* the last turn carries tool results → ``"tool said: " + <their text, joined by " | ">``;
+* otherwise ``"echo: " + <last user text>``.
+Non-streaming answers are the same event sequence folded into a ``Message``, so both paths agree.
+Every answer's ``model`` is the request's ``model``.
+
+The proxy does not forward the OpenAI ``test_id`` field; tests send it as the OpenAI ``user``,
+which arrives as ``metadata.user_id`` and is recorded as the request's ``test_id``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from pathlib import Path
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "anthropic"
+
+TOP_LEVEL = {"model", "max_tokens", "messages", "system", "stop_sequences", "stream", "temperature",
+             "top_p", "top_k", "tools", "tool_choice", "thinking", "metadata", "output_config",
+             "service_tier"}
+
+ERRORS = {
+    400: ("invalid_request_error", "max_tokens: emulated client error"),
+    401: ("authentication_error", "invalid x-api-key"),
+    403: ("permission_error", "Your API key does not have permission to use the specified resource."),
+    404: ("not_found_error", "model: emulated-missing-model"),
+    429: ("rate_limit_error", "Number of request tokens has exceeded your per-minute rate limit"),
+    500: ("api_error", "Internal server error"),
+    503: ("api_error", "Service unavailable"),
+    529: ("overloaded_error", "Overloaded"),
+}
+
+BEHAVIOURS = ("overloadfirst", "midstream", "drop", "ok",
+              "429", "500", "503", "529", "401", "403", "400", "404")
+
+
+def handles(path: str) -> bool:
+    return path == "/v1/messages"
+
+
+def behaviour_for(key: str | None) -> str:
+    tokens = [t for t in re.split(r"[^a-z0-9]+", (key or "").lower()) if t]
+    return next((b for b in BEHAVIOURS if b in tokens), "401")
+
+
+def error_body(kind: str, message: str) -> dict:
+    return {"type": "error", "error": {"type": kind, "message": message},
+            "request_id": "req_emu" + uuid.uuid4().hex[:20]}
+
+
+# --------------------------------------------------------------------------- validation
+
+def _blocks(content) -> list:
+    return [{"type": "text", "text": content}] if isinstance(content, str) else content
+
+
+def problem(body: dict, headers) -> str | None:
+    """The 400 message the real API would give this request, or None if it is acceptable."""
+    if headers.get("anthropic-version") != "2023-06-01":
+        return "anthropic-version: header is required"
+    unknown = sorted(set(body) - TOP_LEVEL)
+    if unknown:
+        return f"{unknown[0]}: Extra inputs are not permitted"
+    if not isinstance(body.get("max_tokens"), int) or body["max_tokens"] < 1:
+        return "max_tokens: Field required"
+    t = body.get("temperature")
+    if t is not None and not 0 <= t <= 1:
+        return "temperature: Input should be less than or equal to 1"
+    if t is not None and body.get("top_p") is not None:
+        return "`temperature` and `top_p` cannot both be specified for this model. Please use only one."
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        return "messages: Field required"
+    tool_names = {t.get("name") for t in body.get("tools") or []}
+    for t in body.get("tools") or []:
+        if not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", t.get("name", "")):
+            return "tools.0.custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,64}$'"
+        if (t.get("input_schema") or {}).get("type") != "object":
+            return "tools.0.custom.input_schema.type: Input should be 'object'"
+    pending: list[str] = []
+    for i, m in enumerate(messages):
+        role = m.get("role")
+        if i == 0 and role != "user":
+            return "messages: first message must use the \"user\" role"
+        if i > 0 and role == messages[i - 1].get("role"):
+            return "messages: roles must alternate between \"user\" and \"assistant\""
+        blocks = _blocks(m.get("content"))
+        if not blocks and i != len(messages) - 1:
+            return f"messages.{i}: all messages must have non-empty content except for the optional final assistant message"
+        answered = [b.get("tool_use_id") for b in blocks if b.get("type") == "tool_result"]
+        if pending and sorted(answered) != sorted(pending):
+            return (f"messages.{i}: `tool_use` ids were found without `tool_result` blocks immediately after: "
+                    f"{', '.join(pending)}. Each `tool_use` block must have a corresponding `tool_result` block in the next message.")
+        pending = []
+        for b in blocks:
+            kind = b.get("type")
+            if kind == "text" and not b.get("text"):
+                return "messages: text content blocks must be non-empty"
+            if kind in ("tool_use", "tool_result") and not tool_names:
+                return f"messages.{i}: tool use requires `tools` to be defined"
+            if kind == "tool_use":
+                if not isinstance(b.get("input"), dict) or not re.fullmatch(r"[a-zA-Z0-9_-]+", b.get("id", "")):
+                    return f"messages.{i}: invalid tool_use block"
+                pending.append(b["id"])
+            if kind == "image" and b.get("source", {}).get("type") not in ("base64", "url"):
+                return f"messages.{i}: invalid image source"
+    if pending:
+        return f"messages: `tool_use` ids were found without `tool_result` blocks immediately after: {', '.join(pending)}"
+    return None
+
+
+# --------------------------------------------------------------------------- answers
+
+def _fixture(name: str) -> list[tuple[str, dict]]:
+    """The (event, data) pairs of a literal stream in tests/fixtures/anthropic."""
+    out = []
+    for block in (FIXTURES / f"{name}.sse").read_text().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.strip().splitlines() if ": " in line)
+        if "data" in lines:
+            out.append((lines.get("event", ""), json.loads(lines["data"])))
+    return out
+
+
+def _text_stream(text: str, input_tokens: int) -> list[tuple[str, dict]]:
+    """A text answer in the shape of wire notes §4.1, two deltas."""
+    half = len(text) // 2
+    events = [
+        ("message_start", {"type": "message_start", "message": {
+            "id": "", "type": "message", "role": "assistant", "content": [], "model": "",
+            "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": input_tokens, "output_tokens": 1}}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0,
+                                 "content_block": {"type": "text", "text": ""}}),
+        ("ping", {"type": "ping"}),
+    ]
+    for piece in (text[:half], text[half:]):
+        events.append(("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                               "delta": {"type": "text_delta", "text": piece}}))
+    events += [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta",
+                           "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                           "usage": {"output_tokens": max(1, len(text.split()))}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return events
+
+
+def _text(blocks) -> str:
+    return " ".join(b.get("text", "") for b in _blocks(blocks) if b.get("type") == "text")
+
+
+def plan(body: dict) -> list[tuple[str, dict]]:
+    last = body["messages"][-1]
+    blocks = _blocks(last.get("content"))
+    results = [b for b in blocks if b.get("type") == "tool_result"]
+    said = _text(blocks)
+    prompt_tokens = sum(len(_text(m.get("content")).split()) for m in body["messages"]) + 5
+    scenario = re.search(r"scenario:([a-z_]+)", said)
+    choice = body.get("tool_choice") or {}
+    names = [t["name"] for t in body.get("tools") or []]
+    if scenario and (FIXTURES / f"{scenario.group(1)}.sse").exists():
+        return _fixture(scenario.group(1))
+    if choice.get("type") == "tool" and choice.get("name") == "json_tool_call":
+        return _fixture("json_tool")
+    if results:
+        texts = [r["content"] if isinstance(r.get("content"), str) else _text(r.get("content") or [])
+                 for r in results]
+        return _text_stream("tool said: " + " | ".join(texts), prompt_tokens)
+    if names and choice.get("type") != "none":
+        parallel = "get_time" in names and not choice.get("disable_parallel_tool_use")
+        return _fixture("parallel_tools" if parallel else "tool_use")
+    return _text_stream("echo: " + said, prompt_tokens)
+
+
+def stamp(events: list[tuple[str, dict]], model: str) -> list[tuple[str, dict]]:
+    """Give the answer this response's id and the request's model."""
+    msg_id = "msg_emu" + uuid.uuid4().hex[:20]
+    for event, data in events:
+        if event == "message_start":
+            data["message"].update(id=msg_id, model=model)
+    return events
+
+
+def fold(events: list[tuple[str, dict]]) -> dict:
+    """The non-streaming ``Message`` an event sequence adds up to."""
+    message: dict = {}
+    partial: dict[int, str] = {}
+    for event, data in events:
+        if event == "message_start":
+            message = data["message"]
+        elif event == "content_block_start":
+            message["content"].append(dict(data["content_block"]))
+        elif event == "content_block_delta":
+            block, delta = message["content"][data["index"]], data["delta"]
+            if delta["type"] == "text_delta":
+                block["text"] += delta["text"]
+            elif delta["type"] == "thinking_delta":
+                block["thinking"] += delta["thinking"]
+            elif delta["type"] == "signature_delta":
+                block["signature"] = delta["signature"]
+            elif delta["type"] == "input_json_delta":
+                partial[data["index"]] = partial.get(data["index"], "") + delta["partial_json"]
+        elif event == "content_block_stop" and data["index"] in partial:
+            message["content"][data["index"]]["input"] = json.loads(partial.pop(data["index"]))
+        elif event == "message_delta":
+            message.update(data["delta"])
+            message.pop("stop_details", None)
+            message["usage"].update(data["usage"])
+    return message
+
+
+def _sse(event: str, data: dict) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+# --------------------------------------------------------------------------- HTTP
+
+def handle(handler, url, raw: bytes) -> None:
+    key = handler.headers.get("x-api-key")
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except Exception:
+        body = raw.decode("utf-8", "replace")
+    test_id = ((body.get("metadata") or {}).get("user_id") if isinstance(body, dict) else None)
+    handler.record(url.path, key, body, test_id=test_id)
+    b = behaviour_for(key)
+    if b == "drop":
+        handler._abort()
+        return
+    if b.isdigit():
+        status = int(b)
+        kind, message = ERRORS[status]
+        handler._json(status, error_body(kind, message), {"retry-after": "1"} if status == 429 else None)
+        return
+    if not isinstance(body, dict):
+        handler._json(400, error_body("invalid_request_error", "There was an error parsing the body"))
+        return
+    bad = problem(body, handler.headers)
+    if bad:
+        handler._json(400, error_body("invalid_request_error", bad))
+        return
+    if b == "overloadfirst":
+        events = _fixture("error_first")
+    elif b == "midstream":
+        events = _fixture("error_midstream")
+    else:
+        events = plan(body)
+    events = stamp(events, body["model"])
+    if not body.get("stream"):
+        if any(event == "error" for event, _ in events):
+            handler._json(529, error_body("overloaded_error", "Overloaded"))
+        else:
+            handler._json(200, fold(events))
+        return
+    handler._start_stream()
+    for event, data in events:
+        handler._chunk(_sse(event, data))
+    if events[-1][0] == "error":
+        # The real API may just stop after an error event.
+        handler._abort()
+        return
+    handler.wfile.write(b"0\r\n\r\n")
+    handler.wfile.flush()
+

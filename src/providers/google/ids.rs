@@ -43,7 +43,7 @@ impl IdMinter {
         signature: Option<&str>,
     ) -> String {
         let n = self.next;
-        self.next += 1;
+        self.next = self.next.wrapping_add(1);
         let mut id = match gemini_id.filter(|id| !id.is_empty()) {
             Some(id) => id.to_owned(),
             None => {

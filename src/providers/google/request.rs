@@ -484,11 +484,9 @@ fn tools(body: &Obj) -> Result<Vec<FunctionDeclaration>, ProxyError> {
                 .and_then(|f| f.get("parameters"))
                 .filter(|p| p.is_object())
                 .map(|p| schema::clean(p, false))
-                // An object without properties is a function without arguments: Gemini
+                // A schema without properties is a function without arguments: Gemini
                 // expresses that by leaving `parameters` out.
-                .filter(|p| {
-                    p.get("properties").is_some() || p.get("type") != Some(&json!("object"))
-                });
+                .filter(|p| p.get("properties").is_some() || p.get("anyOf").is_some());
             Ok(FunctionDeclaration {
                 name: name.to_owned(),
                 description: function
@@ -965,7 +963,8 @@ mod tests {
                 {"type": "function", "function": {"name": "f", "description": "does f", "strict": true,
                     "parameters": {"type": "object", "properties": {"a": {"type": ["string", "null"]}}, "additionalProperties": false}}},
                 {"type": "function", "function": {"name": "g", "parameters": {"type": "object", "properties": {}}}},
-                {"type": "function", "function": {"name": "h"}}
+                {"type": "function", "function": {"name": "h"}},
+                {"type": "function", "function": {"name": "i", "parameters": {}}}
             ],
             "tool_choice": "required"}),
         );
@@ -974,7 +973,8 @@ mod tests {
             json!([{"functionDeclarations": [
                 {"name": "f", "description": "does f", "parameters": {"type": "object", "properties": {"a": {"type": "string", "nullable": true}}}},
                 {"name": "g"},
-                {"name": "h"}
+                {"name": "h"},
+                {"name": "i"}
             ]}])
         );
         assert_eq!(

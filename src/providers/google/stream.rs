@@ -171,9 +171,8 @@ impl StreamTranslator {
                 self.model = model.to_owned();
             }
         }
-        if let Some(usage) = response.usage_metadata {
-            // Cumulative: the last one counts.
-            self.usage = usage;
+        if let Some(usage) = &response.usage_metadata {
+            self.usage.merge(usage);
         }
         if response.candidates.is_empty() {
             if let Some(refusal) = block_refusal(&response) {
@@ -201,7 +200,7 @@ impl StreamTranslator {
                     );
                     let choice = self.choices.entry(index).or_default();
                     let tool = choice.tools;
-                    choice.tools += 1;
+                    choice.tools = choice.tools.saturating_add(1);
                     let args = arguments(&call.args);
                     let delta = ChunkDelta {
                         tool_calls: Some([ToolCallDelta {
@@ -660,6 +659,23 @@ mod tests {
         // A final event without its blank line is still read.
         let (out, err) = run(TEXT.trim_end(), false);
         assert!(err.is_none() && out.ends_with("data: [DONE]\n\n"));
+    }
+
+    #[test]
+    fn usage_keeps_the_largest_counts_when_a_later_event_carries_fewer() {
+        let stream = concat!(
+            "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]},\"finishReason\":\"STOP\"}],\"usageMetadata\":{\"promptTokenCount\":7,\"candidatesTokenCount\":1,\"thoughtsTokenCount\":3,\"cachedContentTokenCount\":4}}\r\n\r\n",
+            "data: {\"usageMetadata\":{\"trafficType\":\"ON_DEMAND\"}}\r\n\r\n",
+        );
+        let (out, err) = run(stream, true);
+        assert!(err.is_none());
+        let events = payloads(&out);
+        assert_eq!(
+            events[events.len() - 2]["usage"],
+            json!({"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11,
+                   "prompt_tokens_details": {"cached_tokens": 4},
+                   "completion_tokens_details": {"reasoning_tokens": 3}})
+        );
     }
 
     #[test]

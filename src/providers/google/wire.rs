@@ -318,6 +318,22 @@ pub struct UsageMetadata {
 }
 
 impl UsageMetadata {
+    /// Takes in a later stream event's counts. They are cumulative, but an event may carry
+    /// only some of them (`{"trafficType": …}` alone), so each count keeps its largest value.
+    pub fn merge(&mut self, newer: &UsageMetadata) {
+        self.prompt_token_count = self.prompt_token_count.max(newer.prompt_token_count);
+        self.candidates_token_count = self
+            .candidates_token_count
+            .max(newer.candidates_token_count);
+        self.thoughts_token_count = self.thoughts_token_count.max(newer.thoughts_token_count);
+        self.tool_use_prompt_token_count = self
+            .tool_use_prompt_token_count
+            .max(newer.tool_use_prompt_token_count);
+        self.cached_content_token_count = self
+            .cached_content_token_count
+            .max(newer.cached_content_token_count);
+    }
+
     /// The OpenAI usage: thoughts count as completion tokens and are shown as reasoning tokens.
     pub fn to_openai(self) -> OpenAiUsage {
         let prompt = self.prompt_token_count + self.tool_use_prompt_token_count;

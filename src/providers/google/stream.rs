@@ -679,6 +679,29 @@ mod tests {
     }
 
     #[test]
+    fn arbitrary_bytes_and_mangled_fixtures_never_panic() {
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let fixtures = [TEXT, PARALLEL, SPLIT_CALL, MID_ERROR, BLOCKED, THINKING];
+        for round in 0..400 {
+            let mut bytes = fixtures[round % fixtures.len()].as_bytes().to_vec();
+            for _ in 0..(next() % 8) {
+                let at = (next() as usize) % bytes.len();
+                bytes[at] = (next() % 256) as u8;
+            }
+            let cut = (next() as usize) % bytes.len();
+            let _ = run_pieces(&[&bytes[..cut], &bytes[cut..]], round % 2 == 0);
+            let mut t = super::super::response::JsonTranslator::new(1, "g");
+            let _ = t.chunk(Bytes::from(bytes)).and_then(|_| t.end());
+        }
+    }
+
+    #[test]
     fn several_candidates_are_several_choices() {
         let stream = concat!(
             "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"a\"}]},\"index\":0},{\"content\":{\"parts\":[{\"text\":\"b\"}]},\"index\":1}],\"responseId\":\"n2\"}\r\n\r\n",

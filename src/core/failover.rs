@@ -130,10 +130,12 @@ pub async fn complete<H: Host>(
                 log(key_name, &status.to_string(), elapsed());
                 if verdict(status) == Verdict::ClientError {
                     let body = read_bounded(response.body).await;
-                    return Err(ProxyError::Upstream {
-                        status,
-                        error: adapter.error(status, &body),
-                    });
+                    if !adapter.key_rejected(status, &body) {
+                        return Err(ProxyError::Upstream {
+                            status,
+                            error: adapter.error(status, &body),
+                        });
+                    }
                 }
                 attempts.push(attempt(target, key_name, Outcome::Status(status)));
                 continue;

@@ -2,6 +2,7 @@
 //! static dispatch over the providers that are implemented.
 
 pub mod anthropic;
+pub mod google;
 pub mod openai;
 
 use bytes::Bytes;
@@ -19,6 +20,8 @@ pub enum Adapter {
     OpenAiChat,
     /// Anthropic Messages, translated both ways.
     Anthropic,
+    /// Google Gemini generateContent, translated both ways.
+    Google,
 }
 
 /// The adapter for a provider, or `None` while that provider is not implemented.
@@ -26,7 +29,8 @@ pub fn adapter(provider: Provider) -> Option<Adapter> {
     match provider {
         Provider::OpenAi | Provider::OpenAiCompatible => Some(Adapter::OpenAiChat),
         Provider::Anthropic => Some(Adapter::Anthropic),
-        Provider::Google | Provider::CloudflareAi => None,
+        Provider::Google => Some(Adapter::Google),
+        Provider::CloudflareAi => None,
     }
 }
 
@@ -36,6 +40,7 @@ impl Adapter {
         match self {
             Adapter::OpenAiChat => Ok(openai::body(target, request)),
             Adapter::Anthropic => anthropic::body(target, request),
+            Adapter::Google => google::body(target, request),
         }
     }
 
@@ -50,6 +55,7 @@ impl Adapter {
         match self {
             Adapter::OpenAiChat => openai::request(target, body, key, request.stream),
             Adapter::Anthropic => anthropic::upstream_request(target, body, key, request.stream),
+            Adapter::Google => google::upstream_request(target, body, key, request.stream),
         }
     }
 
@@ -58,6 +64,16 @@ impl Adapter {
         match self {
             Adapter::OpenAiChat => ErrorObject::from_upstream(status, body),
             Adapter::Anthropic => anthropic::error(status, body),
+            Adapter::Google => google::error(status, body),
+        }
+    }
+
+    /// Whether a client-error response (4xx other than the retryable ones) really rejects
+    /// the key, so the next key should be tried: Gemini reports an invalid key as a 400.
+    pub fn key_rejected(self, status: u16, body: &[u8]) -> bool {
+        match self {
+            Adapter::OpenAiChat | Adapter::Anthropic => false,
+            Adapter::Google => google::key_rejected(status, body),
         }
     }
 
@@ -65,13 +81,14 @@ impl Adapter {
     /// is the timestamp translating providers stamp on what they emit.
     pub fn translator(
         self,
-        _target: &Target,
+        target: &Target,
         request: &ChatRequest,
         created: u64,
     ) -> Box<dyn Translate> {
         match self {
             Adapter::OpenAiChat => Box::new(openai::PassThrough::new(request.stream)),
             Adapter::Anthropic => anthropic::translator(request, created),
+            Adapter::Google => google::translator(target, request, created),
         }
     }
 }

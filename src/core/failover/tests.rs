@@ -32,7 +32,7 @@ impl Host for FakeHost {
         let key = request
             .headers
             .iter()
-            .find(|(n, _)| *n == "authorization")
+            .find(|(n, _)| *n == "authorization" || *n == "x-goog-api-key")
             .map(|(_, v)| v.trim_start_matches("Bearer ").to_owned())
             .unwrap_or_default();
         self.sent.borrow_mut().push((
@@ -354,8 +354,8 @@ fn unimplemented_providers_are_skipped_or_answer_501() {
     static ONLY_PENDING: Route = Route {
         name: "r",
         targets: &[Target {
-            provider: Provider::Google,
-            model: "gemini",
+            provider: Provider::CloudflareAi,
+            model: "@cf/meta/llama",
             base_url: "https://g",
             api_keys: &["K_OK"],
             max_tokens: None,
@@ -366,7 +366,7 @@ fn unimplemented_providers_are_skipped_or_answer_501() {
     assert!(err
         .to_error_object()
         .message
-        .contains("google gemini: provider not implemented yet"));
+        .contains("cloudflare-ai @cf/meta/llama: provider not implemented yet"));
 }
 
 #[test]
@@ -396,4 +396,61 @@ fn a_stream_whose_first_event_is_an_error_fails_over() {
         "{:?}",
         h.logs.borrow()
     );
+}
+
+#[test]
+fn a_gemini_invalid_key_400_rotates_but_a_schema_400_is_returned() {
+    const BAD_KEY: &str = r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID"}]}}"#;
+    const GEMINI_TEXT: &str = r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"hi"}]},"finishReason":"STOP","index":0}],"responseId":"r"}"#;
+    static GEMINI: Route = Route {
+        name: "g",
+        targets: &[Target {
+            provider: Provider::Google,
+            model: "gemini-2.5-flash",
+            base_url: "https://g",
+            api_keys: &["K_401", "K_400", "K_OK"],
+            max_tokens: None,
+        }],
+    };
+    let h = host(&[
+        ("v-401", Reply::Status(400, BAD_KEY)),
+        ("v-ok", Reply::Ok(vec![GEMINI_TEXT], None)),
+        (
+            "v-400",
+            Reply::Status(
+                400,
+                r#"{"error":{"code":400,"message":"Invalid JSON payload received. Unknown name \"const\"","status":"INVALID_ARGUMENT"}}"#,
+            ),
+        ),
+    ]);
+    let err = run(&h, &GEMINI, false).unwrap_err();
+    assert_eq!(keys_sent(&h), ["v-401", "v-400"]);
+    assert_eq!(err.status(), 400);
+    let e = err.to_error_object();
+    assert_eq!(
+        e.message,
+        "Invalid JSON payload received. Unknown name \"const\""
+    );
+    assert_eq!(e.code.as_deref(), Some("invalid_argument"));
+    static GEMINI_OK: Route = Route {
+        name: "g",
+        targets: &[Target {
+            provider: Provider::Google,
+            model: "gemini-2.5-flash",
+            base_url: "https://g",
+            api_keys: &["K_401", "K_OK"],
+            max_tokens: None,
+        }],
+    };
+    let h = host(&[
+        ("v-401", Reply::Status(400, BAD_KEY)),
+        ("v-ok", Reply::Ok(vec![GEMINI_TEXT], None)),
+    ]);
+    let (status, body) = run(&h, &GEMINI_OK, false).unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains(r#""content":"hi""#), "{body}");
+    assert_eq!(keys_sent(&h), ["v-401", "v-ok"]);
+    assert!(h.sent.borrow()[0]
+        .0
+        .ends_with("/v1beta/models/gemini-2.5-flash:generateContent"));
 }

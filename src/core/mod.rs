@@ -1,6 +1,7 @@
 //! Everything both hosts share: the HTTP surface, auth, request parsing, routing, failover.
 
 pub mod auth;
+pub mod completion;
 pub mod error;
 pub mod failover;
 pub mod handler;

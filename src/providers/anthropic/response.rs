@@ -2,12 +2,12 @@
 
 use bytes::Bytes;
 
+use crate::core::completion::{
+    self, Completion, CompletionChoice, FunctionCall, ResponseMessage, ToolCall,
+};
 use crate::core::stream::{InBandError, Translate};
 
-use super::wire::{
-    Block, Completion, CompletionChoice, ErrorEnvelope, FunctionCall, Message, ResponseMessage,
-    ToolCall,
-};
+use super::wire::{Block, ErrorEnvelope, Message};
 use super::{finish_reason, in_band_error, JSON_TOOL};
 
 /// Largest non-streaming body buffered; far above any real completion, it only bounds memory.
@@ -31,10 +31,10 @@ pub fn completion(message: &Message, created: u64, json_mode: bool) -> Vec<u8> {
                 content = Some(input.to_string());
             }
             Block::ToolUse { id, name, input } => tool_calls.push(ToolCall {
-                id,
+                id: id.clone(),
                 kind: "function",
                 function: FunctionCall {
-                    name,
+                    name: name.clone(),
                     arguments: if input.is_null() {
                         "{}".to_owned()
                     } else {
@@ -55,7 +55,7 @@ pub fn completion(message: &Message, created: u64, json_mode: bool) -> Vec<u8> {
         object: "chat.completion",
         created,
         model: &message.model,
-        choices: [CompletionChoice {
+        choices: vec![CompletionChoice {
             index: 0,
             message: ResponseMessage {
                 role: "assistant",
@@ -69,8 +69,7 @@ pub fn completion(message: &Message, created: u64, json_mode: bool) -> Vec<u8> {
         }],
         usage: message.usage.to_openai(),
     };
-    // Serialising these plain structs cannot fail.
-    serde_json::to_vec(&body).unwrap_or_default()
+    completion::to_json(&body)
 }
 
 /// Buffers the whole (bounded) JSON body, then emits the whole `chat.completion` at the end.

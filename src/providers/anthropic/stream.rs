@@ -9,12 +9,11 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
+use crate::core::completion::{self, Chunk, ChunkChoice, ChunkDelta, FunctionDelta, ToolCallDelta};
 use crate::core::stream::{InBandError, Translate};
 use crate::sse::{SseEvent, SseParser};
 
-use super::wire::{
-    Block, Chunk, ChunkChoice, ChunkDelta, Delta, Event, FunctionDelta, ToolCallDelta, Usage,
-};
+use super::wire::{Block, Delta, Event, Usage};
 use super::{finish_reason, in_band_error, JSON_TOOL};
 
 /// Longest incomplete event held; a real event is a few kilobytes.
@@ -78,11 +77,7 @@ impl StreamTranslator {
         }
     }
 
-    fn write(
-        &mut self,
-        choices: &[ChunkChoice<'_>],
-        usage: Option<Option<super::wire::OpenAiUsage>>,
-    ) {
+    fn write(&mut self, choices: &[ChunkChoice<'_>], usage: Option<Option<completion::Usage>>) {
         let chunk = Chunk {
             id: &self.id,
             object: "chat.completion.chunk",
@@ -91,10 +86,7 @@ impl StreamTranslator {
             choices,
             usage,
         };
-        self.out.extend_from_slice(b"data: ");
-        // Serialising these plain structs into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut self.out, &chunk);
-        self.out.extend_from_slice(b"\n\n");
+        completion::write_sse(&mut self.out, &chunk);
     }
 
     /// Writes one chunk with `delta`, preceded by the role chunk if it is still owed.
@@ -111,7 +103,7 @@ impl StreamTranslator {
         self.write(&[choice(delta, finish)], self.usage_null());
     }
 
-    fn usage_null(&self) -> Option<Option<super::wire::OpenAiUsage>> {
+    fn usage_null(&self) -> Option<Option<completion::Usage>> {
         self.include_usage.then_some(None)
     }
 

@@ -1,9 +1,10 @@
-//! Serde types of both sides: what Anthropic sends back (read leniently, unknown block, delta
-//! and event types tolerated) and the OpenAI shapes the client gets (written with the field
-//! order and presence rules of the OpenAI schema).
+//! Serde types of what Anthropic sends back, read leniently: unknown block, delta and event
+//! types are tolerated.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
+
+use crate::core::completion::{self, PromptTokensDetails};
 
 // ----------------------------------------------------------------------------- Anthropic, read
 
@@ -98,18 +99,20 @@ impl Usage {
     }
 
     /// The OpenAI usage: all input (uncached + cache read + cache write) counts as prompt.
-    pub fn to_openai(self) -> OpenAiUsage {
+    pub fn to_openai(self) -> completion::Usage {
         let cached = self.cache_read_input_tokens.unwrap_or(0);
         let prompt =
             self.input_tokens.unwrap_or(0) + cached + self.cache_creation_input_tokens.unwrap_or(0);
         let completion = self.output_tokens.unwrap_or(0);
-        OpenAiUsage {
+        completion::Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,
             total_tokens: prompt + completion,
             prompt_tokens_details: PromptTokensDetails {
                 cached_tokens: cached,
             },
+            // Anthropic counts thinking in output_tokens without a separate figure.
+            completion_tokens_details: None,
         }
     }
 }
@@ -208,167 +211,4 @@ pub struct ErrorBody {
 pub struct ErrorEnvelope {
     /// The error.
     pub error: ErrorBody,
-}
-
-// ----------------------------------------------------------------------------- OpenAI, written
-
-/// `CompletionUsage`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct OpenAiUsage {
-    /// All input tokens.
-    pub prompt_tokens: u64,
-    /// Output tokens.
-    pub completion_tokens: u64,
-    /// Their sum.
-    pub total_tokens: u64,
-    /// The cached share of `prompt_tokens`.
-    pub prompt_tokens_details: PromptTokensDetails,
-}
-
-/// `prompt_tokens_details`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct PromptTokensDetails {
-    /// Tokens read from the prompt cache.
-    pub cached_tokens: u64,
-}
-
-/// `chat.completion`.
-#[derive(Debug, Serialize)]
-pub struct Completion<'a> {
-    /// Response id.
-    pub id: &'a str,
-    /// Always `chat.completion`.
-    pub object: &'static str,
-    /// Unix seconds.
-    pub created: u64,
-    /// The upstream model.
-    pub model: &'a str,
-    /// Exactly one choice.
-    pub choices: [CompletionChoice<'a>; 1],
-    /// Token counts.
-    pub usage: OpenAiUsage,
-}
-
-/// A `chat.completion` choice; `logprobs` is required by the schema, hence always written.
-#[derive(Debug, Serialize)]
-pub struct CompletionChoice<'a> {
-    /// Always 0.
-    pub index: u32,
-    /// The answer.
-    pub message: ResponseMessage<'a>,
-    /// Always null.
-    pub logprobs: Option<()>,
-    /// `stop`, `length`, `tool_calls` or `content_filter`.
-    pub finish_reason: &'static str,
-}
-
-/// `ChatCompletionResponseMessage`; `content` and `refusal` are required even when null.
-#[derive(Debug, Serialize)]
-pub struct ResponseMessage<'a> {
-    /// Always `assistant`.
-    pub role: &'static str,
-    /// The text, or null when there is none.
-    pub content: Option<String>,
-    /// Always null (refusals surface as `finish_reason: content_filter`).
-    pub refusal: Option<()>,
-    /// Tool calls, omitted when none.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tool_calls: Vec<ToolCall<'a>>,
-    /// Thinking text, omitted when none (the field other gateways use).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reasoning_content: Option<String>,
-}
-
-/// `ChatCompletionMessageToolCall`.
-#[derive(Debug, Serialize)]
-pub struct ToolCall<'a> {
-    /// The `toolu_…` id.
-    pub id: &'a str,
-    /// Always `function`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// Name and JSON-encoded arguments.
-    pub function: FunctionCall<'a>,
-}
-
-/// A complete function call.
-#[derive(Debug, Serialize)]
-pub struct FunctionCall<'a> {
-    /// The tool name.
-    pub name: &'a str,
-    /// The input object serialised.
-    pub arguments: String,
-}
-
-/// `chat.completion.chunk`.
-#[derive(Debug, Serialize)]
-pub struct Chunk<'a> {
-    /// Same on every chunk.
-    pub id: &'a str,
-    /// Always `chat.completion.chunk`.
-    pub object: &'static str,
-    /// Same on every chunk.
-    pub created: u64,
-    /// Same on every chunk.
-    pub model: &'a str,
-    /// One choice, or none on the usage chunk.
-    pub choices: &'a [ChunkChoice<'a>],
-    /// Absent without `include_usage`; with it, null except on the usage chunk.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Option<OpenAiUsage>>,
-}
-
-/// A chunk choice.
-#[derive(Debug, Serialize)]
-pub struct ChunkChoice<'a> {
-    /// Always 0.
-    pub index: u32,
-    /// What this chunk adds.
-    pub delta: ChunkDelta<'a>,
-    /// Always null.
-    pub logprobs: Option<()>,
-    /// Null until the finish chunk.
-    pub finish_reason: Option<&'static str>,
-}
-
-/// `ChatCompletionStreamResponseDelta`: only the fields a chunk carries are written.
-#[derive(Debug, Default, Serialize)]
-pub struct ChunkDelta<'a> {
-    /// `assistant` on the first chunk.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<&'static str>,
-    /// A text piece.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub content: Option<&'a str>,
-    /// A thinking piece.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reasoning_content: Option<&'a str>,
-    /// One tool call fragment.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tool_calls: Option<[ToolCallDelta<'a>; 1]>,
-}
-
-/// `ChatCompletionMessageToolCallChunk`.
-#[derive(Debug, Serialize)]
-pub struct ToolCallDelta<'a> {
-    /// The call's position among this response's tool calls.
-    pub index: u32,
-    /// Only on the call's first fragment.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id: Option<&'a str>,
-    /// `function`, only on the first fragment.
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    pub kind: Option<&'static str>,
-    /// Name (first fragment) and an arguments piece.
-    pub function: FunctionDelta<'a>,
-}
-
-/// A function call fragment.
-#[derive(Debug, Serialize)]
-pub struct FunctionDelta<'a> {
-    /// Only on the first fragment.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<&'a str>,
-    /// The next piece of the JSON arguments (`""` on the first fragment).
-    pub arguments: &'a str,
 }

@@ -3,12 +3,13 @@
 
 use bytes::Bytes;
 
+use crate::core::completion::{
+    self, Completion, CompletionChoice, FunctionCall, ResponseMessage, ToolCall,
+};
 use crate::core::stream::{InBandError, Translate};
 
 use super::ids::{completion_id, IdMinter};
-use super::wire::{
-    Completion, CompletionChoice, FunctionCallOut, Response, ResponseMessage, ToolCall,
-};
+use super::wire::Response;
 use super::{finish_reason, in_band_error};
 
 /// Largest non-streaming body buffered; far above any real completion, it only bounds memory.
@@ -48,7 +49,7 @@ pub fn completion(
                 tool_calls.push(ToolCall {
                     id: ids.id(rid, call.id.as_deref(), part.thought_signature.as_deref()),
                     kind: "function",
-                    function: FunctionCallOut {
+                    function: FunctionCall {
                         name: call.name.clone(),
                         arguments: arguments(&call.args),
                     },
@@ -108,7 +109,7 @@ pub fn completion(
         usage: response.usage_metadata.unwrap_or_default().to_openai(),
     };
     // Serialising these plain structs cannot fail.
-    Ok(serde_json::to_vec(&body).unwrap_or_default())
+    Ok(completion::to_json(&body))
 }
 
 /// A call's `args` as OpenAI's JSON-encoded `arguments` (`{}` when Gemini sent none).

@@ -18,11 +18,11 @@ use crate::sse::SseParser;
 
 use super::ids::{completion_id, IdMinter};
 use super::response::{arguments, block_refusal};
-use super::wire::{
-    Chunk, ChunkChoice, ChunkDelta, ErrorEnvelope, FunctionDelta, OpenAiUsage, Response,
-    ToolCallDelta, UsageMetadata,
-};
+use super::wire::{ErrorEnvelope, Response, UsageMetadata};
 use super::{finish_reason, in_band_error};
+use crate::core::completion::{
+    self, Chunk, ChunkChoice, ChunkDelta, FunctionDelta, ToolCallDelta, Usage as OpenAiUsage,
+};
 
 /// Longest incomplete event (or raw error body) held; a real event is a few kilobytes.
 const MAX_PENDING: usize = 8 * 1024 * 1024;
@@ -129,10 +129,7 @@ impl StreamTranslator {
             choices,
             usage,
         };
-        self.out.extend_from_slice(b"data: ");
-        // Serialising these plain structs into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut self.out, &chunk);
-        self.out.extend_from_slice(b"\n\n");
+        completion::write_sse(&mut self.out, &chunk);
     }
 
     fn usage_null(&self) -> Option<Option<OpenAiUsage>> {
@@ -205,10 +202,10 @@ impl StreamTranslator {
                     let delta = ChunkDelta {
                         tool_calls: Some([ToolCallDelta {
                             index: tool,
-                            id: &id,
-                            kind: "function",
+                            id: Some(&id),
+                            kind: Some("function"),
                             function: FunctionDelta {
-                                name: &call.name,
+                                name: Some(&call.name),
                                 arguments: &args,
                             },
                         }]),

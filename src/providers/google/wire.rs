@@ -1,10 +1,10 @@
-//! Serde types of both sides: Gemini's `GenerateContentRequest` (written) and
-//! `GenerateContentResponse` (read leniently: every field optional, unknown fields ignored),
-//! and the OpenAI shapes the client gets (written with the presence rules of the OpenAI
-//! schema: `content`/`refusal`/`logprobs` always present, optional fields omitted).
+//! Serde types of Gemini's `GenerateContentRequest` (written) and `GenerateContentResponse`
+//! (read leniently: every field optional, unknown fields ignored).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::core::completion::{CompletionTokensDetails, PromptTokensDetails, Usage as OpenAiUsage};
 
 // ----------------------------------------------------------------------------- Gemini, written
 
@@ -345,9 +345,9 @@ impl UsageMetadata {
             prompt_tokens_details: PromptTokensDetails {
                 cached_tokens: self.cached_content_token_count,
             },
-            completion_tokens_details: CompletionTokensDetails {
+            completion_tokens_details: Some(CompletionTokensDetails {
                 reasoning_tokens: self.thoughts_token_count,
-            },
+            }),
         }
     }
 }
@@ -374,177 +374,4 @@ pub struct Status {
 pub struct ErrorEnvelope {
     /// The error.
     pub error: Status,
-}
-
-// ----------------------------------------------------------------------------- OpenAI, written
-
-/// `CompletionUsage`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct OpenAiUsage {
-    /// All input tokens.
-    pub prompt_tokens: u64,
-    /// Output tokens, thinking included.
-    pub completion_tokens: u64,
-    /// Their sum.
-    pub total_tokens: u64,
-    /// The cached share of `prompt_tokens`.
-    pub prompt_tokens_details: PromptTokensDetails,
-    /// The thinking share of `completion_tokens`.
-    pub completion_tokens_details: CompletionTokensDetails,
-}
-
-/// `prompt_tokens_details`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct PromptTokensDetails {
-    /// Tokens served from the context cache.
-    pub cached_tokens: u64,
-}
-
-/// `completion_tokens_details`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct CompletionTokensDetails {
-    /// Thinking tokens.
-    pub reasoning_tokens: u64,
-}
-
-/// `chat.completion`.
-#[derive(Debug, Serialize)]
-pub struct Completion<'a> {
-    /// Response id.
-    pub id: &'a str,
-    /// Always `chat.completion`.
-    pub object: &'static str,
-    /// Unix seconds.
-    pub created: u64,
-    /// The upstream model.
-    pub model: &'a str,
-    /// One per candidate.
-    pub choices: Vec<CompletionChoice>,
-    /// Token counts.
-    pub usage: OpenAiUsage,
-}
-
-/// A `chat.completion` choice; `logprobs` is required by the schema, hence always written.
-#[derive(Debug, Serialize)]
-pub struct CompletionChoice {
-    /// The candidate's index.
-    pub index: u32,
-    /// The answer.
-    pub message: ResponseMessage,
-    /// Always null.
-    pub logprobs: Option<()>,
-    /// `stop`, `length`, `tool_calls` or `content_filter`.
-    pub finish_reason: &'static str,
-}
-
-/// `ChatCompletionResponseMessage`; `content` and `refusal` are required even when null.
-#[derive(Debug, Serialize)]
-pub struct ResponseMessage {
-    /// Always `assistant`.
-    pub role: &'static str,
-    /// The text, or null when there is none.
-    pub content: Option<String>,
-    /// Why Gemini blocked the prompt, when it did; otherwise null.
-    pub refusal: Option<String>,
-    /// Tool calls, omitted when none.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tool_calls: Vec<ToolCall>,
-    /// Thought summaries, omitted when none (the field other gateways use).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reasoning_content: Option<String>,
-}
-
-/// `ChatCompletionMessageToolCall`.
-#[derive(Debug, Serialize)]
-pub struct ToolCall {
-    /// The minted id (carrying the thought signature, if any).
-    pub id: String,
-    /// Always `function`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// Name and JSON-encoded arguments.
-    pub function: FunctionCallOut,
-}
-
-/// A complete function call.
-#[derive(Debug, Serialize)]
-pub struct FunctionCallOut {
-    /// The function's name.
-    pub name: String,
-    /// The args object serialised.
-    pub arguments: String,
-}
-
-/// `chat.completion.chunk`.
-#[derive(Debug, Serialize)]
-pub struct Chunk<'a> {
-    /// Same on every chunk.
-    pub id: &'a str,
-    /// Always `chat.completion.chunk`.
-    pub object: &'static str,
-    /// Same on every chunk.
-    pub created: u64,
-    /// Same on every chunk.
-    pub model: &'a str,
-    /// One choice, or none on the usage chunk.
-    pub choices: &'a [ChunkChoice<'a>],
-    /// Absent without `include_usage`; with it, null except on the usage chunk.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Option<OpenAiUsage>>,
-}
-
-/// A chunk choice.
-#[derive(Debug, Serialize)]
-pub struct ChunkChoice<'a> {
-    /// The candidate's index.
-    pub index: u32,
-    /// What this chunk adds.
-    pub delta: ChunkDelta<'a>,
-    /// Always null.
-    pub logprobs: Option<()>,
-    /// Null until the finish chunk.
-    pub finish_reason: Option<&'static str>,
-}
-
-/// `ChatCompletionStreamResponseDelta`: only the fields a chunk carries are written.
-#[derive(Debug, Default, Serialize)]
-pub struct ChunkDelta<'a> {
-    /// `assistant` on the first chunk.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<&'static str>,
-    /// A text piece.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub content: Option<&'a str>,
-    /// Why the prompt was blocked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refusal: Option<&'a str>,
-    /// A thought-summary piece.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reasoning_content: Option<&'a str>,
-    /// One whole tool call (Gemini sends calls whole).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tool_calls: Option<[ToolCallDelta<'a>; 1]>,
-}
-
-/// `ChatCompletionMessageToolCallChunk`, always a call's first and only fragment.
-#[derive(Debug, Serialize)]
-pub struct ToolCallDelta<'a> {
-    /// The call's position among this choice's tool calls.
-    pub index: u32,
-    /// The minted id.
-    pub id: &'a str,
-    /// Always `function`.
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// Name and the whole arguments.
-    pub function: FunctionDelta<'a>,
-}
-
-/// A function call fragment carrying everything at once.
-#[derive(Debug, Serialize)]
-pub struct FunctionDelta<'a> {
-    /// The function's name.
-    pub name: &'a str,
-    /// The whole JSON arguments.
-    pub arguments: &'a str,
 }

@@ -1,0 +1,196 @@
+//! The OpenAI `chat.completion` and `chat.completion.chunk` shapes that translating providers
+//! write: one set of types, so every provider answers in exactly the same shape.
+//!
+//! Field order and nullability follow the official OpenAPI schema (`CreateChatCompletionResponse`,
+//! `CreateChatCompletionStreamResponse`): fields the schema requires are always written, even
+//! when null; optional ones are omitted when empty.
+
+use serde::Serialize;
+
+/// `CompletionUsage`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// All input tokens, cached ones included.
+    pub prompt_tokens: u64,
+    /// Output tokens, thinking included.
+    pub completion_tokens: u64,
+    /// Their sum.
+    pub total_tokens: u64,
+    /// The cached share of `prompt_tokens`.
+    pub prompt_tokens_details: PromptTokensDetails,
+    /// The thinking share of `completion_tokens`, where the provider reports it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completion_tokens_details: Option<CompletionTokensDetails>,
+}
+
+/// `prompt_tokens_details`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PromptTokensDetails {
+    /// Tokens read from the provider's prompt cache.
+    pub cached_tokens: u64,
+}
+
+/// `completion_tokens_details`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CompletionTokensDetails {
+    /// Thinking tokens.
+    pub reasoning_tokens: u64,
+}
+
+/// `chat.completion`.
+#[derive(Debug, Serialize)]
+pub struct Completion<'a> {
+    /// Response id.
+    pub id: &'a str,
+    /// Always `chat.completion`.
+    pub object: &'static str,
+    /// Unix seconds.
+    pub created: u64,
+    /// The upstream model.
+    pub model: &'a str,
+    /// One per candidate.
+    pub choices: Vec<CompletionChoice>,
+    /// Token counts.
+    pub usage: Usage,
+}
+
+/// A `chat.completion` choice; `logprobs` is required by the schema, hence always written.
+#[derive(Debug, Serialize)]
+pub struct CompletionChoice {
+    /// The candidate's index.
+    pub index: u32,
+    /// The answer.
+    pub message: ResponseMessage,
+    /// Always null.
+    pub logprobs: Option<()>,
+    /// `stop`, `length`, `tool_calls` or `content_filter`.
+    pub finish_reason: &'static str,
+}
+
+/// `ChatCompletionResponseMessage`; `content` and `refusal` are required even when null.
+#[derive(Debug, Serialize)]
+pub struct ResponseMessage {
+    /// Always `assistant`.
+    pub role: &'static str,
+    /// The text, or null when there is none.
+    pub content: Option<String>,
+    /// Why the provider refused, when it says so; otherwise null.
+    pub refusal: Option<String>,
+    /// Tool calls, omitted when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// Thinking text, omitted when none (the field other gateways use).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+}
+
+/// `ChatCompletionMessageToolCall`.
+#[derive(Debug, Serialize)]
+pub struct ToolCall {
+    /// The call's id, as the client must send it back with the result.
+    pub id: String,
+    /// Always `function`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Name and JSON-encoded arguments.
+    pub function: FunctionCall,
+}
+
+/// A complete function call.
+#[derive(Debug, Serialize)]
+pub struct FunctionCall {
+    /// The function's name.
+    pub name: String,
+    /// The arguments object, serialised.
+    pub arguments: String,
+}
+
+/// `chat.completion.chunk`.
+#[derive(Debug, Serialize)]
+pub struct Chunk<'a> {
+    /// Same on every chunk.
+    pub id: &'a str,
+    /// Always `chat.completion.chunk`.
+    pub object: &'static str,
+    /// Same on every chunk.
+    pub created: u64,
+    /// Same on every chunk.
+    pub model: &'a str,
+    /// One choice, or none on the usage chunk.
+    pub choices: &'a [ChunkChoice<'a>],
+    /// Absent without `include_usage`; with it, null except on the usage chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Option<Usage>>,
+}
+
+/// A chunk choice.
+#[derive(Debug, Serialize)]
+pub struct ChunkChoice<'a> {
+    /// The candidate's index.
+    pub index: u32,
+    /// What this chunk adds.
+    pub delta: ChunkDelta<'a>,
+    /// Always null.
+    pub logprobs: Option<()>,
+    /// Null until the finish chunk.
+    pub finish_reason: Option<&'static str>,
+}
+
+/// `ChatCompletionStreamResponseDelta`: only the fields a chunk carries are written.
+#[derive(Debug, Default, Serialize)]
+pub struct ChunkDelta<'a> {
+    /// `assistant` on the first chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    /// A text piece.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<&'a str>,
+    /// Why the provider refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal: Option<&'a str>,
+    /// A thinking piece.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<&'a str>,
+    /// One tool call fragment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<[ToolCallDelta<'a>; 1]>,
+}
+
+/// `ChatCompletionMessageToolCallChunk`.
+#[derive(Debug, Serialize)]
+pub struct ToolCallDelta<'a> {
+    /// The call's position among this choice's tool calls.
+    pub index: u32,
+    /// Only on the call's first fragment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<&'a str>,
+    /// `function`, only on the first fragment.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<&'static str>,
+    /// Name (first fragment) and an arguments piece.
+    pub function: FunctionDelta<'a>,
+}
+
+/// A function call fragment.
+#[derive(Debug, Serialize)]
+pub struct FunctionDelta<'a> {
+    /// Only on the first fragment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    /// The next piece of the JSON arguments (`""` on a first fragment that has none yet).
+    pub arguments: &'a str,
+}
+
+/// Appends `data: <chunk>\n\n` to `out`.
+pub fn write_sse(out: &mut Vec<u8>, chunk: &Chunk<'_>) {
+    out.extend_from_slice(b"data: ");
+    // Serialising these plain structs into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, chunk);
+    out.extend_from_slice(b"\n\n");
+}
+
+/// The whole `chat.completion` document.
+pub fn to_json(completion: &Completion<'_>) -> Vec<u8> {
+    // Serialising these plain structs cannot fail.
+    serde_json::to_vec(completion).unwrap_or_default()
+}

@@ -4,6 +4,7 @@
 pub mod anthropic;
 pub mod google;
 pub mod openai;
+pub mod openai_input;
 
 use bytes::Bytes;
 

@@ -4,31 +4,19 @@
 //! equivalent, so OpenAI-only fields (`logprobs`, `logit_bias`, penalties, `seed`,
 //! `stream_options`, gateway extensions such as `test_id`) are dropped by construction.
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::core::error::ProxyError;
 use crate::core::request::ChatRequest;
 use crate::core::route::Target;
+use crate::providers::openai_input::{
+    self as input, invalid, max_completion_tokens, number, text_of, text_parts, unsupported, Obj,
+};
 
 use super::{default_max_tokens, JSON_TOOL};
 
-type Obj = Map<String, Value>;
-
-fn invalid(message: impl Into<String>, param: impl Into<String>) -> ProxyError {
-    ProxyError::InvalidRequest {
-        message: message.into(),
-        param: Some(param.into()),
-        code: "invalid_value",
-    }
-}
-
-fn unsupported(message: impl Into<String>, param: impl Into<String>) -> ProxyError {
-    ProxyError::InvalidRequest {
-        message: message.into(),
-        param: Some(param.into()),
-        code: "unsupported_value",
-    }
-}
+/// How error messages name the provider.
+const PROVIDER: &str = "Anthropic";
 
 /// Whether the client asked for JSON output (`response_format` json_schema/json_object),
 /// which is answered through the forced [`JSON_TOOL`].
@@ -126,55 +114,19 @@ pub fn body(target: &Target, request: &ChatRequest) -> Result<Value, ProxyError>
     Ok(Value::Object(out))
 }
 
-fn number(body: &Obj, name: &str) -> Result<Option<f64>, ProxyError> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => Ok(n.as_f64()),
-        Some(_) => Err(invalid(format!("`{name}` must be a number."), name)),
-    }
-}
-
 fn max_tokens(target: &Target, body: &Obj) -> Result<u64, ProxyError> {
-    for name in ["max_completion_tokens", "max_tokens"] {
-        match body.get(name) {
-            None | Some(Value::Null) => {}
-            Some(v) => match v.as_u64() {
-                Some(n) if n > 0 => return Ok(n),
-                _ => {
-                    return Err(invalid(
-                        format!("`{name}` must be a positive integer."),
-                        name,
-                    ))
-                }
-            },
-        }
-    }
-    Ok(target
-        .max_tokens
-        .map(u64::from)
-        .unwrap_or_else(|| u64::from(default_max_tokens(target.model))))
+    Ok(max_completion_tokens(body)?.unwrap_or_else(|| {
+        u64::from(
+            target
+                .max_tokens
+                .unwrap_or_else(|| default_max_tokens(target.model)),
+        )
+    }))
 }
 
 fn stop_sequences(body: &Obj) -> Result<Vec<Value>, ProxyError> {
-    let list = match body.get("stop") {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::String(s)) => vec![s.as_str()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .ok_or_else(|| invalid("`stop` must be a string or a list of strings.", "stop"))
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => {
-            return Err(invalid(
-                "`stop` must be a string or a list of strings.",
-                "stop",
-            ))
-        }
-    };
     // Anthropic rejects whitespace-only stop sequences.
-    Ok(list
+    Ok(input::stop(body)?
         .into_iter()
         .filter(|s| !s.trim().is_empty())
         .map(Value::from)
@@ -182,45 +134,23 @@ fn stop_sequences(body: &Obj) -> Result<Vec<Value>, ProxyError> {
 }
 
 fn tools(body: &Obj) -> Result<Vec<Value>, ProxyError> {
-    let Some(list) = body.get("tools").filter(|v| !v.is_null()) else {
-        return Ok(Vec::new());
-    };
-    let Some(list) = list.as_array() else {
-        return Err(invalid("`tools` must be an array.", "tools"));
-    };
-    list.iter()
-        .enumerate()
-        .map(|(i, tool)| {
-            let kind = tool.get("type").and_then(Value::as_str).unwrap_or("function");
-            if kind != "function" {
-                return Err(unsupported(
-                    format!("Tool type `{kind}` is not supported by Anthropic models; use function tools."),
-                    format!("tools[{i}].type"),
-                ));
-            }
-            let function = tool.get("function").and_then(Value::as_object);
-            let name = function.and_then(|f| f.get("name")).and_then(Value::as_str);
-            let Some(name) = name.filter(|n| !n.is_empty()) else {
-                return Err(invalid(
-                    "Every function tool needs a `name`.",
-                    format!("tools[{i}].function.name"),
-                ));
-            };
+    Ok(input::function_tools(body, PROVIDER)?
+        .into_iter()
+        .map(|tool| {
             let mut out = Obj::new();
-            out.insert("name".into(), name.into());
-            if let Some(d) = function.and_then(|f| f.get("description")).and_then(Value::as_str) {
+            out.insert("name".into(), tool.name.into());
+            if let Some(d) = tool.description {
                 out.insert("description".into(), d.into());
             }
             // The whole schema is kept: Anthropic accepts JSON Schema 2020-12 as is.
-            let schema = function
-                .and_then(|f| f.get("parameters"))
-                .filter(|p| p.is_object())
+            let schema = tool
+                .parameters
                 .cloned()
                 .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
             out.insert("input_schema".into(), schema);
-            Ok(Value::Object(out))
+            Value::Object(out)
         })
-        .collect()
+        .collect())
 }
 
 fn tool_choice(body: &Obj) -> Result<Option<Value>, ProxyError> {
@@ -314,43 +244,6 @@ fn text_block(text: &str) -> Value {
     json!({"type": "text", "text": text})
 }
 
-/// Text of a system/developer/tool/assistant content: a string or text parts.
-fn text_parts(content: Option<&Value>, param: &str) -> Result<Vec<String>, ProxyError> {
-    match content {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
-        Some(Value::Array(parts)) => {
-            let mut out = Vec::new();
-            for (j, part) in parts.iter().enumerate() {
-                match part.get("type").and_then(Value::as_str) {
-                    Some("text") => {
-                        let text = part.get("text").and_then(Value::as_str).ok_or_else(|| {
-                            invalid(
-                                "A text part needs a string `text`.",
-                                format!("{param}[{j}].text"),
-                            )
-                        })?;
-                        out.push(text.to_owned());
-                    }
-                    // An assistant refusal part has nothing to say to the next turn.
-                    Some("refusal") => {}
-                    _ => {
-                        return Err(unsupported(
-                            "Only text parts are supported in this message.",
-                            format!("{param}[{j}].type"),
-                        ))
-                    }
-                }
-            }
-            Ok(out)
-        }
-        Some(_) => Err(invalid(
-            "`content` must be a string or an array of parts.",
-            param,
-        )),
-    }
-}
-
 fn text_blocks(content: Option<&Value>, param: &str) -> Result<Vec<Value>, ProxyError> {
     Ok(text_parts(content, param)?
         .iter()
@@ -359,25 +252,21 @@ fn text_blocks(content: Option<&Value>, param: &str) -> Result<Vec<Value>, Proxy
         .collect())
 }
 
-/// A `data:<mime>;base64,<data>` URL as an Anthropic base64 source.
-fn data_url(url: &str, allowed: &[&str], param: &str) -> Result<Value, ProxyError> {
-    let rest = url.strip_prefix("data:").unwrap_or(url);
-    let Some((header, data)) = rest.split_once(',') else {
-        return Err(invalid("Malformed data URL.", param));
-    };
-    let Some(media_type) = header.strip_suffix(";base64") else {
-        return Err(invalid("Data URLs must be base64 encoded.", param));
-    };
-    if !allowed.contains(&media_type) {
+/// A `data:<mime>;base64,<data>` URL as an Anthropic base64 source of an `allowed` type.
+fn base64_source(url: &str, allowed: &[&str], param: &str) -> Result<Value, ProxyError> {
+    let parsed = input::data_url(url, param)
+        .unwrap_or_else(|| Err(invalid("Expected a base64 data URL.", param)))?;
+    if !allowed.contains(&parsed.media_type) {
         return Err(unsupported(
             format!(
-                "Media type `{media_type}` is not supported by Anthropic models; use one of {}.",
+                "Media type `{}` is not supported by Anthropic models; use one of {}.",
+                parsed.media_type,
                 allowed.join(", ")
             ),
             param,
         ));
     }
-    Ok(json!({"type": "base64", "media_type": media_type, "data": data}))
+    Ok(json!({"type": "base64", "media_type": parsed.media_type, "data": parsed.data}))
 }
 
 const IMAGE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
@@ -391,9 +280,7 @@ fn user_blocks(content: Option<&Value>, param: &str) -> Result<Vec<Value>, Proxy
         let at = format!("{param}[{j}]");
         match part.get("type").and_then(Value::as_str) {
             Some("text") => {
-                let text = part.get("text").and_then(Value::as_str).ok_or_else(|| {
-                    invalid("A text part needs a string `text`.", format!("{at}.text"))
-                })?;
+                let text = text_of(part, &at)?;
                 if !text.is_empty() {
                     out.push(text_block(text));
                 }
@@ -406,7 +293,7 @@ fn user_blocks(content: Option<&Value>, param: &str) -> Result<Vec<Value>, Proxy
                     .and_then(Value::as_str)
                     .ok_or_else(|| invalid("An image part needs `image_url.url`.", &url_param))?;
                 let source = if url.starts_with("data:") {
-                    data_url(url, &IMAGE_TYPES, &url_param)?
+                    base64_source(url, &IMAGE_TYPES, &url_param)?
                 } else if url.starts_with("https://") || url.starts_with("http://") {
                     json!({"type": "url", "url": url})
                 } else {
@@ -428,7 +315,8 @@ fn user_blocks(content: Option<&Value>, param: &str) -> Result<Vec<Value>, Proxy
                         format!("{at}.file"),
                     ));
                 };
-                let source = data_url(data, &["application/pdf"], &format!("{at}.file.file_data"))?;
+                let source =
+                    base64_source(data, &["application/pdf"], &format!("{at}.file.file_data"))?;
                 out.push(json!({"type": "document", "source": source}));
             }
             other => {
@@ -447,50 +335,8 @@ fn user_blocks(content: Option<&Value>, param: &str) -> Result<Vec<Value>, Proxy
 
 fn assistant_blocks(message: &Value, i: usize) -> Result<Vec<Value>, ProxyError> {
     let mut out = text_blocks(message.get("content"), &format!("messages[{i}].content"))?;
-    let calls = match message.get("tool_calls") {
-        None | Some(Value::Null) => return Ok(out),
-        Some(Value::Array(calls)) => calls,
-        Some(_) => {
-            return Err(invalid(
-                "`tool_calls` must be an array.",
-                format!("messages[{i}].tool_calls"),
-            ))
-        }
-    };
-    for (j, call) in calls.iter().enumerate() {
-        let at = format!("messages[{i}].tool_calls[{j}]");
-        let function = call.get("function");
-        let name = function
-            .and_then(|f| f.get("name"))
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                invalid(
-                    "A tool call needs `function.name`.",
-                    format!("{at}.function.name"),
-                )
-            })?;
-        let id = call.get("id").and_then(Value::as_str).unwrap_or("");
-        let arguments = function
-            .and_then(|f| f.get("arguments"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let input: Value = if arguments.trim().is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str(arguments).map_err(|e| {
-                invalid(
-                    format!("`function.arguments` of this tool call is not valid JSON ({e}); Anthropic needs a JSON object."),
-                    format!("{at}.function.arguments"),
-                )
-            })?
-        };
-        if !input.is_object() {
-            return Err(invalid(
-                "`function.arguments` must encode a JSON object.",
-                format!("{at}.function.arguments"),
-            ));
-        }
-        out.push(json!({"type": "tool_use", "id": tool_id(id), "name": name, "input": input}));
+    for call in input::tool_calls(message, i, PROVIDER)? {
+        out.push(json!({"type": "tool_use", "id": tool_id(call.id), "name": call.name, "input": call.arguments}));
     }
     Ok(out)
 }

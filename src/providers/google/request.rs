@@ -6,11 +6,15 @@
 
 use std::collections::HashMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::core::error::ProxyError;
 use crate::core::request::ChatRequest;
 use crate::core::route::Target;
+use crate::providers::openai_input::{
+    self as input, invalid, max_completion_tokens, number, positive, text_of, text_parts,
+    unsupported, Obj,
+};
 
 use super::ids;
 use super::schema;
@@ -20,27 +24,12 @@ use super::wire::{
     ToolConfig,
 };
 
-type Obj = Map<String, Value>;
+/// How error messages name the provider.
+const PROVIDER: &str = "Gemini";
 
 /// The sentinel Google documents for a function call whose signature is unknown (history
 /// written by another provider, or trimmed by the client); Gemini 3 rejects a call without one.
 pub const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
-
-fn invalid(message: impl Into<String>, param: impl Into<String>) -> ProxyError {
-    ProxyError::InvalidRequest {
-        message: message.into(),
-        param: Some(param.into()),
-        code: "invalid_value",
-    }
-}
-
-fn unsupported(message: impl Into<String>, param: impl Into<String>) -> ProxyError {
-    ProxyError::InvalidRequest {
-        message: message.into(),
-        param: Some(param.into()),
-        code: "unsupported_value",
-    }
-}
 
 /// Gemini 3 models need signatures on function calls and take `thinkingLevel`.
 fn is_gemini_3(model: &str) -> bool {
@@ -120,7 +109,7 @@ fn contents(
         let param = format!("messages[{i}].content");
         match role {
             "system" | "developer" => system.extend(
-                texts(message.get("content"), &param)?
+                text_parts(message.get("content"), &param)?
                     .into_iter()
                     .filter(|t| !t.is_empty())
                     .map(Part::text),
@@ -152,43 +141,9 @@ fn contents(
 }
 
 /// The texts of a content that may only hold text: a string, or text (and refusal) parts.
-fn texts(content: Option<&Value>, param: &str) -> Result<Vec<String>, ProxyError> {
-    match content {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
-        Some(Value::Array(parts)) => {
-            let mut out = Vec::new();
-            for (j, part) in parts.iter().enumerate() {
-                match part.get("type").and_then(Value::as_str) {
-                    Some("text") => out.push(text_of(part, &format!("{param}[{j}]"))?.to_owned()),
-                    // An earlier refusal has nothing to tell the model.
-                    Some("refusal") => {}
-                    _ => {
-                        return Err(unsupported(
-                            "Only text parts are supported in this message.",
-                            format!("{param}[{j}].type"),
-                        ))
-                    }
-                }
-            }
-            Ok(out)
-        }
-        Some(_) => Err(invalid(
-            "`content` must be a string or an array of parts.",
-            param,
-        )),
-    }
-}
-
-fn text_of<'a>(part: &'a Value, at: &str) -> Result<&'a str, ProxyError> {
-    part.get("text")
-        .and_then(Value::as_str)
-        .ok_or_else(|| invalid("A text part needs a string `text`.", format!("{at}.text")))
-}
-
 fn user_parts(content: Option<&Value>, param: &str) -> Result<Vec<Part>, ProxyError> {
     let Some(Value::Array(parts)) = content else {
-        return Ok(texts(content, param)?
+        return Ok(text_parts(content, param)?
             .into_iter()
             .filter(|t| !t.is_empty())
             .map(Part::text)
@@ -261,20 +216,12 @@ fn user_parts(content: Option<&Value>, param: &str) -> Result<Vec<Part>, ProxyEr
 /// A data URL as `inlineData`, an http(s) URL as `fileData` (its media type from the file
 /// extension, which Gemini requires; without one the client is told to inline the file).
 fn media(url: &str, param: &str) -> Result<Part, ProxyError> {
-    if let Some(rest) = url.strip_prefix("data:") {
-        let Some((header, data)) = rest.split_once(',') else {
-            return Err(invalid("Malformed data URL.", param));
-        };
-        let Some(mime) = header.strip_suffix(";base64").filter(|m| !m.is_empty()) else {
-            return Err(invalid(
-                "Data URLs must be base64 encoded with a media type (data:<type>;base64,<data>).",
-                param,
-            ));
-        };
+    if let Some(parsed) = input::data_url(url, param) {
+        let parsed = parsed?;
         return Ok(Part {
             inline_data: Some(Blob {
-                mime_type: mime.to_owned(),
-                data: data.to_owned(),
+                mime_type: parsed.media_type.to_owned(),
+                data: parsed.data.to_owned(),
             }),
             ..Part::default()
         });
@@ -327,57 +274,15 @@ fn model_parts(
     names: &mut HashMap<String, String>,
     needs_signatures: bool,
 ) -> Result<Vec<Part>, ProxyError> {
-    let mut out: Vec<Part> = texts(message.get("content"), &format!("messages[{i}].content"))?
+    let mut out: Vec<Part> = text_parts(message.get("content"), &format!("messages[{i}].content"))?
         .into_iter()
         .filter(|t| !t.is_empty())
         .map(Part::text)
         .collect();
-    let calls = match message.get("tool_calls") {
-        None | Some(Value::Null) => return Ok(out),
-        Some(Value::Array(calls)) => calls,
-        Some(_) => {
-            return Err(invalid(
-                "`tool_calls` must be an array.",
-                format!("messages[{i}].tool_calls"),
-            ))
-        }
-    };
     let mut first_call = true;
-    for (j, call) in calls.iter().enumerate() {
-        let at = format!("messages[{i}].tool_calls[{j}]");
-        let function = call.get("function");
-        let name = function
-            .and_then(|f| f.get("name"))
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| {
-                invalid(
-                    "A tool call needs `function.name`.",
-                    format!("{at}.function.name"),
-                )
-            })?;
-        let id = call.get("id").and_then(Value::as_str).unwrap_or("");
+    for call in input::tool_calls(message, i, PROVIDER)? {
+        let (id, name, args) = (call.id, call.name, call.arguments);
         names.insert(id.to_owned(), name.to_owned());
-        let arguments = function
-            .and_then(|f| f.get("arguments"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
-        let args: Value = if arguments.trim().is_empty() {
-            json!({})
-        } else {
-            serde_json::from_str(arguments).map_err(|e| {
-                invalid(
-                    format!("`function.arguments` of this tool call is not valid JSON ({e}); Gemini needs a JSON object."),
-                    format!("{at}.function.arguments"),
-                )
-            })?
-        };
-        if !args.is_object() {
-            return Err(invalid(
-                "`function.arguments` must encode a JSON object.",
-                format!("{at}.function.arguments"),
-            ));
-        }
         let (_, signature) = ids::split(id);
         // Gemini 3 validates the signature of the first call of each step; a history
         // without one (written by another provider) gets Google's documented sentinel.
@@ -433,7 +338,7 @@ fn tool_result(
             )
         })?,
     };
-    let output = texts(message.get("content"), &format!("messages[{i}].content"))?.join("");
+    let output = text_parts(message.get("content"), &format!("messages[{i}].content"))?.join("");
     let response = match serde_json::from_str::<Value>(&output) {
         Ok(object @ Value::Object(_)) => object,
         Ok(other) => json!({ "content": other }),
@@ -451,52 +356,19 @@ fn tool_result(
 // ----------------------------------------------------------------------------- tools
 
 fn tools(body: &Obj) -> Result<Vec<FunctionDeclaration>, ProxyError> {
-    let Some(list) = body.get("tools").filter(|v| !v.is_null()) else {
-        return Ok(Vec::new());
-    };
-    let Some(list) = list.as_array() else {
-        return Err(invalid("`tools` must be an array.", "tools"));
-    };
-    list.iter()
-        .enumerate()
-        .map(|(i, tool)| {
-            let kind = tool
-                .get("type")
-                .and_then(Value::as_str)
-                .unwrap_or("function");
-            if kind != "function" {
-                return Err(unsupported(
-                    format!(
-                        "Tool type `{kind}` is not supported by Gemini models; use function tools."
-                    ),
-                    format!("tools[{i}].type"),
-                ));
-            }
-            let function = tool.get("function").and_then(Value::as_object);
-            let name = function.and_then(|f| f.get("name")).and_then(Value::as_str);
-            let Some(name) = name.filter(|n| !n.is_empty()) else {
-                return Err(invalid(
-                    "Every function tool needs a `name`.",
-                    format!("tools[{i}].function.name"),
-                ));
-            };
-            let parameters = function
-                .and_then(|f| f.get("parameters"))
-                .filter(|p| p.is_object())
+    Ok(input::function_tools(body, PROVIDER)?
+        .into_iter()
+        .map(|tool| FunctionDeclaration {
+            name: tool.name.to_owned(),
+            description: tool.description.map(str::to_owned),
+            parameters: tool
+                .parameters
                 .map(|p| schema::clean(p, false))
                 // A schema without properties is a function without arguments: Gemini
                 // expresses that by leaving `parameters` out.
-                .filter(|p| p.get("properties").is_some() || p.get("anyOf").is_some());
-            Ok(FunctionDeclaration {
-                name: name.to_owned(),
-                description: function
-                    .and_then(|f| f.get("description"))
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                parameters,
-            })
+                .filter(|p| p.get("properties").is_some() || p.get("anyOf").is_some()),
         })
-        .collect()
+        .collect())
 }
 
 fn mode(mode: &'static str, names: Vec<String>) -> Option<ToolConfig> {
@@ -560,33 +432,8 @@ fn tool_choice(body: &Obj) -> Result<Option<ToolConfig>, ProxyError> {
 
 // ----------------------------------------------------------------------------- generationConfig
 
-fn number(body: &Obj, name: &str) -> Result<Option<f64>, ProxyError> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => Ok(n.as_f64()),
-        Some(_) => Err(invalid(format!("`{name}` must be a number."), name)),
-    }
-}
-
-fn positive(body: &Obj, name: &str) -> Result<Option<u64>, ProxyError> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
-            Some(n) if n > 0 => Ok(Some(n)),
-            _ => Err(invalid(
-                format!("`{name}` must be a positive integer."),
-                name,
-            )),
-        },
-    }
-}
-
 fn generation_config(target: &Target, body: &Obj) -> Result<GenerationConfig, ProxyError> {
-    let max_output_tokens = match positive(body, "max_completion_tokens")? {
-        Some(n) => Some(n),
-        None => positive(body, "max_tokens")?,
-    }
-    .or(target.max_tokens.map(u64::from));
+    let max_output_tokens = max_completion_tokens(body)?.or(target.max_tokens.map(u64::from));
     let seed = match body.get("seed") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
@@ -612,17 +459,11 @@ fn generation_config(target: &Target, body: &Obj) -> Result<GenerationConfig, Pr
 }
 
 fn stop_sequences(body: &Obj) -> Result<Option<Vec<String>>, ProxyError> {
-    let bad = || invalid("`stop` must be a string or a list of strings.", "stop");
-    let list: Vec<String> = match body.get("stop") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| v.as_str().map(str::to_owned).ok_or_else(bad))
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(bad()),
-    };
-    let list: Vec<String> = list.into_iter().filter(|s| !s.is_empty()).collect();
+    let list: Vec<String> = input::stop(body)?
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
     Ok((!list.is_empty()).then_some(list))
 }
 

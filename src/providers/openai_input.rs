@@ -1,0 +1,394 @@
+//! Reading the parts of an OpenAI chat request that every translating provider needs: text
+//! parts, tool calls, function tools, data URLs, sampling numbers and stop sequences. One
+//! reader per field, so a malformed field gets the same 400 (message and `param`) whichever
+//! provider the route reaches.
+
+use serde_json::{json, Map, Value};
+
+use crate::core::error::ProxyError;
+
+/// A JSON object, as the request body and its messages are held.
+pub type Obj = Map<String, Value>;
+
+/// A 400 for a value the client got wrong.
+pub fn invalid(message: impl Into<String>, param: impl Into<String>) -> ProxyError {
+    ProxyError::InvalidRequest {
+        message: message.into(),
+        param: Some(param.into()),
+        code: "invalid_value",
+    }
+}
+
+/// A 400 for a valid OpenAI value the provider has no equivalent for.
+pub fn unsupported(message: impl Into<String>, param: impl Into<String>) -> ProxyError {
+    ProxyError::InvalidRequest {
+        message: message.into(),
+        param: Some(param.into()),
+        code: "unsupported_value",
+    }
+}
+
+/// A number field, if set.
+pub fn number(body: &Obj, name: &str) -> Result<Option<f64>, ProxyError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => Ok(n.as_f64()),
+        Some(_) => Err(invalid(format!("`{name}` must be a number."), name)),
+    }
+}
+
+/// A positive integer field, if set.
+pub fn positive(body: &Obj, name: &str) -> Result<Option<u64>, ProxyError> {
+    match body.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(n) if n > 0 => Ok(Some(n)),
+            _ => Err(invalid(
+                format!("`{name}` must be a positive integer."),
+                name,
+            )),
+        },
+    }
+}
+
+/// The client's completion budget: `max_completion_tokens`, else the older `max_tokens`.
+pub fn max_completion_tokens(body: &Obj) -> Result<Option<u64>, ProxyError> {
+    match positive(body, "max_completion_tokens")? {
+        Some(n) => Ok(Some(n)),
+        None => positive(body, "max_tokens"),
+    }
+}
+
+/// `stop` as a list, whether the client sent a string or a list of strings.
+pub fn stop(body: &Obj) -> Result<Vec<&str>, ProxyError> {
+    let bad = || invalid("`stop` must be a string or a list of strings.", "stop");
+    match body.get("stop") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.as_str()]),
+        Some(Value::Array(items)) => items.iter().map(|v| v.as_str().ok_or_else(bad)).collect(),
+        Some(_) => Err(bad()),
+    }
+}
+
+/// The text of a text part (`{"type":"text","text":...}`) at `at`.
+pub fn text_of<'a>(part: &'a Value, at: &str) -> Result<&'a str, ProxyError> {
+    part.get("text")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("A text part needs a string `text`.", format!("{at}.text")))
+}
+
+/// The texts of a system, developer, assistant or tool message's `content` (a string or text
+/// parts), in order, empty ones included; refusal parts are skipped.
+pub fn text_parts(content: Option<&Value>, param: &str) -> Result<Vec<String>, ProxyError> {
+    match content {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(parts)) => {
+            let mut out = Vec::new();
+            for (j, part) in parts.iter().enumerate() {
+                match part.get("type").and_then(Value::as_str) {
+                    Some("text") => out.push(text_of(part, &format!("{param}[{j}]"))?.to_owned()),
+                    // An earlier refusal has nothing to tell the model.
+                    Some("refusal") => {}
+                    _ => {
+                        return Err(unsupported(
+                            "Only text parts are supported in this message.",
+                            format!("{param}[{j}].type"),
+                        ))
+                    }
+                }
+            }
+            Ok(out)
+        }
+        Some(_) => Err(invalid(
+            "`content` must be a string or an array of parts.",
+            param,
+        )),
+    }
+}
+
+/// One assistant tool call, its arguments parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall<'a> {
+    /// The call id (empty when the client sent none).
+    pub id: &'a str,
+    /// The function's name.
+    pub name: &'a str,
+    /// The arguments: always a JSON object (`""` reads as `{}`).
+    pub arguments: Value,
+}
+
+/// The `tool_calls` of assistant message `i`; `provider` names who needs them as objects.
+pub fn tool_calls<'a>(
+    message: &'a Value,
+    i: usize,
+    provider: &str,
+) -> Result<Vec<ToolCall<'a>>, ProxyError> {
+    let calls = match message.get("tool_calls") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(Value::Array(calls)) => calls,
+        Some(_) => {
+            return Err(invalid(
+                "`tool_calls` must be an array.",
+                format!("messages[{i}].tool_calls"),
+            ))
+        }
+    };
+    calls
+        .iter()
+        .enumerate()
+        .map(|(j, call)| {
+            let at = format!("messages[{i}].tool_calls[{j}]");
+            let function = call.get("function");
+            let name = function
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)
+                .filter(|n| !n.is_empty())
+                .ok_or_else(|| {
+                    invalid(
+                        "A tool call needs `function.name`.",
+                        format!("{at}.function.name"),
+                    )
+                })?;
+            let raw = function
+                .and_then(|f| f.get("arguments"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let arguments: Value = if raw.trim().is_empty() {
+                json!({})
+            } else {
+                serde_json::from_str(raw).map_err(|e| {
+                    invalid(
+                        format!("`function.arguments` of this tool call is not valid JSON ({e}); {provider} needs a JSON object."),
+                        format!("{at}.function.arguments"),
+                    )
+                })?
+            };
+            if !arguments.is_object() {
+                return Err(invalid(
+                    "`function.arguments` must encode a JSON object.",
+                    format!("{at}.function.arguments"),
+                ));
+            }
+            Ok(ToolCall {
+                id: call.get("id").and_then(Value::as_str).unwrap_or(""),
+                name,
+                arguments,
+            })
+        })
+        .collect()
+}
+
+/// One function tool the client offers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionTool<'a> {
+    /// The function's name (non-empty).
+    pub name: &'a str,
+    /// What it does, if said.
+    pub description: Option<&'a str>,
+    /// Its JSON Schema, when it is an object.
+    pub parameters: Option<&'a Value>,
+}
+
+/// The request's `tools`, all of type `function`; `provider` names who supports no other type.
+pub fn function_tools<'a>(
+    body: &'a Obj,
+    provider: &str,
+) -> Result<Vec<FunctionTool<'a>>, ProxyError> {
+    let Some(list) = body.get("tools").filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let Some(list) = list.as_array() else {
+        return Err(invalid("`tools` must be an array.", "tools"));
+    };
+    list.iter()
+        .enumerate()
+        .map(|(i, tool)| {
+            let kind = tool
+                .get("type")
+                .and_then(Value::as_str)
+                .unwrap_or("function");
+            if kind != "function" {
+                return Err(unsupported(
+                    format!(
+                        "Tool type `{kind}` is not supported by {provider} models; use function tools."
+                    ),
+                    format!("tools[{i}].type"),
+                ));
+            }
+            let function = tool.get("function").and_then(Value::as_object);
+            let name = function.and_then(|f| f.get("name")).and_then(Value::as_str);
+            let Some(name) = name.filter(|n| !n.is_empty()) else {
+                return Err(invalid(
+                    "Every function tool needs a `name`.",
+                    format!("tools[{i}].function.name"),
+                ));
+            };
+            Ok(FunctionTool {
+                name,
+                description: function
+                    .and_then(|f| f.get("description"))
+                    .and_then(Value::as_str),
+                parameters: function
+                    .and_then(|f| f.get("parameters"))
+                    .filter(|p| p.is_object()),
+            })
+        })
+        .collect()
+}
+
+/// A base64 data URL, split.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DataUrl<'a> {
+    /// The media type, e.g. `image/png` (never empty).
+    pub media_type: &'a str,
+    /// The base64 payload, without the `data:...;base64,` prefix.
+    pub data: &'a str,
+}
+
+/// `data:<type>;base64,<data>`, or `None` when `url` is not a data URL at all.
+pub fn data_url<'a>(url: &'a str, param: &str) -> Option<Result<DataUrl<'a>, ProxyError>> {
+    let rest = url.strip_prefix("data:")?;
+    let Some((header, data)) = rest.split_once(',') else {
+        return Some(Err(invalid("Malformed data URL.", param)));
+    };
+    Some(
+        match header.strip_suffix(";base64").filter(|m| !m.is_empty()) {
+            Some(media_type) => Ok(DataUrl { media_type, data }),
+            None => Err(invalid(
+                "Data URLs must be base64 encoded with a media type (data:<type>;base64,<data>).",
+                param,
+            )),
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(v: Value) -> Obj {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    fn param(e: ProxyError) -> Option<String> {
+        match e {
+            ProxyError::InvalidRequest { param, .. } => param,
+            _ => None,
+        }
+    }
+
+    fn message_of(e: &ProxyError) -> &str {
+        match e {
+            ProxyError::InvalidRequest { message, .. } => message,
+            _ => "",
+        }
+    }
+
+    #[test]
+    fn budget_stop_and_numbers() {
+        let body = obj(
+            json!({"max_tokens": 10, "max_completion_tokens": 20, "stop": "END", "top_p": 0.5}),
+        );
+        assert_eq!(max_completion_tokens(&body).unwrap(), Some(20));
+        assert_eq!(
+            max_completion_tokens(&obj(json!({"max_tokens": 10}))).unwrap(),
+            Some(10)
+        );
+        assert_eq!(stop(&body).unwrap(), vec!["END"]);
+        assert_eq!(
+            stop(&obj(json!({"stop": ["a", "b"]}))).unwrap(),
+            vec!["a", "b"]
+        );
+        assert_eq!(number(&body, "top_p").unwrap(), Some(0.5));
+        assert_eq!(
+            param(max_completion_tokens(&obj(json!({"max_tokens": 0}))).unwrap_err()),
+            Some("max_tokens".into())
+        );
+        assert_eq!(
+            param(stop(&obj(json!({"stop": [1]}))).unwrap_err()),
+            Some("stop".into())
+        );
+        assert_eq!(
+            param(number(&obj(json!({"temperature": "hot"})), "temperature").unwrap_err()),
+            Some("temperature".into())
+        );
+    }
+
+    #[test]
+    fn text_parts_keep_order_and_skip_refusals() {
+        let content = json!([{"type": "text", "text": "a"}, {"type": "refusal", "refusal": "no"}, {"type": "text", "text": ""}]);
+        assert_eq!(
+            text_parts(Some(&content), "messages[0].content").unwrap(),
+            vec!["a", ""]
+        );
+        let image = json!([{"type": "image_url", "image_url": {"url": "https://x"}}]);
+        assert_eq!(
+            param(text_parts(Some(&image), "messages[2].content").unwrap_err()),
+            Some("messages[2].content[0].type".into())
+        );
+    }
+
+    #[test]
+    fn tool_calls_are_parsed_into_objects() {
+        let message = json!({"role": "assistant", "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{\"a\":1}"}},
+            {"id": "call_2", "type": "function", "function": {"name": "g", "arguments": ""}}]});
+        let calls = tool_calls(&message, 3, "Anthropic").unwrap();
+        assert_eq!(
+            calls[0],
+            ToolCall {
+                id: "call_1",
+                name: "f",
+                arguments: json!({"a": 1})
+            }
+        );
+        assert_eq!(calls[1].arguments, json!({}));
+        let bad =
+            json!({"tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{oops"}}]});
+        let err = tool_calls(&bad, 1, "Gemini").unwrap_err();
+        assert!(
+            message_of(&err).contains("Gemini needs a JSON object"),
+            "{err:?}"
+        );
+        assert_eq!(
+            param(err),
+            Some("messages[1].tool_calls[0].function.arguments".into())
+        );
+        let list = json!({"tool_calls": [{"function": {"name": "f", "arguments": "[1]"}}]});
+        assert!(tool_calls(&list, 0, "Gemini").is_err());
+    }
+
+    #[test]
+    fn function_tools_and_data_urls() {
+        let body = obj(
+            json!({"tools": [{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}]}),
+        );
+        assert_eq!(
+            function_tools(&body, "Anthropic").unwrap(),
+            vec![FunctionTool {
+                name: "f",
+                description: Some("d"),
+                parameters: Some(&json!({"type": "object"}))
+            }]
+        );
+        let other = obj(json!({"tools": [{"type": "web_search"}]}));
+        assert_eq!(
+            param(function_tools(&other, "Gemini").unwrap_err()),
+            Some("tools[0].type".into())
+        );
+        assert_eq!(
+            data_url("data:image/png;base64,AAA", "p").unwrap().unwrap(),
+            DataUrl {
+                media_type: "image/png",
+                data: "AAA"
+            }
+        );
+        assert!(data_url("https://x/y.png", "p").is_none());
+        assert!(data_url("data:image/png,AAA", "p").unwrap().is_err());
+        assert!(data_url("data:;base64,AAA", "p").unwrap().is_err());
+    }
+}

@@ -17,6 +17,18 @@ pub struct UpstreamRequest {
     pub body: Bytes,
 }
 
+impl UpstreamRequest {
+    /// The `accept` header for a streamed or a whole response.
+    pub fn accept(stream: bool) -> (&'static str, String) {
+        let kind = if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        ("accept", kind.to_owned())
+    }
+}
+
 /// A failure reading an upstream body after its headers arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BodyError(pub String);

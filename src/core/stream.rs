@@ -40,6 +40,43 @@ pub trait Translate {
     fn end(&mut self) -> Result<Bytes, InBandError>;
 }
 
+/// Largest non-streaming upstream body a translator collects; far above any real completion,
+/// it only bounds memory.
+pub const MAX_WHOLE_BODY: usize = 32 * 1024 * 1024;
+
+/// Translates a non-streaming body, which can only be converted once complete: collects it
+/// (up to [`MAX_WHOLE_BODY`]) and hands it to `convert` when the upstream ends.
+pub struct WholeBody<F> {
+    body: Vec<u8>,
+    convert: F,
+}
+
+impl<F: FnMut(&[u8]) -> Result<Bytes, InBandError>> WholeBody<F> {
+    /// A translator that will pass the whole body to `convert`.
+    pub fn new(convert: F) -> Self {
+        Self {
+            body: Vec::new(),
+            convert,
+        }
+    }
+}
+
+impl<F: FnMut(&[u8]) -> Result<Bytes, InBandError>> Translate for WholeBody<F> {
+    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, InBandError> {
+        if self.body.len() + upstream.len() > MAX_WHOLE_BODY {
+            return Err(InBandError::truncated(format!(
+                "the upstream response is larger than {MAX_WHOLE_BODY} bytes"
+            )));
+        }
+        self.body.extend_from_slice(&upstream);
+        Ok(Bytes::new())
+    }
+
+    fn end(&mut self) -> Result<Bytes, InBandError> {
+        (self.convert)(&self.body)
+    }
+}
+
 /// How the client's body is framed, which decides what a late failure looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Framing {

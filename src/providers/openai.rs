@@ -21,15 +21,7 @@ pub fn request(target: &Target, body: &Bytes, key: &str, stream: bool) -> Upstre
         headers: vec![
             ("authorization", format!("Bearer {key}")),
             ("content-type", "application/json".to_owned()),
-            (
-                "accept",
-                if stream {
-                    "text/event-stream"
-                } else {
-                    "application/json"
-                }
-                .to_owned(),
-            ),
+            UpstreamRequest::accept(stream),
         ],
         body: body.clone(),
     }

@@ -237,6 +237,71 @@ pub fn function_tools<'a>(
         .collect()
 }
 
+/// `tool_choice`, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ToolChoice<'a> {
+    /// The model decides (`"auto"`, or `allowed_tools` in auto mode).
+    Auto,
+    /// No tool may be called.
+    None,
+    /// Some tool must be called, from `allowed` when that is not empty (`"required"`, or
+    /// `allowed_tools` in required mode).
+    Required {
+        /// The allowed function names; empty means any.
+        allowed: Vec<&'a str>,
+    },
+    /// This function must be called.
+    Named(&'a str),
+}
+
+/// The request's `tool_choice`, if set.
+pub fn tool_choice(body: &Obj) -> Result<Option<ToolChoice<'_>>, ProxyError> {
+    match body.get("tool_choice") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => match s.as_str() {
+            "auto" => Ok(Some(ToolChoice::Auto)),
+            "none" => Ok(Some(ToolChoice::None)),
+            "required" => Ok(Some(ToolChoice::Required { allowed: Vec::new() })),
+            other => Err(invalid(
+                format!("Unknown `tool_choice` value `{other}`; expected auto, none, required or a named function."),
+                "tool_choice",
+            )),
+        },
+        Some(Value::Object(o)) => {
+            let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
+            let named = o
+                .get("function")
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str);
+            match (kind, named) {
+                ("function", Some(name)) => Ok(Some(ToolChoice::Named(name))),
+                ("allowed_tools", _) => {
+                    let allowed = o.get("allowed_tools");
+                    if allowed.and_then(|a| a.get("mode")).and_then(Value::as_str)
+                        != Some("required")
+                    {
+                        return Ok(Some(ToolChoice::Auto));
+                    }
+                    let names = allowed
+                        .and_then(|a| a.get("tools"))
+                        .and_then(Value::as_array)
+                        .map(Vec::as_slice)
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|t| t.get("function")?.get("name")?.as_str())
+                        .collect();
+                    Ok(Some(ToolChoice::Required { allowed: names }))
+                }
+                _ => Err(invalid(
+                    "`tool_choice` must be auto, none, required or {\"type\":\"function\",\"function\":{\"name\":...}}.",
+                    "tool_choice",
+                )),
+            }
+        }
+        Some(_) => Err(invalid("`tool_choice` has an invalid type.", "tool_choice")),
+    }
+}
+
 /// A base64 data URL, split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataUrl<'a> {
@@ -360,6 +425,39 @@ mod tests {
         );
         let list = json!({"tool_calls": [{"function": {"name": "f", "arguments": "[1]"}}]});
         assert!(tool_calls(&list, 0, "Gemini").is_err());
+    }
+
+    #[test]
+    fn tool_choice_forms() {
+        // Debug text, because the choice borrows from a body that lives only inside `read`.
+        let read = |v: Value| {
+            let body = obj(json!({ "tool_choice": v }));
+            tool_choice(&body).map(|c| format!("{c:?}")).map_err(param)
+        };
+        let shown = |c: Option<ToolChoice<'_>>| Ok(format!("{c:?}"));
+        assert_eq!(read(json!("auto")), shown(Some(ToolChoice::Auto)));
+        assert_eq!(read(json!("none")), shown(Some(ToolChoice::None)));
+        assert_eq!(
+            read(json!("required")),
+            shown(Some(ToolChoice::Required { allowed: vec![] }))
+        );
+        assert_eq!(
+            read(json!({"type": "function", "function": {"name": "f"}})),
+            shown(Some(ToolChoice::Named("f")))
+        );
+        assert_eq!(
+            read(
+                json!({"type": "allowed_tools", "allowed_tools": {"mode": "required", "tools": [{"type": "function", "function": {"name": "g"}}]}})
+            ),
+            shown(Some(ToolChoice::Required { allowed: vec!["g"] }))
+        );
+        assert_eq!(
+            read(json!({"type": "allowed_tools", "allowed_tools": {"mode": "auto"}})),
+            shown(Some(ToolChoice::Auto))
+        );
+        assert_eq!(read(json!("sometimes")), Err(Some("tool_choice".into())));
+        assert_eq!(read(json!(3)), Err(Some("tool_choice".into())));
+        assert_eq!(read(Value::Null), shown(None));
     }
 
     #[test]

@@ -108,6 +108,34 @@ def release(hold_id: str) -> None:
     httpx.post(f"{EMULATOR_URL}/_emulator/release/{hold_id}", timeout=10).raise_for_status()
 
 
+def only_upstream_request(test_id: str) -> dict:
+    """The one upstream request a test made."""
+    records = recorded(test_id)
+    assert len(records) == 1, records
+    return records[0]
+
+
+def streamed_tool_calls(chunks) -> dict[int, dict]:
+    """Reassemble streamed tool calls by index, checking id/name come once, in the first fragment."""
+    calls: dict[int, dict] = {}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            for tc in choice.delta.tool_calls or []:
+                if tc.index not in calls:
+                    assert tc.id and tc.type == "function" and tc.function.name
+                    calls[tc.index] = {"id": tc.id, "name": tc.function.name,
+                                       "arguments": tc.function.arguments or ""}
+                else:
+                    assert tc.id is None and tc.function.name is None, "id/name repeated"
+                    calls[tc.index]["arguments"] += tc.function.arguments or ""
+    return calls
+
+
+def finish_reasons(chunks) -> list[str]:
+    """Every finish_reason a stream carried, in order."""
+    return [c.finish_reason for ch in chunks for c in ch.choices if c.finish_reason]
+
+
 # --------------------------------------------------------------------------- SSE
 
 def parse_sse(raw: bytes) -> list[str]:

@@ -13,7 +13,8 @@ import json
 import openai
 import pytest
 
-from conftest import (KEY, TOKEN, assert_error_shape, collect, parse_sse, proxy_post,
+from conftest import (finish_reasons, only_upstream_request, streamed_tool_calls,
+                      KEY, TOKEN, assert_error_shape, collect, parse_sse, proxy_post,
                       recorded, recorded_keys, sse_json_events, user)
 
 import openai_schema
@@ -25,32 +26,6 @@ WEATHER = {"type": "function", "function": {
 TIME = {"type": "function", "function": {
     "name": "get_time", "description": "Get the local time",
     "parameters": {"type": "object", "properties": {"timezone": {"type": "string"}}}}}
-
-
-def upstream(test_id: str) -> dict:
-    records = recorded(test_id)
-    assert len(records) == 1, records
-    return records[0]
-
-
-def tool_calls_of(chunks) -> dict[int, dict]:
-    """Reassemble streamed tool calls, checking id/name come once, in the first fragment."""
-    calls: dict[int, dict] = {}
-    for chunk in chunks:
-        for choice in chunk.choices:
-            for tc in choice.delta.tool_calls or []:
-                if tc.index not in calls:
-                    assert tc.id and tc.type == "function" and tc.function.name
-                    calls[tc.index] = {"id": tc.id, "name": tc.function.name,
-                                       "arguments": tc.function.arguments}
-                else:
-                    assert tc.id is None and tc.function.name is None
-                    calls[tc.index]["arguments"] += tc.function.arguments or ""
-    return calls
-
-
-def finishes(chunks) -> list[str]:
-    return [c.finish_reason for ch in chunks for c in ch.choices if c.finish_reason]
 
 
 # --------------------------------------------------------------------------- plain
@@ -65,7 +40,7 @@ def test_plain_request_and_answer(client, test_id):
     assert resp.choices[0].message.role == "assistant"
     assert resp.choices[0].finish_reason == "stop"
     assert (resp.usage.prompt_tokens, resp.usage.completion_tokens, resp.usage.total_tokens) == (6, 2, 8)
-    rec = upstream(test_id)
+    rec = only_upstream_request(test_id)
     assert rec["path"] == "/v1/messages"
     assert rec["key"] == KEY["E2E_KEY_OK"]
     assert rec["headers"]["anthropic-version"] == "2023-06-01"
@@ -85,10 +60,10 @@ def test_stream_with_usage(client, test_id):
     chunks, content = collect(stream)
     assert content == "echo: stream me"
     assert chunks[0].choices[0].delta.role == "assistant"
-    assert finishes(chunks) == ["stop"]
+    assert finish_reasons(chunks) == ["stop"]
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 10
     assert all(c.usage is None for c in chunks[:-1])
-    assert upstream(test_id)["body"]["stream"] is True
+    assert only_upstream_request(test_id)["body"]["stream"] is True
 
 
 def test_stream_raw_sse_ends_with_done_and_no_usage_unless_asked(test_id):
@@ -108,17 +83,17 @@ def test_stream_raw_sse_ends_with_done_and_no_usage_unless_asked(test_id):
 
 def test_per_target_and_client_max_tokens(client, test_id):
     client.chat.completions.create(model="claude-budget", messages=user("a"), user=test_id)
-    assert upstream(test_id)["body"]["max_tokens"] == 1000
+    assert only_upstream_request(test_id)["body"]["max_tokens"] == 1000
     other = test_id + "-client"
     client.chat.completions.create(model="claude-budget", messages=user("a"), user=other,
                                    max_completion_tokens=50)
-    assert upstream(other)["body"]["max_tokens"] == 50
+    assert only_upstream_request(other)["body"]["max_tokens"] == 50
 
 
 def test_sampling_fields_are_made_acceptable(client, test_id):
     client.chat.completions.create(model="claude", messages=user("a"), user=test_id, temperature=1.7,
                                    top_p=1, stop=["END", "  "], seed=7, presence_penalty=0.5)
-    body = upstream(test_id)["body"]
+    body = only_upstream_request(test_id)["body"]
     assert body["temperature"] == 1.0 and "top_p" not in body
     assert body["stop_sequences"] == ["END"]
     assert not {"seed", "presence_penalty"} & set(body)
@@ -131,7 +106,7 @@ def test_conversation_starting_with_assistant_and_repeated_roles(client, test_id
         {"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": "second"}]},
     ])
     assert resp.choices[0].message.content == "echo: first second"
-    messages = upstream(test_id)["body"]["messages"]
+    messages = only_upstream_request(test_id)["body"]["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "user"]
     assert messages[2]["content"] == [{"type": "text", "text": "first"}, {"type": "text", "text": "second"}]
 
@@ -142,7 +117,7 @@ def test_images_become_base64_and_url_sources(client, test_id):
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
         {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg", "detail": "high"}},
     ]}])
-    assert upstream(test_id)["body"]["messages"][0]["content"] == [
+    assert only_upstream_request(test_id)["body"]["messages"][0]["content"] == [
         {"type": "text", "text": "compare"},
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}},
         {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}},
@@ -160,7 +135,7 @@ def test_single_tool_call(client, test_id):
     [call] = choice.message.tool_calls
     assert (call.id, call.type, call.function.name) == ("toolu_01NRLabsLyVHZPKxbKvkfSMn", "function", "get_weather")
     assert json.loads(call.function.arguments) == {"location": "Paris"}
-    body = upstream(test_id)["body"]
+    body = only_upstream_request(test_id)["body"]
     assert body["tools"] == [{"name": "get_weather", "description": "Get the current weather in a given location",
                               "input_schema": WEATHER["function"]["parameters"]}]
     assert body["tool_choice"] == {"type": "any"}
@@ -171,12 +146,12 @@ def test_single_tool_call_stream(client, test_id):
                                             user=test_id, tools=[WEATHER], stream=True)
     chunks, content = collect(stream)
     assert content == "I'll check the current weather in Paris for you."
-    calls = tool_calls_of(chunks)
+    calls = streamed_tool_calls(chunks)
     # Anthropic's block index 1 (after the text block) is the client's tool index 0.
     assert list(calls) == [0]
     assert calls[0]["id"] == "toolu_01NRLabsLyVHZPKxbKvkfSMn" and calls[0]["name"] == "get_weather"
     assert json.loads(calls[0]["arguments"]) == {"location": "Paris"}
-    assert finishes(chunks) == ["tool_calls"]
+    assert finish_reasons(chunks) == ["tool_calls"]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["non-stream", "stream"])
@@ -185,8 +160,8 @@ def test_parallel_tool_calls(client, test_id, stream):
                                           user=test_id, tools=[WEATHER, TIME], stream=stream)
     if stream:
         chunks, _ = collect(resp)
-        calls = [tool_calls_of(chunks)[i] for i in (0, 1)]
-        assert finishes(chunks) == ["tool_calls"]
+        calls = [streamed_tool_calls(chunks)[i] for i in (0, 1)]
+        assert finish_reasons(chunks) == ["tool_calls"]
     else:
         assert resp.choices[0].finish_reason == "tool_calls"
         calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
@@ -201,7 +176,7 @@ def test_parallel_tool_calls_false_disables_parallel_use(client, test_id):
     resp = client.chat.completions.create(model="claude", messages=user("Weather and time?"), user=test_id,
                                           tools=[WEATHER, TIME], parallel_tool_calls=False)
     assert len(resp.choices[0].message.tool_calls) == 1
-    assert upstream(test_id)["body"]["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
+    assert only_upstream_request(test_id)["body"]["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["non-stream", "stream"])
@@ -221,7 +196,7 @@ def test_tool_result_round_trip(client, test_id, stream):
                                           tools=[WEATHER, TIME], stream=stream)
     content = collect(resp)[1] if stream else resp.choices[0].message.content
     assert content == "tool said: 18C and sunny | 14:00"
-    turns = upstream(test_id)["body"]["messages"]
+    turns = only_upstream_request(test_id)["body"]["messages"]
     assert [t["role"] for t in turns] == ["user", "assistant", "user"]
     uses = turns[1]["content"]
     assert [b["type"] for b in uses] == ["tool_use", "tool_use"]
@@ -252,12 +227,12 @@ def test_response_format_json_schema_is_content(client, test_id, stream):
         response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": schema}})
     if stream:
         chunks, content = collect(resp)
-        assert finishes(chunks) == ["stop"] and not tool_calls_of(chunks)
+        assert finish_reasons(chunks) == ["stop"] and not streamed_tool_calls(chunks)
     else:
         content = resp.choices[0].message.content
         assert resp.choices[0].finish_reason == "stop" and resp.choices[0].message.tool_calls is None
     assert json.loads(content) == {"city": "Paris", "population": 2102650}
-    body = upstream(test_id)["body"]
+    body = only_upstream_request(test_id)["body"]
     assert body["tool_choice"] == {"type": "tool", "name": "json_tool_call"}
     assert body["tools"][0]["input_schema"] == schema
 
@@ -297,7 +272,7 @@ def test_refusal_is_content_filter(client, test_id, stream):
     resp = client.chat.completions.create(model="claude", messages=user("scenario:refusal"), user=test_id,
                                           stream=stream)
     if stream:
-        assert finishes(collect(resp)[0]) == ["content_filter"]
+        assert finish_reasons(collect(resp)[0]) == ["content_filter"]
     else:
         assert resp.choices[0].finish_reason == "content_filter"
 
@@ -334,7 +309,7 @@ def test_error_event_before_content_fails_over(client, test_id):
     stream = client.chat.completions.create(model="claude-overload-first", messages=user("again"),
                                             user=test_id, stream=True)
     chunks, content = collect(stream)
-    assert content == "echo: again" and finishes(chunks) == ["stop"]
+    assert content == "echo: again" and finish_reasons(chunks) == ["stop"]
     assert recorded_keys(test_id) == [KEY["E2E_KEY_OVERLOAD_FIRST"], KEY["E2E_KEY_OK"]]
 
 

@@ -84,7 +84,7 @@ def test_emulator_midstream_and_drops(emu):
 
 
 def test_emulator_hold_release(emu, test_id):
-    import threading, uuid
+    import uuid
     hold = "h-" + uuid.uuid4().hex
     got: list[str] = []
     with httpx.stream("POST", f"{EMULATOR_URL}/v1/chat/completions", timeout=10,

@@ -14,7 +14,8 @@ import json
 import openai
 import pytest
 
-from conftest import (KEY, TOKEN, assert_error_shape, collect, parse_sse, proxy_post, recorded,
+from conftest import (finish_reasons, only_upstream_request, streamed_tool_calls,
+                      KEY, TOKEN, assert_error_shape, collect, parse_sse, proxy_post, recorded,
                       recorded_keys, sse_json_events)
 
 import openai_schema
@@ -50,43 +51,12 @@ def ask(text: str, test_id: str) -> list[dict]:
     return [{"role": "user", "content": tagged(text, test_id)}]
 
 
-def upstream(test_id: str) -> dict:
-    records = recorded(test_id)
-    assert len(records) == 1, records
-    return records[0]
-
-
-def sent_body(record: dict) -> dict:
-    """What Gemini received (the emulator adds the tag it found as `test_id`)."""
-    return {k: v for k, v in record["body"].items() if k != "test_id"}
-
-
-def tool_calls_of(chunks) -> dict[int, dict]:
-    """Reassemble streamed tool calls, checking id/name come once, in the first fragment."""
-    calls: dict[int, dict] = {}
-    for chunk in chunks:
-        for choice in chunk.choices:
-            for tc in choice.delta.tool_calls or []:
-                if tc.index not in calls:
-                    assert tc.id and tc.type == "function" and tc.function.name
-                    calls[tc.index] = {"id": tc.id, "name": tc.function.name,
-                                       "arguments": tc.function.arguments}
-                else:
-                    assert tc.id is None and tc.function.name is None
-                    calls[tc.index]["arguments"] += tc.function.arguments or ""
-    return calls
-
-
-def finishes(chunks) -> list[str]:
-    return [c.finish_reason for ch in chunks for c in ch.choices if c.finish_reason]
-
-
 def calls_of(resp, stream: bool) -> tuple[list[dict], list[str]]:
     """(tool calls, finish reasons) of a streamed or whole response."""
     if stream:
         chunks, _ = collect(resp)
-        calls = tool_calls_of(chunks)
-        return [calls[i] for i in sorted(calls)], finishes(chunks)
+        calls = streamed_tool_calls(chunks)
+        return [calls[i] for i in sorted(calls)], finish_reasons(chunks)
     choice = resp.choices[0]
     return ([{"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
              for c in choice.message.tool_calls or []], [choice.finish_reason])
@@ -104,12 +74,12 @@ def test_plain_request_and_answer(client, test_id):
     assert resp.choices[0].finish_reason == "stop"
     assert (resp.usage.prompt_tokens, resp.usage.completion_tokens, resp.usage.total_tokens) == (5, 2, 7)
     assert resp.usage.completion_tokens_details.reasoning_tokens == 0
-    rec = upstream(test_id)
+    rec = only_upstream_request(test_id)
     # The key travels in x-goog-api-key, never in the URL.
     assert rec["path"] == "/v1beta/models/gemini-2.5-flash:generateContent"
     assert rec["key"] == KEY["E2E_KEY_OK"] and rec["headers"]["x-goog-api-key"] == KEY["E2E_KEY_OK"]
     assert "authorization" not in rec["headers"]
-    assert sent_body(rec) == {
+    assert rec["body"] == {
         "contents": [{"role": "user", "parts": [{"text": tagged("hello", test_id)}]}],
         "systemInstruction": {"parts": [{"text": "Be terse."}]},
     }
@@ -121,11 +91,11 @@ def test_stream_with_usage(client, test_id):
     chunks, content = collect(stream)
     assert content == "echo: stream me"
     assert chunks[0].choices[0].delta.role == "assistant"
-    assert finishes(chunks) == ["stop"]
+    assert finish_reasons(chunks) == ["stop"]
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 9
     assert all(c.usage is None for c in chunks[:-1])
     assert len({c.id for c in chunks}) == 1 and chunks[0].model == "gemini-2.5-flash"
-    assert upstream(test_id)["path"] == "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    assert only_upstream_request(test_id)["path"] == "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
 
 
 def test_stream_raw_sse_ends_with_done_and_no_usage_unless_asked(test_id):
@@ -151,7 +121,7 @@ def test_generation_config_fields(client, test_id):
         presence_penalty=0.5, frequency_penalty=0.25, max_completion_tokens=300, reasoning_effort="low",
         response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": schema}},
         user="someone", metadata={"a": "b"}, parallel_tool_calls=False)
-    body = sent_body(upstream(test_id))
+    body = only_upstream_request(test_id)["body"]
     assert set(body) == {"contents", "generationConfig"}
     assert body["generationConfig"] == {
         "maxOutputTokens": 300, "temperature": 1.7, "topP": 0.9, "stopSequences": ["END"], "seed": 7,
@@ -165,10 +135,10 @@ def test_generation_config_fields(client, test_id):
 
 def test_per_target_and_client_max_tokens(client, test_id):
     client.chat.completions.create(model="gemini-budget", messages=ask("a", test_id))
-    assert sent_body(upstream(test_id))["generationConfig"] == {"maxOutputTokens": 1000}
+    assert only_upstream_request(test_id)["body"]["generationConfig"] == {"maxOutputTokens": 1000}
     other = test_id + "-client"
     client.chat.completions.create(model="gemini-budget", messages=ask("a", other), max_tokens=50)
-    assert sent_body(upstream(other))["generationConfig"] == {"maxOutputTokens": 50}
+    assert only_upstream_request(other)["body"]["generationConfig"] == {"maxOutputTokens": 50}
 
 
 def test_roles_merge_and_alternate(client, test_id):
@@ -180,7 +150,7 @@ def test_roles_merge_and_alternate(client, test_id):
         {"role": "user", "content": [{"type": "text", "text": ""}, {"type": "text", "text": "third"}]},
     ])
     assert resp.choices[0].message.content == "echo: second third"
-    body = sent_body(upstream(test_id))
+    body = only_upstream_request(test_id)["body"]
     assert [c["role"] for c in body["contents"]] == ["user", "model", "user"]
     assert body["contents"][2]["parts"] == [{"text": "second"}, {"text": "third"}]
     assert body["systemInstruction"] == {"parts": [{"text": "Use metric."}]}
@@ -192,7 +162,7 @@ def test_images_become_inline_data_and_file_data(client, test_id):
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
         {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg", "detail": "high"}},
     ]}])
-    assert sent_body(upstream(test_id))["contents"][0]["parts"] == [
+    assert only_upstream_request(test_id)["body"]["contents"][0]["parts"] == [
         {"text": tagged("compare", test_id)},
         {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}},
         {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://example.com/cat.jpg"}},
@@ -220,7 +190,7 @@ def test_single_tool_call(client, test_id, stream):
     [call] = calls
     assert call["id"].startswith("call_") and call["name"] == "get_current_weather"
     assert json.loads(call["arguments"]) == {"location": "Boston, MA"}
-    body = sent_body(upstream(test_id))
+    body = only_upstream_request(test_id)["body"]
     assert body["tools"] == [{"functionDeclarations": [WEATHER_DECLARATION]}]
     assert body["toolConfig"] == {"functionCallingConfig": {"mode": "ANY"}}
 
@@ -239,7 +209,7 @@ def test_parallel_tool_calls_finish_once_with_tool_calls(client, test_id, stream
 def test_named_tool_choice_and_none(client, test_id):
     client.chat.completions.create(model="gemini", messages=ask("a", test_id), tools=[WEATHER, TIME],
                                    tool_choice={"type": "function", "function": {"name": "get_local_time"}})
-    assert sent_body(upstream(test_id))["toolConfig"] == {
+    assert only_upstream_request(test_id)["body"]["toolConfig"] == {
         "functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_local_time"]}}
     other = test_id + "-none"
     resp = client.chat.completions.create(model="gemini", messages=ask("b", other), tools=[WEATHER],
@@ -262,7 +232,7 @@ def test_tool_result_round_trip(client, test_id, stream):
                                           stream=stream)
     content = collect(resp)[1] if stream else resp.choices[0].message.content
     assert content == 'tool said: get_local_time={"content":"14:00"} | get_current_weather={"temp_c":18,"sky":"sunny"}'
-    contents = sent_body(upstream(second_id))["contents"]
+    contents = only_upstream_request(second_id)["body"]["contents"]
     assert [c["role"] for c in contents] == ["user", "model", "user"]
     assert contents[1]["parts"] == [
         {"functionCall": {"name": "get_current_weather", "args": {"location": "Boston, MA"}}},
@@ -291,7 +261,7 @@ def test_thought_signature_round_trip(client, test_id, stream):
         {"role": "tool", "tool_call_id": call["id"], "content": '{"temp_c": 12, "sky": "cloudy"}'},
     ])
     assert resp.choices[0].message.content == 'tool said: get_current_weather={"temp_c":12,"sky":"cloudy"}'
-    contents = sent_body(upstream(second_id))["contents"]
+    contents = only_upstream_request(second_id)["body"]["contents"]
     assert contents[1]["parts"] == [{"functionCall": {"name": "get_current_weather", "args": {"location": "Paris"}},
                                      "thoughtSignature": SIGNATURE}]
     assert contents[2]["parts"][0] == {"functionResponse": {"name": "get_current_weather",
@@ -305,7 +275,7 @@ def test_unsigned_history_on_gemini_3_gets_the_documented_sentinel(client, test_
              "function": {"name": "get_current_weather", "arguments": '{"location": "Paris"}'}}]},
         {"role": "tool", "tool_call_id": "toolu_01abc", "content": "sunny"}])
     assert resp.choices[0].message.content == 'tool said: get_current_weather={"content":"sunny"}'
-    part = sent_body(upstream(test_id))["contents"][1]["parts"][0]
+    part = only_upstream_request(test_id)["body"]["contents"][1]["parts"][0]
     assert part["thoughtSignature"] == "skip_thought_signature_validator"
 
 
@@ -348,7 +318,7 @@ def test_a_blocked_prompt_is_content_filter_with_a_refusal(client, test_id, stre
     if stream:
         chunks, content = collect(resp)
         refusal = "".join(c.choices[0].delta.refusal or "" for c in chunks if c.choices)
-        assert content == "" and finishes(chunks) == ["content_filter"]
+        assert content == "" and finish_reasons(chunks) == ["content_filter"]
     else:
         message = resp.choices[0].message
         assert message.content is None and resp.choices[0].finish_reason == "content_filter"
@@ -362,7 +332,7 @@ def test_a_safety_finish_is_content_filter(client, test_id, stream):
                                           stream=stream)
     if stream:
         chunks, content = collect(resp)
-        assert content == "Here is how" and finishes(chunks) == ["content_filter"]
+        assert content == "Here is how" and finish_reasons(chunks) == ["content_filter"]
     else:
         assert resp.choices[0].finish_reason == "content_filter"
 
@@ -402,7 +372,7 @@ def test_an_error_before_any_content_fails_over(client, test_id):
     stream = client.chat.completions.create(model="gemini-overload-first", messages=ask("again", test_id),
                                             stream=True)
     chunks, content = collect(stream)
-    assert content == "echo: again" and finishes(chunks) == ["stop"]
+    assert content == "echo: again" and finish_reasons(chunks) == ["stop"]
     assert recorded_keys(test_id) == [KEY["E2E_KEY_OVERLOAD_FIRST"], KEY["E2E_KEY_OK"]]
 
 

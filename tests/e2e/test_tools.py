@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import TIME_TOOL, TOOL_ARGS, WEATHER_TOOL, collect, recorded, user
+from conftest import TIME_TOOL, TOOL_ARGS, WEATHER_TOOL, collect, recorded, streamed_tool_calls, user
 
 CASES = {
     "single": ([WEATHER_TOOL], {}, [("call_emu_0", "get_current_weather")]),
@@ -40,18 +40,7 @@ def test_tool_calls_stream(client, test_id, case):
                                             **extra)
     chunks, content = collect(stream)
     assert content == ""
-    calls: dict[int, dict] = {}
-    for chunk in chunks:
-        for choice in chunk.choices:
-            for tc in choice.delta.tool_calls or []:
-                if tc.index not in calls:
-                    # first fragment carries id / type / name
-                    assert tc.id and tc.type == "function" and tc.function.name
-                    calls[tc.index] = {"id": tc.id, "name": tc.function.name,
-                                       "arguments": tc.function.arguments or ""}
-                else:
-                    assert tc.id is None and (tc.function.name is None), "id/name repeated"
-                    calls[tc.index]["arguments"] += tc.function.arguments or ""
+    calls = streamed_tool_calls(chunks)
     assert sorted(calls) == list(range(len(expected)))
     assert [(calls[i]["id"], calls[i]["name"]) for i in sorted(calls)] == expected
     assert all(c["arguments"] == TOOL_ARGS for c in calls.values())

@@ -154,7 +154,7 @@ def problem(body: dict, model: str) -> str | None:
     for i, content in enumerate(contents):
         role = content.get("role", "user")
         if role not in ("user", "model"):
-            return f"Please use a valid role: user, model."
+            return "Please use a valid role: user, model."
         if i > 0 and role == contents[i - 1].get("role", "user"):
             return "Please ensure that multiturn requests alternate between user and model."
         parts = content.get("parts")
@@ -340,12 +340,7 @@ def handle(handler, url, raw: bytes) -> None:
         body = json.loads(raw.decode("utf-8"))
     except Exception:
         body = raw.decode("utf-8", "replace")
-    test_id = _test_id(body)
-    if isinstance(body, dict) and test_id:
-        body = dict(body, test_id=test_id)
-    handler.record(url.path + ("?" + url.query if url.query else ""), key, body, test_id=test_id)
-    if isinstance(body, dict):
-        body.pop("test_id", None)
+    handler.record(url.path + ("?" + url.query if url.query else ""), key, body, test_id=_test_id(body))
     b = behaviour_for(key if key else (query.get("key") or [None])[0])
     if b == "drop":
         handler._abort()

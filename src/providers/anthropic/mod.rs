@@ -142,15 +142,7 @@ pub fn upstream_request(target: &Target, body: &Bytes, key: &str, stream: bool) 
             ("x-api-key", key.to_owned()),
             ("anthropic-version", ANTHROPIC_VERSION.to_owned()),
             ("content-type", "application/json".to_owned()),
-            (
-                "accept",
-                if stream {
-                    "text/event-stream"
-                } else {
-                    "application/json"
-                }
-                .to_owned(),
-            ),
+            UpstreamRequest::accept(stream),
         ],
         body: body.clone(),
     }
@@ -166,7 +158,7 @@ pub fn translator(request: &ChatRequest, created: u64) -> Box<dyn Translate> {
             json_mode,
         ))
     } else {
-        Box::new(response::JsonTranslator::new(created, json_mode))
+        Box::new(response::json_translator(created, json_mode))
     }
 }
 

@@ -11,6 +11,7 @@ use crate::core::request::ChatRequest;
 use crate::core::route::Target;
 use crate::providers::openai_input::{
     self as input, invalid, max_completion_tokens, number, text_of, text_parts, unsupported, Obj,
+    ToolChoice,
 };
 
 use super::{default_max_tokens, JSON_TOOL};
@@ -155,51 +156,16 @@ fn tools(body: &Obj) -> Result<Vec<Value>, ProxyError> {
 
 fn tool_choice(body: &Obj) -> Result<Option<Value>, ProxyError> {
     let no_parallel = body.get("parallel_tool_calls") == Some(&Value::Bool(false));
-    let choice = match body.get("tool_choice") {
-        None | Some(Value::Null) => {
-            return Ok(no_parallel.then(|| json!({"type": "auto", "disable_parallel_tool_use": true})))
-        }
-        Some(Value::String(s)) => match s.as_str() {
-            "auto" => json!({"type": "auto"}),
-            "none" => return Ok(Some(json!({"type": "none"}))),
-            "required" => json!({"type": "any"}),
-            other => {
-                return Err(invalid(
-                    format!("Unknown `tool_choice` value `{other}`; expected auto, none, required or a named function."),
-                    "tool_choice",
-                ))
-            }
-        },
-        Some(Value::Object(o)) => {
-            let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
-            let named = o
-                .get("function")
-                .and_then(|f| f.get("name"))
-                .and_then(Value::as_str);
-            match (kind, named) {
-                ("function", Some(name)) => json!({"type": "tool", "name": name}),
-                ("allowed_tools", _) => {
-                    let mode = o
-                        .get("allowed_tools")
-                        .and_then(|a| a.get("mode"))
-                        .and_then(Value::as_str);
-                    if mode == Some("required") {
-                        json!({"type": "any"})
-                    } else {
-                        json!({"type": "auto"})
-                    }
-                }
-                _ => {
-                    return Err(invalid(
-                        "`tool_choice` must be auto, none, required or {\"type\":\"function\",\"function\":{\"name\":...}}.",
-                        "tool_choice",
-                    ))
-                }
-            }
-        }
-        Some(_) => return Err(invalid("`tool_choice` has an invalid type.", "tool_choice")),
+    let mut choice = match input::tool_choice(body)? {
+        None if no_parallel => json!({"type": "auto"}),
+        None => return Ok(None),
+        // `none` takes no `disable_parallel_tool_use`.
+        Some(ToolChoice::None) => return Ok(Some(json!({"type": "none"}))),
+        Some(ToolChoice::Auto) => json!({"type": "auto"}),
+        // Anthropic cannot restrict `any` to a subset: any tool offered may be called.
+        Some(ToolChoice::Required { .. }) => json!({"type": "any"}),
+        Some(ToolChoice::Named(name)) => json!({"type": "tool", "name": name}),
     };
-    let mut choice = choice;
     if no_parallel {
         if let Some(o) = choice.as_object_mut() {
             o.insert("disable_parallel_tool_use".into(), true.into());

@@ -5,13 +5,10 @@ use bytes::Bytes;
 use crate::core::completion::{
     self, Completion, CompletionChoice, FunctionCall, ResponseMessage, ToolCall,
 };
-use crate::core::stream::{InBandError, Translate};
+use crate::core::stream::{InBandError, WholeBody};
 
 use super::wire::{Block, ErrorEnvelope, Message};
 use super::{finish_reason, in_band_error, JSON_TOOL};
-
-/// Largest non-streaming body buffered; far above any real completion, it only bounds memory.
-const MAX_BODY: usize = 32 * 1024 * 1024;
 
 /// The `chat.completion` JSON for `message`. In JSON mode the JSON tool's input is the content.
 pub fn completion(message: &Message, created: u64, json_mode: bool) -> Vec<u8> {
@@ -72,59 +69,33 @@ pub fn completion(message: &Message, created: u64, json_mode: bool) -> Vec<u8> {
     completion::to_json(&body)
 }
 
-/// Buffers the whole (bounded) JSON body, then emits the whole `chat.completion` at the end.
-pub struct JsonTranslator {
-    body: Vec<u8>,
+/// The non-streaming translator: the whole `Message` becomes the whole `chat.completion`; an
+/// error envelope in a 200 body is an in-band failure.
+pub fn json_translator(
     created: u64,
     json_mode: bool,
-}
-
-impl JsonTranslator {
-    /// A translator stamping `created` (Unix seconds) on the completion.
-    pub fn new(created: u64, json_mode: bool) -> Self {
-        Self {
-            body: Vec::new(),
-            created,
-            json_mode,
-        }
-    }
-}
-
-impl Translate for JsonTranslator {
-    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, InBandError> {
-        if self.body.len() + upstream.len() > MAX_BODY {
-            return Err(InBandError::truncated(format!(
-                "the upstream response is larger than {MAX_BODY} bytes"
-            )));
-        }
-        self.body.extend_from_slice(&upstream);
-        Ok(Bytes::new())
-    }
-
-    fn end(&mut self) -> Result<Bytes, InBandError> {
-        if let Ok(envelope) = serde_json::from_slice::<ErrorEnvelope>(&self.body) {
+) -> WholeBody<impl FnMut(&[u8]) -> Result<Bytes, InBandError>> {
+    WholeBody::new(move |body: &[u8]| {
+        if let Ok(envelope) = serde_json::from_slice::<ErrorEnvelope>(body) {
             return Err(in_band_error(&envelope.error));
         }
-        let message: Message = serde_json::from_slice(&self.body).map_err(|e| {
+        let message: Message = serde_json::from_slice(body).map_err(|e| {
             InBandError::truncated(format!(
                 "the upstream response is not a complete Anthropic message: {e}"
             ))
         })?;
-        Ok(Bytes::from(completion(
-            &message,
-            self.created,
-            self.json_mode,
-        )))
-    }
+        Ok(Bytes::from(completion(&message, created, json_mode)))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::stream::Translate;
     use serde_json::{json, Value};
 
     fn translate(body: &str, json_mode: bool) -> Result<Value, InBandError> {
-        let mut t = JsonTranslator::new(1_700_000_000, json_mode);
+        let mut t = json_translator(1_700_000_000, json_mode);
         // Fed in two pieces: nothing is emitted before the end.
         let (a, b) = body.split_at(body.len() / 2);
         assert!(t.chunk(Bytes::from(a.to_owned()))?.is_empty());

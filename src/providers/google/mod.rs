@@ -163,15 +163,7 @@ pub fn upstream_request(target: &Target, body: &Bytes, key: &str, stream: bool) 
         headers: vec![
             ("x-goog-api-key", key.to_owned()),
             ("content-type", "application/json".to_owned()),
-            (
-                "accept",
-                if stream {
-                    "text/event-stream"
-                } else {
-                    "application/json"
-                }
-                .to_owned(),
-            ),
+            UpstreamRequest::accept(stream),
         ],
         body: body.clone(),
     }
@@ -187,7 +179,7 @@ pub fn translator(target: &Target, request: &ChatRequest, created: u64) -> Box<d
             request.include_usage,
         ))
     } else {
-        Box::new(response::JsonTranslator::new(created, target.model))
+        Box::new(response::json_translator(created, target.model))
     }
 }
 

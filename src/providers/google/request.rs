@@ -13,7 +13,7 @@ use crate::core::request::ChatRequest;
 use crate::core::route::Target;
 use crate::providers::openai_input::{
     self as input, invalid, max_completion_tokens, number, positive, text_of, text_parts,
-    unsupported, Obj,
+    unsupported, Obj, ToolChoice,
 };
 
 use super::ids;
@@ -381,53 +381,16 @@ fn mode(mode: &'static str, names: Vec<String>) -> Option<ToolConfig> {
 }
 
 fn tool_choice(body: &Obj) -> Result<Option<ToolConfig>, ProxyError> {
-    match body.get("tool_choice") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => match s.as_str() {
-            "auto" => Ok(mode("AUTO", Vec::new())),
-            "none" => Ok(mode("NONE", Vec::new())),
-            "required" => Ok(mode("ANY", Vec::new())),
-            other => Err(invalid(
-                format!("Unknown `tool_choice` value `{other}`; expected auto, none, required or a named function."),
-                "tool_choice",
-            )),
-        },
-        Some(Value::Object(o)) => {
-            let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
-            let named = o
-                .get("function")
-                .and_then(|f| f.get("name"))
-                .and_then(Value::as_str);
-            match (kind, named) {
-                ("function", Some(name)) => Ok(mode("ANY", vec![name.to_owned()])),
-                ("allowed_tools", _) => {
-                    let allowed = o.get("allowed_tools");
-                    let required = allowed.and_then(|a| a.get("mode")).and_then(Value::as_str)
-                        == Some("required");
-                    let names: Vec<String> = allowed
-                        .and_then(|a| a.get("tools"))
-                        .and_then(Value::as_array)
-                        .map(Vec::as_slice)
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(|t| t.get("function")?.get("name")?.as_str())
-                        .map(str::to_owned)
-                        .collect();
-                    // `allowedFunctionNames` is only valid with ANY.
-                    if required {
-                        Ok(mode("ANY", names))
-                    } else {
-                        Ok(mode("AUTO", Vec::new()))
-                    }
-                }
-                _ => Err(invalid(
-                    "`tool_choice` must be auto, none, required or {\"type\":\"function\",\"function\":{\"name\":...}}.",
-                    "tool_choice",
-                )),
-            }
+    Ok(match input::tool_choice(body)? {
+        None => None,
+        Some(ToolChoice::Auto) => mode("AUTO", Vec::new()),
+        Some(ToolChoice::None) => mode("NONE", Vec::new()),
+        // `allowedFunctionNames` is only valid with ANY.
+        Some(ToolChoice::Required { allowed }) => {
+            mode("ANY", allowed.into_iter().map(str::to_owned).collect())
         }
-        Some(_) => Err(invalid("`tool_choice` has an invalid type.", "tool_choice")),
-    }
+        Some(ToolChoice::Named(name)) => mode("ANY", vec![name.to_owned()]),
+    })
 }
 
 // ----------------------------------------------------------------------------- generationConfig

@@ -6,14 +6,11 @@ use bytes::Bytes;
 use crate::core::completion::{
     self, Completion, CompletionChoice, FunctionCall, ResponseMessage, ToolCall,
 };
-use crate::core::stream::{InBandError, Translate};
+use crate::core::stream::{InBandError, WholeBody};
 
 use super::ids::{completion_id, IdMinter};
 use super::wire::Response;
 use super::{finish_reason, in_band_error};
-
-/// Largest non-streaming body buffered; far above any real completion, it only bounds memory.
-const MAX_BODY: usize = 32 * 1024 * 1024;
 
 /// The `refusal` text for a prompt Gemini blocked, if it did.
 pub fn block_refusal(response: &Response) -> Option<String> {
@@ -121,53 +118,30 @@ pub fn arguments(args: &serde_json::Value) -> String {
     }
 }
 
-/// Buffers the whole (bounded) JSON body, then emits the whole `chat.completion` at the end.
-pub struct JsonTranslator {
-    body: Vec<u8>,
+/// The non-streaming translator: the whole response becomes the whole `chat.completion`;
+/// `model` names the model when Gemini does not.
+pub fn json_translator(
     created: u64,
     model: &'static str,
-}
-
-impl JsonTranslator {
-    /// A translator stamping `created` (Unix seconds); `model` names the model when Gemini
-    /// does not.
-    pub fn new(created: u64, model: &'static str) -> Self {
-        Self {
-            body: Vec::new(),
-            created,
-            model,
-        }
-    }
-}
-
-impl Translate for JsonTranslator {
-    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, InBandError> {
-        if self.body.len() + upstream.len() > MAX_BODY {
-            return Err(InBandError::truncated(format!(
-                "the upstream response is larger than {MAX_BODY} bytes"
-            )));
-        }
-        self.body.extend_from_slice(&upstream);
-        Ok(Bytes::new())
-    }
-
-    fn end(&mut self) -> Result<Bytes, InBandError> {
-        let response: Response = serde_json::from_slice(&self.body).map_err(|e| {
+) -> WholeBody<impl FnMut(&[u8]) -> Result<Bytes, InBandError>> {
+    WholeBody::new(move |body: &[u8]| {
+        let response: Response = serde_json::from_slice(body).map_err(|e| {
             InBandError::truncated(format!(
                 "the upstream response is not a complete Gemini response: {e}"
             ))
         })?;
-        completion(&response, self.created, self.model).map(Bytes::from)
-    }
+        completion(&response, created, model).map(Bytes::from)
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::stream::Translate;
     use serde_json::{json, Value};
 
     fn translate(body: &str) -> Result<Value, InBandError> {
-        let mut t = JsonTranslator::new(1_700_000_000, "gemini-fallback");
+        let mut t = json_translator(1_700_000_000, "gemini-fallback");
         // Fed in two pieces: nothing is emitted before the end.
         let (a, b) = body.split_at(body.len() / 2);
         assert!(t.chunk(Bytes::from(a.to_owned()))?.is_empty());

@@ -693,7 +693,7 @@ mod tests {
             }
             let cut = (next() as usize) % bytes.len();
             let _ = run_pieces(&[&bytes[..cut], &bytes[cut..]], round % 2 == 0);
-            let mut t = super::super::response::JsonTranslator::new(1, "g");
+            let mut t = super::super::response::json_translator(1, "g");
             let _ = t.chunk(Bytes::from(bytes)).and_then(|_| t.end());
         }
     }

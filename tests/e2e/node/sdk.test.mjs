@@ -161,3 +161,29 @@ test("anthropic route: streamed parallel tool calls, then the tool results answe
   assert.equal(answer.choices[0].message.content, "tool said: 18C | 14:00");
   assert.equal(answer.choices[0].finish_reason, "stop");
 });
+
+test("gemini route: a Gemini 3 thought signature survives the tool round trip", async () => {
+  const stream = await client.chat.completions.create({
+    model: "gemini-3", messages: user("scenario:signature"), tools: [WEATHER], stream: true,
+  });
+  const calls = {};
+  for await (const chunk of stream) {
+    for (const ch of chunk.choices) {
+      for (const tc of ch.delta.tool_calls ?? []) calls[tc.index] = { id: tc.id, name: tc.function.name, args: tc.function.arguments };
+    }
+  }
+  const call = calls[0];
+  assert.equal(call.name, "get_current_weather");
+  assert.ok(call.id.includes("__thought__"), call.id);
+  // The emulator, like Gemini 3, answers 400 when the signature does not come back.
+  const answer = await client.chat.completions.create({
+    model: "gemini-3", tools: [WEATHER],
+    messages: [
+      ...user("scenario:signature"),
+      { role: "assistant", content: null, tool_calls: [{ id: call.id, type: "function", function: { name: call.name, arguments: call.args } }] },
+      { role: "tool", tool_call_id: call.id, content: "cloudy" },
+    ],
+  });
+  assert.equal(answer.choices[0].message.content, 'tool said: get_current_weather={"content":"cloudy"}');
+  assert.equal(answer.choices[0].finish_reason, "stop");
+});

@@ -56,17 +56,23 @@ run "native host, SSE" http://127.0.0.1:18790/v1/chat/completions bench-token "$
 run "Worker (workerd serve), SSE" http://127.0.0.1:18791/v1/chat/completions bench-token "$stream"
 run "native host, Anthropic SSE translated" http://127.0.0.1:18790/v1/chat/completions bench-token "${stream/bench/bench-claude}"
 run "Worker (workerd serve), Anthropic SSE translated" http://127.0.0.1:18791/v1/chat/completions bench-token "${stream/bench/bench-claude}"
+run "native host, Gemini SSE translated" http://127.0.0.1:18790/v1/chat/completions bench-token "${stream/bench/bench-gemini}"
+run "Worker (workerd serve), Gemini SSE translated" http://127.0.0.1:18791/v1/chat/completions bench-token "${stream/bench/bench-gemini}"
 
 # Memory stays flat however long the stream: RSS of the native host before, during and after
-# one stream of 200,000 events.
+# one stream of 200,000 events, passed through (OpenAI) and translated (Anthropic).
 rss() { awk '/VmRSS/ {print $2}' "/proc/$native/status"; }
-before=$(rss)
-long='{"model":"bench","messages":[{"role":"user","content":"long"}],"stream":true,"emulator_chunks":200000}'
-curl -sN -H "Authorization: Bearer bench-token" -H 'Content-Type: application/json' -d "$long" \
-  http://127.0.0.1:18790/v1/chat/completions > "$out/long-stream.sse" & curl_pid=$!
-peak=$before
-while kill -0 "$curl_pid" 2>/dev/null; do r=$(rss); [ "$r" -gt "$peak" ] && peak=$r; sleep 0.2; done
-after=$(rss)
-bytes=$(wc -c < "$out/long-stream.sse")
+long_stream() { # label body
+  local before peak after bytes r curl_pid
+  before=$(rss)
+  curl -sN -H "Authorization: Bearer bench-token" -H 'Content-Type: application/json' -d "$2" \
+    http://127.0.0.1:18790/v1/chat/completions > "$out/long-stream.sse" & curl_pid=$!
+  peak=$before
+  while kill -0 "$curl_pid" 2>/dev/null; do r=$(rss); [ "$r" -gt "$peak" ] && peak=$r; sleep 0.2; done
+  after=$(rss)
+  bytes=$(wc -c < "$out/long-stream.sse")
+  echo "native host RSS around one $((bytes / 1024 / 1024)) MiB $1 stream: before ${before} KiB, peak ${peak} KiB, after ${after} KiB"
+}
 echo
-echo "native host RSS around one $((bytes / 1024 / 1024)) MiB stream: before ${before} KiB, peak ${peak} KiB, after ${after} KiB"
+long_stream "pass-through" '{"model":"bench","messages":[{"role":"user","content":"long"}],"stream":true,"emulator_chunks":200000}'
+long_stream "Anthropic-translated" '{"model":"bench-claude","messages":[{"role":"user","content":"long emulator_chunks=200000"}],"stream":true}'

@@ -28,6 +28,7 @@ Answers (an ``ok`` key), chosen from the request:
 * the last turn carries tool results → ``"tool said: " + <their text, joined by " | ">``;
 * otherwise ``"echo: " + <last user text>``.
 Non-streaming answers are the same event sequence folded into a ``Message``, so both paths agree.
+``emulator_chunks=N`` in the last user text streams N small text deltas, generated lazily.
 Every answer's ``model`` is the request's ``model``.
 
 The proxy does not forward the OpenAI ``test_id`` field; tests send it as the OpenAI ``user``,
@@ -238,6 +239,22 @@ def fold(events: list[tuple[str, dict]]) -> dict:
     return message
 
 
+def _long_stream(handler, model: str, count: int) -> None:
+    """``emulator_chunks=N`` in the last user text: N text deltas generated one at a time, so a
+    stream of any length costs the emulator no memory (the memory benchmark)."""
+    start, block, _ping, delta, _, stop, message_delta, message_stop = stamp(_text_stream("ab", 1), model)
+    handler._start_stream()
+    for event, data in (start, block):
+        handler._chunk(_sse(event, data))
+    line = _sse("content_block_delta", dict(delta[1], delta={"type": "text_delta", "text": " tok"}))
+    for _ in range(count):
+        handler._chunk(line)
+    for event, data in (stop, message_delta, message_stop):
+        handler._chunk(_sse(event, data))
+    handler.wfile.write(b"0\r\n\r\n")
+    handler.wfile.flush()
+
+
 def _sse(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
@@ -274,6 +291,10 @@ def handle(handler, url, raw: bytes) -> None:
         events = _fixture("error_midstream")
     else:
         events = plan(body)
+    long = re.search(r"emulator_chunks=(\d+)", _text(body["messages"][-1].get("content")))
+    if long and body.get("stream"):
+        _long_stream(handler, body["model"], int(long.group(1)))
+        return
     events = stamp(events, body["model"])
     if not body.get("stream"):
         if any(event == "error" for event, _ in events):

@@ -1,6 +1,6 @@
 //! The proxy's own cost per request, without sockets: parsing and re-serialising a request,
 //! the whole handler (auth, routing, failover, stream pump) against an in-process upstream,
-//! the SSE pass-through per chunk, and the Anthropic request and stream translation.
+//! the SSE pass-through per chunk, and the Anthropic and Gemini request and stream translation.
 //! `cargo bench --bench core`.
 
 // Criterion does not build for wasm32; `cargo clippy --target wasm32-unknown-unknown
@@ -17,6 +17,7 @@ mod native {
     use ai_worker_proxy::core::stream::Translate;
     use ai_worker_proxy::providers::anthropic;
     use ai_worker_proxy::providers::anthropic::stream::StreamTranslator;
+    use ai_worker_proxy::providers::google;
     use ai_worker_proxy::providers::openai::PassThrough;
     use bytes::Bytes;
     use criterion::{criterion_group, Criterion, Throughput};
@@ -33,6 +34,14 @@ mod native {
         max_tokens: None,
     };
     const CLAUDE_START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_4QpJur2dWWDjF6C758FbBw5vm12BaVipnK\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-3-opus-latest\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":11,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
+    const GEMINI: Target = Target {
+        provider: Provider::Google,
+        model: "gemini-2.5-flash",
+        base_url: "https://generativelanguage.googleapis.com",
+        api_keys: &["GOOGLE_KEY_1"],
+        max_tokens: None,
+    };
+    const GEMINI_EVENT: &str = "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Hello\"}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 9,\"candidatesTokenCount\": 1,\"totalTokenCount\": 10},\"modelVersion\": \"gemini-2.5-flash\",\"responseId\": \"mAitaJfXMtqr1dkPt8Tg0Q0\"}\r\n\r\n";
     const CLAUDE_DELTA: &str = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n";
 
     /// An upstream that answers every request at once with a 200-chunk SSE stream.
@@ -122,6 +131,20 @@ mod native {
             let _ = translator.chunk(Bytes::from_static(CLAUDE_START.as_bytes()));
             let delta = Bytes::from_static(CLAUDE_DELTA.as_bytes());
             b.iter(|| black_box(translator.chunk(delta.clone())))
+        });
+        group.finish();
+
+        let mut group = c.benchmark_group("gemini");
+        group.bench_function("request translation (tools, 0.8 KB)", |b| {
+            let request = ChatRequest::parse(REQUEST.as_bytes()).unwrap_or_else(|_| unreachable!());
+            b.iter(|| black_box(google::body(&GEMINI, black_box(&request))))
+        });
+        group.throughput(Throughput::Bytes(GEMINI_EVENT.len() as u64));
+        group.bench_function("stream translation per text event", |b| {
+            let mut translator =
+                google::stream::StreamTranslator::new(1_700_000_000, "gemini-2.5-flash", true);
+            let event = Bytes::from_static(GEMINI_EVENT.as_bytes());
+            b.iter(|| black_box(translator.chunk(event.clone())))
         });
         group.finish();
     }

@@ -99,6 +99,7 @@ api_keys = ["NVIDIA_KEY_1", "NVIDIA_KEY_2"]
             base_url: "https://generativelanguage.googleapis.com".into(),
             api_keys: vec!["GOOGLE_KEY_1".into()],
             max_tokens: None,
+            account_id: None,
         }
     );
     assert_eq!(

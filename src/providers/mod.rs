@@ -3,11 +3,12 @@
 
 pub mod anthropic;
 pub mod openai;
+pub mod workers_ai;
 
 use bytes::Bytes;
 
 use crate::core::error::{ErrorObject, ProxyError};
-use crate::core::host::UpstreamRequest;
+use crate::core::host::{UpstreamRequest, UpstreamResponse};
 use crate::core::request::ChatRequest;
 use crate::core::route::{Provider, Target};
 use crate::core::stream::Translate;
@@ -19,6 +20,8 @@ pub enum Adapter {
     OpenAiChat,
     /// Anthropic Messages, translated both ways.
     Anthropic,
+    /// Cloudflare Workers AI, through the AI binding or its REST API.
+    WorkersAi,
 }
 
 /// The adapter for a provider, or `None` while that provider is not implemented.
@@ -26,7 +29,8 @@ pub fn adapter(provider: Provider) -> Option<Adapter> {
     match provider {
         Provider::OpenAi | Provider::OpenAiCompatible => Some(Adapter::OpenAiChat),
         Provider::Anthropic => Some(Adapter::Anthropic),
-        Provider::Google | Provider::CloudflareAi => None,
+        Provider::CloudflareAi => Some(Adapter::WorkersAi),
+        Provider::Google => None,
     }
 }
 
@@ -36,20 +40,37 @@ impl Adapter {
         match self {
             Adapter::OpenAiChat => Ok(openai::body(target, request)),
             Adapter::Anthropic => anthropic::body(target, request),
+            Adapter::WorkersAi => workers_ai::body(target, request),
         }
     }
 
-    /// The HTTP request for one key.
+    /// Whether `target` is reached through the host's AI binding rather than over HTTP with
+    /// keys: a `cloudflare-ai` target with `api_keys = []`.
+    pub fn uses_binding(self, target: &Target) -> bool {
+        self == Adapter::WorkersAi && target.api_keys.is_empty()
+    }
+
+    /// The response a binding call that threw `message` stands for (Workers AI only).
+    pub fn thrown(self, message: &str) -> UpstreamResponse {
+        workers_ai::thrown(message)
+    }
+
+    /// The HTTP request for one key; `account` is the value of the target's `account_id`
+    /// secret, for the providers whose URL names an account (Workers AI's REST API).
     pub fn upstream_request(
         self,
         target: &Target,
         body: &Bytes,
         key: &str,
+        account: Option<&str>,
         request: &ChatRequest,
     ) -> UpstreamRequest {
         match self {
             Adapter::OpenAiChat => openai::request(target, body, key, request.stream),
             Adapter::Anthropic => anthropic::upstream_request(target, body, key, request.stream),
+            Adapter::WorkersAi => {
+                workers_ai::upstream_request(target, body, key, account.unwrap_or_default())
+            }
         }
     }
 
@@ -58,6 +79,7 @@ impl Adapter {
         match self {
             Adapter::OpenAiChat => ErrorObject::from_upstream(status, body),
             Adapter::Anthropic => anthropic::error(status, body),
+            Adapter::WorkersAi => workers_ai::error(status, body),
         }
     }
 
@@ -65,13 +87,14 @@ impl Adapter {
     /// is the timestamp translating providers stamp on what they emit.
     pub fn translator(
         self,
-        _target: &Target,
+        target: &Target,
         request: &ChatRequest,
         created: u64,
     ) -> Box<dyn Translate> {
         match self {
             Adapter::OpenAiChat => Box::new(openai::PassThrough::new(request.stream)),
             Adapter::Anthropic => anthropic::translator(request, created),
+            Adapter::WorkersAi => workers_ai::translator(target, request, created),
         }
     }
 }

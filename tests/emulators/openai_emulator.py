@@ -8,7 +8,8 @@ usage chunk with ``choices: []``, ``data: [DONE]``) and §4 for the error envelo
 ``{"error": {"message", "type", "param", "code"}}``.
 
 The same server speaks the other providers' formats through the modules in ``PROVIDERS``
-(``anthropic_emulator.py``: ``POST /v1/messages``).
+(``anthropic_emulator.py``: ``POST /v1/messages``; ``workers_ai_emulator.py``: Workers AI's REST
+``/client/v4/accounts/{id}/ai/run/{model}`` and the AI-binding stand-in's ``/_emulator/ai-binding/run``).
 
 Standard library only. Usage::
 
@@ -67,8 +68,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # Other providers' wire formats, served on the same port: each module has
 # ``handles(path) -> bool`` and ``handle(handler, url, raw)``.
 import anthropic_emulator  # noqa: E402
+import workers_ai_emulator  # noqa: E402
 
-PROVIDERS = (anthropic_emulator,)
+PROVIDERS = (anthropic_emulator, workers_ai_emulator)
 
 HOLD_TIMEOUT_S = 30.0
 

@@ -160,17 +160,18 @@ fn message(m: &Value, i: usize, fam: Family) -> Result<Value, ProxyError> {
     let content = m.get("content");
     // Text-only content becomes one string, which every model takes; parts with images stay
     // a parts array (vision models and the chat family read OpenAI `image_url` parts).
-    let content =
-        match text_of(content) {
-            Some(text) => Value::String(text),
-            None if role == "user" => content.cloned().unwrap_or_default(),
-            None => return Err(invalid(
+    let content = match text_of(content) {
+        Some(text) => Value::String(text),
+        None if role == "user" => content.cloned().unwrap_or_default(),
+        None => {
+            return Err(invalid(
                 format!(
                     "messages[{i}]: only `user` messages may carry non-text parts on Workers AI."
                 ),
                 &format!("messages[{i}].content"),
-            )),
-        };
+            ))
+        }
+    };
     let mut out = Map::new();
     out.insert("role".into(), Value::String(role.to_owned()));
     out.insert("content".into(), content);

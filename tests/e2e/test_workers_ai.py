@@ -300,3 +300,24 @@ def test_secrets_never_reach_the_client(test_id):
     assert r.status_code == 200
     assert_no_secrets(r.text, dict(r.headers))
     assert TOKEN not in r.text
+
+
+def test_repeated_tool_call_ids_are_made_unique_and_restored_on_the_way_back(client, test_id):
+    """Legacy models name their calls `call0` on every turn; the client sees unique ids and the
+    model gets its own back."""
+    ids = []
+    for _ in range(2):
+        chunks, _ = collect(client.chat.completions.create(
+            model="wai", messages=says(test_id, "weather?"), tools=[NESTED_TOOL], stream=True))
+        ids.append(tool_calls_of(chunks)[0]["id"])
+    assert ids[0] != ids[1] and all(i.startswith("call0") for i in ids)
+    follow_up = says(test_id, "weather?") + [
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": ids[0], "type": "function", "function": {"name": "book_trip", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": ids[0], "content": "sunny"},
+    ]
+    resp = client.chat.completions.create(model="wai", messages=follow_up, tools=[NESTED_TOOL])
+    assert resp.choices[0].message.content == "tool said: sunny"
+    sent = workers_ai_records(test_id)[-1]["body"]["messages"]
+    assert sent[1]["tool_calls"][0]["id"] == "call0"
+    assert sent[2]["tool_call_id"] == "call0"

@@ -241,23 +241,30 @@ pub fn max_tokens(target: &Target, request: &ChatRequest) -> u32 {
     request::max_tokens(target, request.body())
 }
 
+/// Per-response entropy for the tool-call ids made up or rewritten here: the response time and a
+/// counter that never repeats within this isolate/process. (The first event or the body is mixed
+/// in too; on its own it does not vary: a model repeats `call0` and identical text.) There is
+/// no randomness source in the core, and unique-per-conversation is all ids need.
+pub fn seed(created: u64) -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    response::fnv(created, &n.to_le_bytes())
+}
+
 /// The body translator: JSON for a non-streaming request, SSE otherwise (either upstream
 /// stream format, or a whole object turned into a stream).
 pub fn translator(target: &Target, request: &ChatRequest, created: u64) -> Box<dyn Translate> {
     let max_tokens = max_tokens(target, request);
     if request.stream {
-        Box::new(stream::StreamTranslator::new(
-            target.model,
-            created,
-            request.include_usage,
-            max_tokens,
-        ))
+        Box::new(
+            stream::StreamTranslator::new(target.model, created, request.include_usage, max_tokens)
+                .seeded(seed(created)),
+        )
     } else {
-        Box::new(response::JsonTranslator::new(
-            target.model,
-            created,
-            max_tokens,
-        ))
+        Box::new(
+            response::JsonTranslator::new(target.model, created, max_tokens).seeded(seed(created)),
+        )
     }
 }
 

@@ -120,11 +120,8 @@ pub fn inputs(target: &Target, request: &ChatRequest) -> Result<Value, ProxyErro
                     out.insert(k.into(), json!(p.clamp(0.0, 2.0)));
                 }
             }
-            if let Some(rf) = body.get("response_format").filter(|v| v.is_object()) {
-                // `{type: "text"}` is the default and not every schema lists it.
-                if rf.get("type").and_then(Value::as_str) != Some("text") {
-                    out.insert("response_format".into(), rf.clone());
-                }
+            if let Some(rf) = body.get("response_format").and_then(legacy_response_format) {
+                out.insert("response_format".into(), rf);
             }
         }
     }
@@ -132,6 +129,31 @@ pub fn inputs(target: &Target, request: &ChatRequest) -> Result<Value, ProxyErro
         out.insert("stream".into(), Value::Bool(true));
     }
     Ok(Value::Object(out))
+}
+
+/// OpenAI's `response_format` as legacy models take it: `json_object` as is; `json_schema`
+/// with the schema itself under `json_schema` (Workers AI JSON mode: `{type: "json_schema",
+/// json_schema: {type: "object", ...}}`), where OpenAI wraps it as `{name, schema, strict}`.
+/// `text` is the default and not every model's schema lists it, so it is left out.
+fn legacy_response_format(rf: &Value) -> Option<Value> {
+    match rf.get("type").and_then(Value::as_str)? {
+        "json_object" => Some(json!({"type": "json_object"})),
+        "json_schema" => {
+            let wrapped = rf.get("json_schema")?;
+            let schema = wrapped
+                .get("schema")
+                .filter(|s| s.is_object())
+                .unwrap_or(wrapped);
+            Some(json!({"type": "json_schema", "json_schema": schema}))
+        }
+        _ => None,
+    }
+}
+
+/// A tool-call id as the model first wrote it: the suffix added on the way out
+/// ([`super::response::outgoing_id`]) is removed, so the model sees its own ids again.
+fn upstream_id(id: &str) -> &str {
+    id.split(super::response::ID_MARKER).next().unwrap_or(id)
 }
 
 /// Text of a content value: a string as is, text parts concatenated, `null` as `""`.
@@ -180,7 +202,10 @@ fn message(m: &Value, i: usize, fam: Family) -> Result<Value, ProxyError> {
     }
     if role == "tool" {
         if let Some(id) = m.get("tool_call_id").and_then(Value::as_str) {
-            out.insert("tool_call_id".into(), Value::String(id.to_owned()));
+            out.insert(
+                "tool_call_id".into(),
+                Value::String(upstream_id(id).to_owned()),
+            );
         }
     }
     if role == "assistant" {
@@ -213,7 +238,7 @@ fn tool_call(call: &Value) -> Option<Value> {
         "function": {"name": name, "arguments": arguments},
     });
     if let Some(id) = call.get("id").and_then(Value::as_str) {
-        out["id"] = Value::String(id.to_owned());
+        out["id"] = Value::String(upstream_id(id).to_owned());
     }
     Some(out)
 }
@@ -336,6 +361,32 @@ mod tests {
             json!({"messages": [{"role": "user", "content": image}], "max_tokens": 4096,
                    "stop": "END", "tool_choice": "required", "reasoning_effort": "low"})
         );
+    }
+
+    #[test]
+    fn legacy_json_schema_is_the_schema_itself_and_ids_lose_their_suffix() {
+        let schema = json!({"type": "object", "properties": {"a": {"type": "string"}}});
+        let out = run(
+            &LEGACY,
+            json!({"model": "m", "response_format": {"type": "json_schema",
+                   "json_schema": {"name": "x", "strict": true, "schema": schema}},
+                   "messages": [
+                       {"role": "user", "content": "x"},
+                       {"role": "assistant", "tool_calls": [{"id": "call123::cf-wai-tool-call::00ff", "type": "function",
+                        "function": {"name": "f", "arguments": "{}"}}]},
+                       {"role": "tool", "tool_call_id": "call123::cf-wai-tool-call::00ff", "content": "ok"}]}),
+        );
+        assert_eq!(
+            out["response_format"],
+            json!({"type": "json_schema", "json_schema": schema})
+        );
+        assert_eq!(out["messages"][1]["tool_calls"][0]["id"], "call123");
+        assert_eq!(out["messages"][2]["tool_call_id"], "call123");
+        let out = run(
+            &LEGACY,
+            json!({"model": "m", "response_format": {"type": "text"}, "messages": [{"role": "user", "content": "x"}]}),
+        );
+        assert!(out.get("response_format").is_none());
     }
 
     #[test]

@@ -80,6 +80,18 @@ pub struct Answer {
     pub usage: Option<Usage>,
 }
 
+/// Separates a model's own tool-call id from the suffix that makes it unique (the marker
+/// Cloudflare's workers-ai-provider uses).
+pub const ID_MARKER: &str = "::cf-wai-tool-call::";
+
+/// A model-given tool-call id as the client sees it. Workers AI models repeat ids across turns
+/// (`call123` every time), which breaks clients that key tool results by id; a per-response
+/// suffix makes them unique, and the request side strips it again (workers-ai-provider
+/// "Fix Workers AI tool call ID collisions").
+pub fn outgoing_id(id: &str, salt: u64) -> String {
+    format!("{id}{ID_MARKER}{salt:016x}")
+}
+
 /// A made-up tool-call id: unique within a response (`n`) and, through `salt` (the response's
 /// timestamp and a hash of its bytes), across turns — Workers AI models omit ids or repeat them
 /// across turns (workers-ai-provider "Fix Workers AI tool call ID collisions").
@@ -133,7 +145,7 @@ fn calls(value: Option<&Value>, salt: u64) -> Vec<Call> {
             .get("id")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
-            .map_or_else(|| call_id(salt, out.len()), str::to_owned);
+            .map_or_else(|| call_id(salt, out.len()), |id| outgoing_id(id, salt));
         out.push(Call {
             id,
             name: name.to_owned(),
@@ -287,6 +299,7 @@ pub fn response_id(answer_id: Option<&str>, salt: u64) -> String {
 /// Buffers the whole (bounded) body, then writes the completion.
 pub struct JsonTranslator {
     body: Vec<u8>,
+    seed: u64,
     model: &'static str,
     created: u64,
     max_tokens: u32,
@@ -297,6 +310,7 @@ impl JsonTranslator {
     pub fn new(model: &'static str, created: u64, max_tokens: u32) -> Self {
         Self {
             body: Vec::new(),
+            seed: created,
             model,
             created,
             max_tokens,
@@ -304,12 +318,20 @@ impl JsonTranslator {
     }
 }
 
+impl JsonTranslator {
+    /// Salts made-up and rewritten ids with `seed` (default: `created`).
+    pub fn seeded(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}
+
 /// Parses a buffered whole answer (JSON output, or a REST envelope around one).
-pub fn parse_whole(body: &[u8], created: u64) -> Result<(Answer, u64), InBandError> {
+pub fn parse_whole(body: &[u8], seed: u64) -> Result<(Answer, u64), InBandError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
         InBandError::truncated(format!("the Workers AI response is not complete JSON: {e}"))
     })?;
-    let salt = fnv(created, body);
+    let salt = fnv(seed, body);
     Ok((read(&value, salt)?, salt))
 }
 
@@ -325,7 +347,7 @@ impl Translate for JsonTranslator {
     }
 
     fn end(&mut self) -> Result<Bytes, InBandError> {
-        let (answer, salt) = parse_whole(&self.body, self.created)?;
+        let (answer, salt) = parse_whole(&self.body, self.seed)?;
         let id = response_id(answer.id.as_deref(), salt);
         Ok(Bytes::from(completion(
             &answer,
@@ -383,9 +405,14 @@ mod tests {
         let out = translate(&fixture("output_llama4.json")).unwrap();
         let message = &out["choices"][0]["message"];
         assert_eq!(message["content"], Value::Null);
+        let id = message["tool_calls"][0]["id"].as_str().unwrap().to_owned();
+        assert!(
+            id.starts_with("chatcmpl-tool-abc::cf-wai-tool-call::"),
+            "{id}"
+        );
         assert_eq!(
             message["tool_calls"],
-            json!([{"id": "chatcmpl-tool-abc", "type": "function",
+            json!([{"id": id, "type": "function",
                     "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}])
         );
         assert_eq!(out["choices"][0]["finish_reason"], "tool_calls");

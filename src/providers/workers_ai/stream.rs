@@ -20,7 +20,9 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::in_band;
-use super::response::{self, arguments, call_id, finish_reason, fnv, text, Answer, Usage};
+use super::response::{
+    self, arguments, call_id, finish_reason, fnv, outgoing_id, text, Answer, Usage,
+};
 use crate::core::stream::{InBandError, Translate};
 use crate::providers::anthropic::wire::{
     Chunk, ChunkChoice, ChunkDelta, FunctionDelta, OpenAiUsage, ToolCallDelta,
@@ -56,6 +58,8 @@ pub struct StreamTranslator {
     whole: Vec<u8>,
     parser: SseParser,
     id: String,
+    /// Per-response entropy for made-up ids (see [`super::seed`]).
+    seed: u64,
     salt: u64,
     salted: bool,
     role_sent: bool,
@@ -82,6 +86,7 @@ impl StreamTranslator {
             whole: Vec::new(),
             parser: SseParser::new(),
             id: String::new(),
+            seed: created,
             salt: created,
             salted: false,
             role_sent: false,
@@ -93,6 +98,13 @@ impl StreamTranslator {
             chunk_usage: None,
             out: Vec::new(),
         }
+    }
+
+    /// Salts made-up and rewritten ids with `seed` (default: `created`).
+    pub fn seeded(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self.salt = seed;
+        self
     }
 
     fn write(&mut self, choices: &[ChunkChoice<'_>], usage: Option<Option<OpenAiUsage>>) {
@@ -210,7 +222,8 @@ impl StreamTranslator {
         if starts {
             let Some(name) = name else { return };
             let n = self.slots.len();
-            let id = id.map_or_else(|| call_id(self.salt, n), str::to_owned);
+            let upstream_id = id.map_or_else(|| call_id(self.salt, n), str::to_owned);
+            let shown = id.map_or_else(|| upstream_id.clone(), |i| outgoing_id(i, self.salt));
             // A flat call arrives whole; its arguments may be an object.
             let args = if flat {
                 arguments(f.get("arguments"))
@@ -219,9 +232,9 @@ impl StreamTranslator {
             };
             self.slots.push(Slot {
                 upstream_index,
-                id: id.clone(),
+                id: upstream_id,
             });
-            self.tool(n, Some(&id), Some(name), &args);
+            self.tool(n, Some(&shown), Some(name), &args);
         } else if let Some(i) = latest {
             // Continuation; the null sentinel and empty pieces add nothing.
             if !args.is_empty() {
@@ -271,10 +284,10 @@ impl StreamTranslator {
             return Ok(());
         }
         if !self.salted {
-            // Made-up ids are salted with the first event (Workers AI pads events with random
-            // `p` text), which does not depend on how the network split the bytes.
+            // Made-up ids are salted with the seed and the first event (Workers AI pads events
+            // with random `p` text), not with how the network split the bytes.
             self.salted = true;
-            self.salt = fnv(self.created, data.as_bytes());
+            self.salt = fnv(self.seed, data.as_bytes());
         }
         let Ok(value) = serde_json::from_str::<Value>(data) else {
             // Comments and keep-alives carry no JSON; a broken event is skipped, not fatal.
@@ -417,7 +430,7 @@ impl Translate for StreamTranslator {
     fn end(&mut self) -> Result<Bytes, InBandError> {
         match self.mode {
             Mode::Whole => {
-                let (answer, salt) = response::parse_whole(&self.whole, self.created)?;
+                let (answer, salt) = response::parse_whole(&self.whole, self.seed)?;
                 self.salt = salt;
                 self.replay(&answer);
             }
@@ -560,9 +573,11 @@ mod tests {
     fn native_tool_call_stream() {
         let out = run(&fixture("stream_native_tools.sse"), false).unwrap();
         let d = deltas(&out);
+        let id = d[1]["tool_calls"][0]["id"].as_str().unwrap();
+        assert!(id.starts_with("call123::cf-wai-tool-call::"), "{id}");
         assert_eq!(
             d[1],
-            json!({"tool_calls": [{"index": 0, "id": "call123", "type": "function",
+            json!({"tool_calls": [{"index": 0, "id": id, "type": "function",
                    "function": {"name": "get_weather", "arguments": "{\"location\": \"London\"}"}}]})
         );
         assert_eq!(finish(&out), [json!("tool_calls")]);
@@ -587,10 +602,15 @@ mod tests {
             .iter()
             .filter_map(|d| d.get("tool_calls").cloned())
             .collect();
+        let id = calls[0][0]["id"].as_str().unwrap();
+        assert!(
+            id.starts_with("chatcmpl-tool-1::cf-wai-tool-call::"),
+            "{id}"
+        );
         assert_eq!(
             calls,
             [
-                json!([{"index": 0, "id": "chatcmpl-tool-1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]),
+                json!([{"index": 0, "id": id, "type": "function", "function": {"name": "get_weather", "arguments": ""}}]),
                 json!([{"index": 0, "function": {"arguments": "{\"city\": "}}]),
                 json!([{"index": 0, "function": {"arguments": "\"Paris\"}"}}]),
             ]

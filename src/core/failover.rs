@@ -43,6 +43,8 @@ pub enum Outcome {
     FailedBeforeFirstByte(u16, String),
     /// The provider is not implemented yet.
     NotImplemented,
+    /// The target needs a binding this host does not have (Workers AI on the native host).
+    Unavailable(String),
 }
 
 impl fmt::Display for Attempt {
@@ -61,6 +63,7 @@ impl fmt::Display for Attempt {
                 write!(f, ": HTTP 200 then {status} ({reason})")
             }
             Outcome::NotImplemented => f.write_str(": provider not implemented yet"),
+            Outcome::Unavailable(reason) => write!(f, ": unavailable ({reason})"),
         }
     }
 }
@@ -132,7 +135,11 @@ pub async fn complete<H: Host>(
             let sent = if binding {
                 match host.run_ai(target.model, prepared.clone()).await {
                     Ok(response) => Ok(response),
-                    Err(AiRunError::Unavailable(reason)) => Err(reason),
+                    Err(AiRunError::Unavailable(reason)) => {
+                        log(key_name, "unavailable", 0);
+                        attempts.push(attempt(target, key_name, Outcome::Unavailable(reason)));
+                        continue;
+                    }
                     // A thrown error is an answer, not a lost connection: the adapter turns it
                     // into the status its code stands for, so the usual verdict applies.
                     Err(AiRunError::Thrown(message)) => Ok(adapter.thrown(&message)),

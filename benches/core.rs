@@ -32,6 +32,7 @@ mod native {
         base_url: "https://api.anthropic.com",
         api_keys: &["ANTHROPIC_KEY_1"],
         max_tokens: None,
+        account_id: None,
     };
     const CLAUDE_START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_4QpJur2dWWDjF6C758FbBw5vm12BaVipnK\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-3-opus-latest\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":11,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
     const GEMINI: Target = Target {
@@ -40,6 +41,7 @@ mod native {
         base_url: "https://generativelanguage.googleapis.com",
         api_keys: &["GOOGLE_KEY_1"],
         max_tokens: None,
+        account_id: None,
     };
     const GEMINI_EVENT: &str = "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Hello\"}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 9,\"candidatesTokenCount\": 1,\"totalTokenCount\": 10},\"modelVersion\": \"gemini-2.5-flash\",\"responseId\": \"mAitaJfXMtqr1dkPt8Tg0Q0\"}\r\n\r\n";
     const CLAUDE_DELTA: &str = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n";

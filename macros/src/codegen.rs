@@ -57,6 +57,10 @@ fn target(t: &Target) -> TokenStream {
         Some(n) => quote!(Some(#n)),
         None => quote!(None),
     };
+    let account_id = match &t.account_id {
+        Some(name) => quote!(Some(#name)),
+        None => quote!(None),
+    };
     quote! {
         crate::core::route::Target {
             provider: crate::core::route::Provider::#provider,
@@ -64,6 +68,7 @@ fn target(t: &Target) -> TokenStream {
             base_url: #base_url,
             api_keys: &[#(#keys),*],
             max_tokens: #max_tokens,
+            account_id: #account_id,
         }
     }
 }

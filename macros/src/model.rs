@@ -79,4 +79,6 @@ pub struct Target {
     pub api_keys: Vec<String>,
     /// Default completion-token budget when the client sets none.
     pub max_tokens: Option<u32>,
+    /// Name of the secret holding the Cloudflare account id (`cloudflare-ai` over REST).
+    pub account_id: Option<String>,
 }

@@ -10,7 +10,14 @@ use crate::model::{Provider, Route, RoutesFile, Target};
 
 const TOP_LEVEL_KEYS: [&str; 2] = ["server", "routes"];
 const SERVER_KEYS: [&str; 1] = ["auth_token"];
-const TARGET_KEYS: [&str; 5] = ["provider", "model", "base_url", "api_keys", "max_tokens"];
+const TARGET_KEYS: [&str; 6] = [
+    "provider",
+    "model",
+    "base_url",
+    "api_keys",
+    "max_tokens",
+    "account_id",
+];
 
 type Result<T> = std::result::Result<T, Diagnostic>;
 
@@ -186,12 +193,41 @@ fn target(
         None => None,
     };
 
+    // `account_id` names the secret holding a Cloudflare account id. It only means something
+    // for `cloudflare-ai` over the REST API (keys listed); with `api_keys = []` the Worker's AI
+    // binding is used and there is no account to name, so a stray one is reported rather than
+    // silently ignored.
+    let account_id = match table.get("account_id") {
+        Some(v) => {
+            if provider != Provider::CloudflareAi {
+                return Err(Diagnostic::new(
+                    table.get_key_value("account_id").map_or(v.span(), |(k, _)| k.span()),
+                    format!("`account_id` only applies to `cloudflare-ai` targets, not `{provider_name}`"),
+                )
+                .help("remove `account_id`; it names the secret holding the Cloudflare account id for Workers AI's REST API"));
+            }
+            let name = secret_name(v, "`account_id`")?;
+            if api_keys.is_empty() {
+                return Err(Diagnostic::new(v.span(), "`account_id` is set but `api_keys` is empty: an empty `api_keys` means the Worker's AI binding, which needs no account id")
+                    .help("for the REST API add the API token's secret name, e.g. `api_keys = [\"CF_API_TOKEN\"]`; for the binding remove `account_id`"));
+            }
+            Some(name)
+        }
+        None => None,
+    };
+    if provider == Provider::CloudflareAi && !api_keys.is_empty() && account_id.is_none() {
+        let span = table.get("api_keys").map_or(header, |v| v.span());
+        return Err(Diagnostic::new(span, "a `cloudflare-ai` target with `api_keys` uses the REST API and needs `account_id`")
+            .help("add `account_id = \"CF_ACCOUNT_ID\"` (the name of the secret holding your account id), or set `api_keys = []` to use the Worker's AI binding"));
+    }
+
     Ok(Target {
         provider,
         model,
         base_url,
         api_keys,
         max_tokens,
+        account_id,
     })
 }
 

@@ -99,6 +99,7 @@ api_keys = ["NVIDIA_KEY_1", "NVIDIA_KEY_2"]
             base_url: "https://generativelanguage.googleapis.com".into(),
             api_keys: vec!["GOOGLE_KEY_1".into()],
             max_tokens: None,
+            account_id: None,
         }
     );
     assert_eq!(
@@ -130,4 +131,40 @@ fn generated_code_is_a_static_table_and_a_match() {
         code.contains("include_bytes ! (\"/abs/routes.toml\")"),
         "{code}"
     );
+}
+
+#[test]
+fn cloudflare_ai_targets_use_the_binding_or_rest_with_an_account_id() {
+    let src = r#"
+[server]
+auth_token = "T"
+
+[[routes.llama]]
+provider = "cloudflare-ai"
+model = "@cf/meta/llama-3.1-8b-instruct"
+api_keys = []
+
+[[routes.llama]]
+provider = "cloudflare-ai"
+model = "@cf/meta/llama-3.1-8b-instruct"
+api_keys = ["CF_API_TOKEN"]
+account_id = "CF_ACCOUNT_ID"
+max_tokens = 2048
+"#;
+    let file = parse(src).expect("valid");
+    let [binding, rest] = &file.routes[0].targets[..] else {
+        panic!("two targets expected");
+    };
+    assert!(binding.api_keys.is_empty() && binding.account_id.is_none());
+    assert_eq!(binding.base_url, "https://api.cloudflare.com/client/v4");
+    assert_eq!(rest.account_id.as_deref(), Some("CF_ACCOUNT_ID"));
+    assert_eq!(rest.api_keys, ["CF_API_TOKEN"]);
+    let code = crate::expand(src, "/abs/routes.toml", "routes.toml")
+        .expect("valid")
+        .to_string();
+    assert!(
+        code.contains("account_id : Some (\"CF_ACCOUNT_ID\")"),
+        "{code}"
+    );
+    assert!(code.contains("account_id : None"), "{code}");
 }

@@ -161,8 +161,6 @@ impl ProxyError {
                 };
                 if all(|o| matches!(o, Outcome::Status(429))) {
                     429
-                } else if all(|o| matches!(o, Outcome::NotImplemented)) {
-                    501
                 } else {
                     500
                 }
@@ -225,7 +223,6 @@ impl ProxyError {
                     .unwrap_or_else(|_| format!("every provider for `{route}` failed"));
                 match self.status() {
                     429 => ErrorObject::new(message, "rate_limit_error", None, Some("rate_limit_exceeded")),
-                    501 => ErrorObject::new(message, "not_implemented", None, Some("provider_not_implemented")),
                     _ => ErrorObject::new(message, "upstream_error", None, Some("all_providers_failed")),
                 }
             }
@@ -285,11 +282,6 @@ mod tests {
             ],
         };
         assert_eq!(mixed.status(), 500);
-        let pending = ProxyError::AllFailed {
-            route: "fast",
-            attempts: vec![attempt("K1", Outcome::NotImplemented)],
-        };
-        assert_eq!(pending.status(), 501);
     }
 
     #[test]

@@ -4,12 +4,15 @@
 use std::fmt;
 
 use crate::core::error::ProxyError;
-use crate::core::host::Host;
+use crate::core::host::{AiRunError, Host};
 use crate::core::http::{ProxyResponse, ResponseBody};
 use crate::core::request::ChatRequest;
 use crate::core::route::{Provider, Route, Target};
 use crate::core::stream::{self, EarlyFailure, Framing};
 use crate::providers;
+
+/// The key label of an attempt through the Workers AI binding (no key involved).
+pub const BINDING: &str = "binding:AI";
 
 /// Largest upstream error body read to build the client's error message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -38,14 +41,16 @@ pub enum Outcome {
     KeyNotSet,
     /// A 200 whose body failed or reported an error before anything reached the client.
     FailedBeforeFirstByte(u16, String),
-    /// The provider is not implemented yet.
-    NotImplemented,
+    /// The target needs a binding this host does not have (Workers AI on the native host).
+    Unavailable(String),
 }
 
 impl fmt::Display for Attempt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.provider.name(), self.model)?;
-        if !self.key.is_empty() {
+        if self.key == BINDING {
+            f.write_str(" via the AI binding")?;
+        } else if !self.key.is_empty() {
             write!(f, " with key {}", self.key)?;
         }
         match &self.outcome {
@@ -55,7 +60,7 @@ impl fmt::Display for Attempt {
             Outcome::FailedBeforeFirstByte(status, reason) => {
                 write!(f, ": HTTP 200 then {status} ({reason})")
             }
-            Outcome::NotImplemented => f.write_str(": provider not implemented yet"),
+            Outcome::Unavailable(reason) => write!(f, ": unavailable ({reason})"),
         }
     }
 }
@@ -98,30 +103,55 @@ pub async fn complete<H: Host>(
                 }
             ));
         };
-        let Some(adapter) = providers::adapter(target.provider) else {
-            log("", "not-implemented", 0);
-            attempts.push(attempt(target, "", Outcome::NotImplemented));
-            continue;
-        };
+        let adapter = providers::adapter(target.provider);
         // Translation happens once per target; a request this provider cannot express is the
         // client's problem, so it is answered now rather than failed over.
         let prepared = adapter.prepare(target, request)?;
-        for key_name in target.api_keys {
-            let Some(key) = host.secret(key_name) else {
-                log(key_name, "key-not-set", 0);
-                attempts.push(attempt(target, key_name, Outcome::KeyNotSet));
-                continue;
-            };
+        // A REST target that needs an account id (Workers AI) cannot use any of its keys
+        // without it: one "secret not set" attempt, then the next target.
+        let account = match target.account_id {
+            Some(name) => match host.secret(name) {
+                Some(value) => Some(value),
+                None => {
+                    log(name, "key-not-set", 0);
+                    attempts.push(attempt(target, name, Outcome::KeyNotSet));
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let binding = adapter.uses_binding(target);
+        let vias: &[&'static str] = if binding { &[BINDING] } else { target.api_keys };
+        for &key_name in vias {
             let started = host.now_ms();
             let elapsed = || host.now_ms().saturating_sub(started);
-            let response = match host
-                .send(adapter.upstream_request(target, &prepared, &key, request))
-                .await
-            {
+            let sent = if binding {
+                match host.run_ai(target.model, prepared.clone()).await {
+                    Ok(response) => Ok(response),
+                    Err(AiRunError::Unavailable(reason)) => {
+                        log(key_name, "unavailable", 0);
+                        attempts.push(attempt(target, key_name, Outcome::Unavailable(reason)));
+                        continue;
+                    }
+                    // A thrown error is an answer, not a lost connection: the adapter turns it
+                    // into the status its code stands for, so the usual verdict applies.
+                    Err(AiRunError::Thrown(message)) => Ok(adapter.thrown(&message)),
+                }
+            } else {
+                let Some(key) = host.secret(key_name) else {
+                    log(key_name, "key-not-set", 0);
+                    attempts.push(attempt(target, key_name, Outcome::KeyNotSet));
+                    continue;
+                };
+                let call =
+                    adapter.upstream_request(target, &prepared, &key, account.as_deref(), request);
+                host.send(call).await.map_err(|e| e.0)
+            };
+            let response = match sent {
                 Ok(response) => response,
-                Err(e) => {
+                Err(reason) => {
                     log(key_name, "network-error", elapsed());
-                    attempts.push(attempt(target, key_name, Outcome::Network(e.0)));
+                    attempts.push(attempt(target, key_name, Outcome::Network(reason)));
                     continue;
                 }
             };

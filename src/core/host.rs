@@ -50,6 +50,16 @@ pub struct UpstreamResponse {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkError(pub String);
 
+/// Why a call through the Workers AI binding produced no response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AiRunError {
+    /// This host has no AI binding (the native host never has one): the attempt fails over.
+    Unavailable(String),
+    /// `run()` threw or its promise rejected; the error's text, which embeds Workers AI's
+    /// internal code (`InferenceUpstreamError: 3040: Capacity temporarily exceeded`).
+    Thrown(String),
+}
+
 /// The runtime the core runs in.
 ///
 /// Futures here are deliberately not `Send`: the Workers runtime is single-threaded and its
@@ -64,4 +74,16 @@ pub trait Host: Clone + 'static {
     fn now_ms(&self) -> u64;
     /// Writes one log line. Callers never pass secret values.
     fn log(&self, line: &str);
+    /// Runs `model` through the Workers AI binding (`env.AI.run(model, inputs)`), `inputs` being
+    /// the model's input as JSON. The answer is handed back as if it were an HTTP response so the
+    /// failover loop and the translators treat binding and REST alike: an output object as its
+    /// JSON (`application/json`), a `ReadableStream` (when `inputs` asks for `stream: true`) as
+    /// its SSE bytes (`text/event-stream`). Hosts without a binding keep this default.
+    async fn run_ai(&self, model: &str, inputs: Bytes) -> Result<UpstreamResponse, AiRunError> {
+        let _ = (model, inputs);
+        Err(AiRunError::Unavailable(
+            "this host has no Workers AI binding; give the target `api_keys` and `account_id` to use the REST API"
+                .to_owned(),
+        ))
+    }
 }

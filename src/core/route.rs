@@ -22,6 +22,8 @@ pub struct Target {
     pub api_keys: &'static [&'static str],
     /// Completion-token budget to send when the client sets none (providers that need one).
     pub max_tokens: Option<u32>,
+    /// Name of the secret holding the Cloudflare account id (`cloudflare-ai` over REST only).
+    pub account_id: Option<&'static str>,
 }
 
 /// An upstream API family.

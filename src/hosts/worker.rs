@@ -9,7 +9,7 @@ use worker::{event, Context, Env, Fetch, Headers, Request, RequestInit, Response
 
 use crate::core::error::MAX_BODY_BYTES;
 use crate::core::host::{
-    BodyError, Host, NetworkError, UpstreamBody, UpstreamRequest, UpstreamResponse,
+    AiRunError, BodyError, Host, NetworkError, UpstreamBody, UpstreamRequest, UpstreamResponse,
 };
 use crate::core::http::{IncomingRequest, Method, ProxyResponse, RequestBody, ResponseBody};
 
@@ -66,6 +66,104 @@ impl Host for WorkerHost {
     fn log(&self, line: &str) {
         worker::console_log!("{line}");
     }
+
+    async fn run_ai(&self, model: &str, inputs: Bytes) -> Result<UpstreamResponse, AiRunError> {
+        run_ai(&self.env, model, &inputs).await
+    }
+}
+
+/// The binding's name in wrangler.toml (`[ai] binding = "AI"`).
+const AI_BINDING: &str = "AI";
+
+/// `env.AI.run(model, inputs)`, called on the raw JS binding rather than through `worker::Ai`:
+///
+/// * `Ai::run` converts its input with `serde_wasm_bindgen`'s default serializer, which turns
+///   every nested `serde_json` object into a JS `Map`; the binding reads a `Map` as an empty
+///   object, so tool `parameters` schemas vanish (workers-rs#1050). Here the input is parsed by
+///   `JSON.parse` from the exact bytes the REST path sends, so it is plain JS objects all the
+///   way down, and both paths send the same thing.
+/// * `run` is looked up and applied with `Reflect`, so any object with a `run` method works as
+///   the binding: the real `Ai` (whose constructor check `env.ai()` insists on), or a service
+///   binding to a `WorkerEntrypoint` that implements `run` (how the tests stand it in).
+/// * The result may be a `ReadableStream` (SSE bytes, when the input asks to stream) or any
+///   JSON value (an output object; also what models that ignore `stream: true` return): the
+///   stream is read through a `Response` body like a fetch's, anything else is `JSON.stringify`d.
+///   Either way the core translates it like an HTTP body.
+/// * A throw or a rejection is the binding's error, whose text carries Workers AI's code.
+async fn run_ai(env: &Env, model: &str, inputs: &[u8]) -> Result<UpstreamResponse, AiRunError> {
+    use worker::js_sys::{Array, Function, Promise, Reflect, JSON};
+    use worker::wasm_bindgen::{JsCast, JsValue};
+    use worker::wasm_bindgen_futures::JsFuture;
+
+    let unavailable = |what: &str| {
+        AiRunError::Unavailable(format!(
+            "{what}; add `[ai] binding = \"{AI_BINDING}\"` to wrangler.toml"
+        ))
+    };
+    let binding = Reflect::get(env, &JsValue::from_str(AI_BINDING))
+        .ok()
+        .filter(|b| !b.is_undefined() && !b.is_null())
+        .ok_or_else(|| unavailable("the Worker has no AI binding"))?;
+    let run = Reflect::get(&binding, &JsValue::from_str("run"))
+        .ok()
+        .filter(|r| !r.is_undefined() && !r.is_null())
+        .ok_or_else(|| unavailable("the AI binding has no `run` method"))?;
+    let text = std::str::from_utf8(inputs)
+        .map_err(|e| AiRunError::Thrown(format!("the model input is not UTF-8: {e}")))?;
+    let inputs = JSON::parse(text).map_err(|e| AiRunError::Thrown(js_error_text(&e)))?;
+    let args = Array::of2(&JsValue::from_str(model), &inputs);
+    // An RPC stub's method is callable but need not be a `Function` instance; `Reflect.apply`
+    // only needs it callable, so the unchecked cast is just for the signature.
+    let result = Reflect::apply(run.unchecked_ref::<Function>(), &binding, &args)
+        .map_err(|e| AiRunError::Thrown(js_error_text(&e)))?;
+    let output = JsFuture::from(Promise::resolve(&result))
+        .await
+        .map_err(|e| AiRunError::Thrown(js_error_text(&e)))?;
+    if let Some(readable) = output.dyn_ref::<worker::web_sys::ReadableStream>() {
+        let response = worker::web_sys::Response::new_with_opt_readable_stream(Some(readable))
+            .map_err(|e| AiRunError::Thrown(js_error_text(&e)))?;
+        let mut response = Response::from(response);
+        let body: UpstreamBody = match response.stream() {
+            Ok(body) => Box::pin(
+                body.map(|chunk| chunk.map(Bytes::from).map_err(|e| BodyError(e.to_string()))),
+            ),
+            Err(_) => Box::pin(stream::empty()),
+        };
+        return Ok(UpstreamResponse {
+            status: 200,
+            content_type: Some("text/event-stream".to_owned()),
+            body,
+        });
+    }
+    let json = JSON::stringify(&output)
+        .ok()
+        .and_then(|s| s.as_string())
+        // `undefined` stringifies to nothing: an empty body, which the core reports.
+        .unwrap_or_default();
+    Ok(UpstreamResponse {
+        status: 200,
+        content_type: Some("application/json".to_owned()),
+        body: Box::pin(stream::iter([Ok(Bytes::from(json))])),
+    })
+}
+
+/// A thrown JS value as text: `Name: message` for errors (`String(error)`), the value otherwise.
+fn js_error_text(value: &worker::wasm_bindgen::JsValue) -> String {
+    use worker::wasm_bindgen::JsCast;
+    if let Some(error) = value.dyn_ref::<worker::js_sys::Error>() {
+        let name = String::from(error.name());
+        let message = String::from(error.message());
+        if name.is_empty() || message.starts_with(&name) {
+            return message;
+        }
+        return format!("{name}: {message}");
+    }
+    value.as_string().unwrap_or_else(|| {
+        worker::js_sys::JSON::stringify(value)
+            .ok()
+            .and_then(|s| s.as_string())
+            .unwrap_or_else(|| "unknown error".to_owned())
+    })
 }
 
 #[event(fetch)]

@@ -224,6 +224,7 @@ mod tests {
             base_url: "https://integrate.api.nvidia.com/v1",
             api_keys: &["NVIDIA_KEY_1"],
             max_tokens: None,
+            account_id: None,
         };
         let req = ChatRequest::parse(
             br#"{"model":"fast","messages":[{"role":"user","content":"hi"}],"stream":true}"#,

@@ -15,6 +15,8 @@ EMU_PORT=18080
 PROXY_PORT=18787
 export EMULATOR_URL="http://127.0.0.1:${EMU_PORT}"
 export PROXY_URL="http://127.0.0.1:${PROXY_PORT}"
+# Which host is under test, for the few tests that only make sense on one of them.
+export E2E_HOST="$MODE"
 SECRETS_FILE="tests/e2e/secrets.env"
 OUT_DIR="target/e2e"
 PROXY_LOG="$OUT_DIR/proxy.log"

@@ -179,15 +179,3 @@ def test_midstream_failure_raw(proxy_url, test_id):
     tail = raw.rsplit(b"data: ", 2)
     assert json.loads(tail[1]).get("error") and tail[2] == b"[DONE]\n\n"
 
-
-@pytest.mark.parametrize("stream", [False, True], ids=["non-stream", "stream"])
-def test_pending_provider_is_501(proxy_url, test_id, stream):
-    r = httpx.post(f"{PROXY_URL}/v1/chat/completions",
-                   json={"model": "pending-workers-ai", "messages": user("x"), "stream": stream,
-                         "test_id": test_id},
-                   headers={"authorization": f"Bearer {TOKEN}"}, timeout=30)
-    assert r.status_code == 501
-    err = assert_error_shape(r.json())
-    assert "cloudflare-ai" in err["message"].lower()
-    assert recorded_keys(test_id) == []
-    assert r.headers.get("access-control-allow-origin") == "*"

@@ -1,5 +1,6 @@
 # Sourced by tests/e2e/run.sh: builds the Worker against tests/routes/e2e.toml and serves it
-# with `wrangler dev` (workerd, the real Workers runtime) on 127.0.0.1:18788.
+# with `wrangler dev` (workerd, the real Workers runtime) on 127.0.0.1:18788, together with the
+# Workers AI binding stand-in (tests/e2e/ai_binding/index.js), bound to the proxy as `AI`.
 # Defines start_worker, which exports PROXY_URL and WORKER_PID.
 
 WORKER_PORT=${WORKER_PORT:-18788}
@@ -17,10 +18,23 @@ start_worker() {
 name = "ai-worker-proxy-e2e"
 main = "$root/build/index.js"
 compatibility_date = "2025-09-01"
+
+# The Workers AI binding, stood in by a local Worker whose default entrypoint implements run().
+[[services]]
+binding = "AI"
+service = "ai-binding-stand-in"
+TOML
+  cat > "$dir/ai-binding.toml" <<TOML
+name = "ai-binding-stand-in"
+main = "$root/tests/e2e/ai_binding/index.js"
+compatibility_date = "2025-09-01"
+
+[vars]
+EMULATOR_URL = "${EMULATOR_URL:-http://127.0.0.1:18080}"
 TOML
   grep -v '^#' tests/e2e/secrets.env > "$dir/.dev.vars"
   PATH="$root/node_modules/.bin:$PATH" WRANGLER_SEND_METRICS=false CI=true \
-    node_modules/.bin/wrangler dev --config "$dir/wrangler.toml" --ip 127.0.0.1 --port "$WORKER_PORT" \
+    node_modules/.bin/wrangler dev --config "$dir/wrangler.toml" --config "$dir/ai-binding.toml" --ip 127.0.0.1 --port "$WORKER_PORT" \
     --show-interactive-dev-session=false > "$root/target/e2e/worker.log" 2>&1 &
   WORKER_PID=$!
   export WORKER_PID

@@ -9,7 +9,9 @@ usage chunk with ``choices: []``, ``data: [DONE]``) and §4 for the error envelo
 
 The same server speaks the other providers' formats through the modules in ``PROVIDERS``
 (``anthropic_emulator.py``: ``POST /v1/messages``; ``gemini_emulator.py``:
-``POST /v1beta/models/{model}:generateContent`` and ``:streamGenerateContent``).
+``POST /v1beta/models/{model}:generateContent`` and ``:streamGenerateContent``;
+``workers_ai_emulator.py``: Workers AI's REST ``/client/v4/accounts/{id}/ai/run/{model}`` and the
+AI-binding stand-in's ``/_emulator/ai-binding/run``).
 
 Standard library only. Usage::
 
@@ -69,8 +71,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 # ``handles(path) -> bool`` and ``handle(handler, url, raw)``.
 import anthropic_emulator  # noqa: E402
 import gemini_emulator  # noqa: E402
+import workers_ai_emulator  # noqa: E402
 
-PROVIDERS = (anthropic_emulator, gemini_emulator)
+PROVIDERS = (anthropic_emulator, gemini_emulator, workers_ai_emulator)
 
 HOLD_TIMEOUT_S = 30.0
 

@@ -25,6 +25,8 @@ struct FakeHost {
     secrets: Rc<HashMap<&'static str, &'static str>>,
     sent: Rc<RefCell<Vec<(String, String, String)>>>,
     logs: Rc<RefCell<Vec<String>>>,
+    /// What `run_ai` does: `None` = no binding; `Ok(json)` answers; `Err(message)` throws.
+    ai: Option<Result<&'static str, &'static str>>,
 }
 
 impl Host for FakeHost {
@@ -73,6 +75,22 @@ impl Host for FakeHost {
     }
     fn log(&self, line: &str) {
         self.logs.borrow_mut().push(line.to_owned());
+    }
+    async fn run_ai(&self, model: &str, inputs: Bytes) -> Result<UpstreamResponse, AiRunError> {
+        self.sent.borrow_mut().push((
+            format!("binding:{model}"),
+            String::new(),
+            String::from_utf8_lossy(&inputs).into_owned(),
+        ));
+        match self.ai {
+            None => Err(AiRunError::Unavailable("no binding".into())),
+            Some(Err(message)) => Err(AiRunError::Thrown(message.into())),
+            Some(Ok(json)) => Ok(UpstreamResponse {
+                status: 200,
+                content_type: Some("application/json".into()),
+                body: Box::pin(stream::iter([Ok(Bytes::from_static(json.as_bytes()))])),
+            }),
+        }
     }
 }
 
@@ -131,6 +149,7 @@ const fn target(model: &'static str, keys: &'static [&'static str]) -> Target {
         base_url: "http://up/v1",
         api_keys: keys,
         max_tokens: None,
+        account_id: None,
     }
 }
 
@@ -336,40 +355,6 @@ fn a_stream_that_fails_after_bytes_ends_with_an_error_event_and_done() {
 }
 
 #[test]
-fn unimplemented_providers_are_skipped_or_answer_501() {
-    static PENDING_FIRST: Route = Route {
-        name: "r",
-        targets: &[
-            Target {
-                provider: Provider::Anthropic,
-                model: "claude",
-                base_url: "https://api.anthropic.com",
-                api_keys: &["K_OK"],
-                max_tokens: None,
-            },
-            target("m", &["K_OK"]),
-        ],
-    };
-    assert_eq!(run(&host(&[]), &PENDING_FIRST, false).unwrap().0, 200);
-    static ONLY_PENDING: Route = Route {
-        name: "r",
-        targets: &[Target {
-            provider: Provider::CloudflareAi,
-            model: "@cf/meta/llama",
-            base_url: "https://g",
-            api_keys: &["K_OK"],
-            max_tokens: None,
-        }],
-    };
-    let err = run(&host(&[]), &ONLY_PENDING, false).unwrap_err();
-    assert_eq!(err.status(), 501);
-    assert!(err
-        .to_error_object()
-        .message
-        .contains("cloudflare-ai @cf/meta/llama: provider not implemented yet"));
-}
-
-#[test]
 fn verdicts_follow_the_rules() {
     for status in [429, 500, 502, 503, 504, 529, 401, 403] {
         assert_eq!(verdict(status), Verdict::Retry, "{status}");
@@ -410,6 +395,7 @@ fn a_gemini_invalid_key_400_rotates_but_a_schema_400_is_returned() {
             base_url: "https://g",
             api_keys: &["K_401", "K_400", "K_OK"],
             max_tokens: None,
+            account_id: None,
         }],
     };
     let h = host(&[
@@ -440,6 +426,7 @@ fn a_gemini_invalid_key_400_rotates_but_a_schema_400_is_returned() {
             base_url: "https://g",
             api_keys: &["K_401", "K_OK"],
             max_tokens: None,
+            account_id: None,
         }],
     };
     let h = host(&[
@@ -454,3 +441,111 @@ fn a_gemini_invalid_key_400_rotates_but_a_schema_400_is_returned() {
         .0
         .ends_with("/v1beta/models/gemini-2.5-flash:generateContent"));
 }
+
+const WAI_BINDING: Target = Target {
+    provider: Provider::CloudflareAi,
+    model: "@cf/meta/llama-3.1-8b-instruct",
+    base_url: "https://api.cloudflare.com/client/v4",
+    api_keys: &[],
+    max_tokens: None,
+    account_id: None,
+};
+
+const WAI_REST: Target = Target {
+    api_keys: &["K_429", "K_OK"],
+    account_id: Some("ACCOUNT"),
+    ..WAI_BINDING
+};
+
+fn wai_host(ai: Option<Result<&'static str, &'static str>>) -> FakeHost {
+    let mut h = host(&[(
+        "v-ok",
+        Reply::Ok(
+            vec![r#"{"result":{"response":"via rest"},"success":true}"#],
+            None,
+        ),
+    )]);
+    let mut secrets: HashMap<&'static str, &'static str> = SECRETS.into_iter().collect();
+    secrets.insert("ACCOUNT", "acct-1");
+    h.secrets = Rc::new(secrets);
+    h.ai = ai;
+    h
+}
+
+#[test]
+fn workers_ai_binding_answers_and_its_errors_fail_over_or_return_by_code() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[WAI_BINDING, WAI_REST],
+    };
+    // The binding answers: nothing goes over HTTP.
+    let h = wai_host(Some(Ok(r#"{"response":"via binding"}"#)));
+    let (status, body) = run(&h, &ROUTE, false).unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("via binding"), "{body}");
+    assert_eq!(h.sent.borrow().len(), 1);
+    assert!(h.sent.borrow()[0].2.contains("\"max_tokens\":4096"));
+    // No binding (the native host), or capacity (3040 → 429): on to REST, whose account id is
+    // in the path and whose first key is rate-limited.
+    for ai in [
+        None,
+        Some(Err(
+            "InferenceUpstreamError: 3040: Capacity temporarily exceeded",
+        )),
+    ] {
+        let h = wai_host(ai);
+        let (status, body) = run(&h, &ROUTE, false).unwrap();
+        assert_eq!(status, 200);
+        assert!(body.contains("via rest"), "{body}");
+        let sent = h.sent.borrow();
+        assert_eq!(sent.len(), 3);
+        assert_eq!(
+            sent[2].0,
+            "https://api.cloudflare.com/client/v4/accounts/acct-1/ai/run/@cf/meta/llama-3.1-8b-instruct"
+        );
+        let logs = h.logs.borrow();
+        assert!(logs[0].contains("key=binding:AI"), "{logs:?}");
+    }
+    // Bad input (5004 → 400) is the client's: answered at once, no REST attempt.
+    let h = wai_host(Some(Err("AiError: 5004: Invalid data")));
+    match run(&h, &ROUTE, false) {
+        Err(ProxyError::Upstream { status, error }) => {
+            assert_eq!(status, 400);
+            assert_eq!(error.code.as_deref(), Some("5004"));
+            assert!(error.message.contains("Invalid data"));
+        }
+        other => panic!("expected a 400, got {other:?}"),
+    }
+    assert_eq!(h.sent.borrow().len(), 1);
+}
+
+#[test]
+fn workers_ai_rest_without_its_account_secret_moves_on() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[
+            Target {
+                account_id: Some("NOT_SET"),
+                ..WAI_REST
+            },
+            target("m", &["K_OK"]),
+        ],
+    };
+    let h = wai_host(None);
+    let (status, _) = run(&h, &ROUTE, false).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(keys_sent(&h), ["v-ok"]);
+    match run(&wai_host(None), &ONLY_BINDING, false) {
+        Err(e @ ProxyError::AllFailed { .. }) => {
+            assert_eq!(e.status(), 500);
+            let message = e.to_error_object().message;
+            assert!(message.contains("via the AI binding"), "{message}");
+        }
+        other => panic!("expected AllFailed, got {:?}", other.map(|r| r.0)),
+    }
+}
+
+static ONLY_BINDING: Route = Route {
+    name: "r",
+    targets: &[WAI_BINDING],
+};

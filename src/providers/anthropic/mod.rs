@@ -175,6 +175,7 @@ mod tests {
             base_url: "https://api.anthropic.com",
             api_keys: &["ANTHROPIC_KEY_1"],
             max_tokens: None,
+            account_id: None,
         };
         let req = ChatRequest::parse(
             br#"{"model":"deep-think","messages":[{"role":"user","content":"hi"}]}"#,

@@ -384,6 +384,7 @@ mod tests {
             base_url: "https://api.anthropic.com",
             api_keys: &["ANTHROPIC_KEY_1"],
             max_tokens,
+            account_id: None,
         }
     }
 

@@ -195,6 +195,7 @@ mod tests {
             base_url: "https://generativelanguage.googleapis.com",
             api_keys: &["GOOGLE_KEY_1"],
             max_tokens: None,
+            account_id: None,
         }
     }
 

@@ -185,5 +185,42 @@ test("gemini route: a Gemini 3 thought signature survives the tool round trip", 
     ],
   });
   assert.equal(answer.choices[0].message.content, 'tool said: get_current_weather={"content":"cloudy"}');
+
+test("workers ai route: streamed tool call with a nested schema, then the tool result answered", async () => {
+  const TRIP = [{ type: "function", function: { name: "book_trip", description: "Book a trip", parameters: {
+    type: "object", required: ["destination"],
+    properties: { destination: { type: "object", description: "where", properties: { city: { type: "string", description: "city" } } } },
+  } } }];
+  const stream = await client.chat.completions.create({
+    model: "wai", messages: user("Book me a trip"), tools: TRIP, stream: true,
+    stream_options: { include_usage: true },
+  });
+  const calls = {};
+  const finishes = [];
+  let usage = null;
+  for await (const chunk of stream) {
+    for (const ch of chunk.choices) {
+      for (const tc of ch.delta.tool_calls ?? []) {
+        calls[tc.index] ??= { id: tc.id, name: tc.function?.name, args: "" };
+        calls[tc.index].args += tc.function?.arguments ?? "";
+      }
+      if (ch.finish_reason) finishes.push(ch.finish_reason);
+    }
+    usage = chunk.usage ?? usage;
+  }
+  assert.equal(calls[0].name, "book_trip");
+  assert.deepEqual(JSON.parse(calls[0].args), { location: "Boston, MA" });
+  assert.deepEqual(finishes, ["tool_calls"]);
+  assert.equal(usage.prompt_tokens, 12);
+
+  const answer = await client.chat.completions.create({
+    model: "wai", tools: TRIP,
+    messages: [
+      ...user("Book me a trip"),
+      { role: "assistant", content: null, tool_calls: [{ id: calls[0].id, type: "function", function: { name: "book_trip", arguments: calls[0].args } }] },
+      { role: "tool", tool_call_id: calls[0].id, content: "booked" },
+    ],
+  });
+  assert.equal(answer.choices[0].message.content, "tool said: booked");
   assert.equal(answer.choices[0].finish_reason, "stop");
 });

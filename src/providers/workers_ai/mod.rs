@@ -1,0 +1,371 @@
+//! Cloudflare Workers AI (`provider = "cloudflare-ai"`), reached two ways with one input and one
+//! output translation (shared/wire/workers-ai.md):
+//!
+//! * `api_keys = []`: the Worker's AI binding, `env.AI.run(model, inputs)`, through
+//!   [`Host::run_ai`](crate::core::host::Host::run_ai). The Workers host builds the inputs as
+//!   real JS objects (workers-rs#1050 turns nested `serde_json` objects into `Map`s that the
+//!   binding reads as empty, which silently drops tool schemas).
+//! * `api_keys = ["CF_API_TOKEN"]` + `account_id = "CF_ACCOUNT_ID"`: the REST API,
+//!   `POST {base_url}/accounts/{account_id}/ai/run/{model}` with the token as a bearer. This is
+//!   what the native host uses (it has no binding); a Worker can use it too.
+//!
+//! The body is the model's *input* (no `model` field: the binding takes it as an argument, REST
+//! in the path), so the same bytes go to either. Outputs come in three JSON shapes and two SSE
+//! formats, and a model may answer a streaming request with one whole object; the translators
+//! detect rather than assume (see [`response`] and [`stream`]).
+
+pub mod request;
+pub mod response;
+pub mod stream;
+
+use bytes::Bytes;
+use futures_util::stream as body_stream;
+
+use crate::core::error::{ErrorObject, ProxyError};
+use crate::core::host::{UpstreamRequest, UpstreamResponse};
+use crate::core::request::ChatRequest;
+use crate::core::route::Target;
+use crate::core::stream::{InBandError, Translate};
+
+/// `max_tokens` sent when neither the client nor the target sets one. The binding's own default
+/// is 256 on most text models (their JSON schemas), which silently truncates ordinary answers;
+/// 4096 covers long answers while leaving room for the prompt in the 8k context of the smallest
+/// chat models (e.g. `llama-3.1-8b-instruct`: 7968 tokens). Set `max_tokens` on the target to
+/// use more on large-context models.
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// The two input families of workers-ai.md §2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// `AiTextGenerationInput`: string `content`, OpenAI-style or flat tools, no `tool_choice`.
+    Legacy,
+    /// `ChatCompletionsInput`: a near-copy of OpenAI's request.
+    Chat,
+}
+
+/// Model-id prefixes typed as OpenAI Chat Completions input in `ai.d.ts` (plus the catalogue's
+/// newer ones of the same families). Everything else gets the legacy input, which these models
+/// accept too, only with less.
+const CHAT_MODELS: [&str; 8] = [
+    "@cf/openai/gpt-oss-",
+    "@cf/moonshotai/kimi-",
+    "@cf/zai-org/glm-",
+    "@cf/nvidia/nemotron-3",
+    "@cf/google/gemma-4",
+    "@cf/qwen/qwen3-",
+    "@cf/deepseek-ai/deepseek-v4",
+    "@cf/deepseek-ai/deepseek-v3",
+];
+
+/// The input family of `model`.
+pub fn family(model: &str) -> Family {
+    if CHAT_MODELS.iter().any(|p| model.starts_with(p)) {
+        Family::Chat
+    } else {
+        Family::Legacy
+    }
+}
+
+/// The model input, built once per target.
+pub fn body(target: &Target, request: &ChatRequest) -> Result<Bytes, ProxyError> {
+    let value = request::inputs(target, request)?;
+    // Serialising an in-memory JSON value cannot fail.
+    Ok(Bytes::from(serde_json::to_vec(&value).unwrap_or_default()))
+}
+
+/// `POST {base_url}/accounts/{account}/ai/run/{model}` with the API token as a bearer.
+pub fn upstream_request(
+    target: &Target,
+    body: &Bytes,
+    key: &str,
+    account: &str,
+) -> UpstreamRequest {
+    UpstreamRequest {
+        url: format!(
+            "{}/accounts/{}/ai/run/{}",
+            target.base_url,
+            path_segment(account),
+            target.model
+        ),
+        headers: vec![
+            ("authorization", format!("Bearer {key}")),
+            ("content-type", "application/json".to_owned()),
+        ],
+        body: body.clone(),
+    }
+}
+
+/// An account id is hex; anything else is percent-encoded so a mistyped secret cannot change
+/// the path (`../`, `?`).
+fn path_segment(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.trim().bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// The HTTP status a Workers AI error code stands for (gateway-core `workers-ai-errors.ts`,
+/// citing developers.cloudflare.com/workers-ai/platform/errors). The failover rules then do the
+/// rest: 429 (capacity 3040, daily allocation 3036), 408 (timeouts) and 403 (agreement/account)
+/// move on to the next target; 400/404/405/413 (bad input, no such model, too large) go back to
+/// the client. Unknown codes are treated as the upstream's failure (502), which fails over.
+pub fn code_status(code: u64) -> u16 {
+    match code {
+        5007 | 5004 | 3003 | 3039 => 400,
+        5016 | 5018 | 3023 | 3041 => 403,
+        5019 | 5005 => 405,
+        3042 => 404,
+        3006 => 413,
+        3007 | 3008 => 408,
+        3036 | 3040 => 429,
+        _ => 502,
+    }
+}
+
+/// The first four-digit number standing alone in a thrown message: Workers AI's internal code
+/// (`InferenceUpstreamError: 3040: Capacity temporarily exceeded`).
+pub fn code_in(message: &str) -> Option<u64> {
+    message
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|part| part.len() == 4)
+        .and_then(|part| part.parse().ok())
+}
+
+/// The response a thrown binding error stands for: the status of its code and the REST API's
+/// error envelope, so [`error`] reads both paths the same way. A message without a code is the
+/// binding failing, not the request (502, fails over).
+pub fn thrown(message: &str) -> UpstreamResponse {
+    let code = code_in(message);
+    let status = code.map_or(502, code_status);
+    let envelope = serde_json::json!({
+        "success": false,
+        "errors": [{"code": code, "message": message}],
+        "messages": [],
+        "result": null,
+    });
+    let bytes = Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default());
+    UpstreamResponse {
+        status,
+        content_type: Some("application/json".to_owned()),
+        body: Box::pin(body_stream::iter([Ok(bytes)])),
+    }
+}
+
+fn error_kind(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        400..=499 => "invalid_request_error",
+        _ => "server_error",
+    }
+}
+
+/// The first entry of a Cloudflare v4 envelope's `errors`, as (code, message).
+fn envelope_error(value: &serde_json::Value) -> Option<(Option<u64>, String)> {
+    let first = value.get("errors")?.as_array()?.first()?;
+    let code = first.get("code").and_then(serde_json::Value::as_u64);
+    let message = first
+        .get("message")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Some((code, message))
+}
+
+/// The client-facing error for a non-2xx answer: the v4 envelope's first error (REST, or a
+/// thrown binding error), with its code; anything else as an OpenAI-shaped or raw body.
+pub fn error(status: u16, body: &[u8]) -> ErrorObject {
+    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
+    match parsed.as_ref().and_then(envelope_error) {
+        Some((code, message)) => {
+            let message = if message.is_empty() {
+                format!("Workers AI returned HTTP {status}")
+            } else {
+                format!("Workers AI: {message}")
+            };
+            ErrorObject::new(
+                message,
+                error_kind(status),
+                None,
+                code.map(|c| c.to_string()).as_deref(),
+            )
+        }
+        None => ErrorObject::from_upstream(status, body),
+    }
+}
+
+/// An error reported inside a 200 (a v4 envelope with `success: false`, an `error` event).
+pub fn in_band(value: &serde_json::Value) -> Option<InBandError> {
+    let failed = value.get("success").and_then(serde_json::Value::as_bool) == Some(false);
+    if let Some((code, message)) = envelope_error(value).filter(|_| failed) {
+        let status = code.map_or(502, code_status);
+        return Some(InBandError {
+            status,
+            error: ErrorObject::new(
+                format!("Workers AI: {message}"),
+                error_kind(status),
+                None,
+                code.map(|c| c.to_string()).as_deref(),
+            ),
+        });
+    }
+    let error = value.get("error").filter(|e| !e.is_null())?;
+    let message = match error {
+        serde_json::Value::String(s) => s.clone(),
+        other => other
+            .get("message")
+            .and_then(serde_json::Value::as_str)
+            .map_or_else(|| other.to_string(), str::to_owned),
+    };
+    let status = code_in(&message).map_or(502, code_status);
+    Some(InBandError {
+        status,
+        error: ErrorObject::new(
+            format!("Workers AI: {message}"),
+            error_kind(status),
+            None,
+            None,
+        ),
+    })
+}
+
+/// The max_tokens the input will carry (the translators infer `length` from it).
+pub fn max_tokens(target: &Target, request: &ChatRequest) -> u32 {
+    request::max_tokens(target, request.body())
+}
+
+/// Per-response entropy for the tool-call ids made up or rewritten here: the response time and a
+/// counter that never repeats within this isolate/process. (The first event or the body is mixed
+/// in too; on its own it does not vary: a model repeats `call0` and identical text.) There is
+/// no randomness source in the core, and unique-per-conversation is all ids need.
+pub fn seed(created: u64) -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    response::fnv(created, &n.to_le_bytes())
+}
+
+/// The body translator: JSON for a non-streaming request, SSE otherwise (either upstream
+/// stream format, or a whole object turned into a stream).
+pub fn translator(target: &Target, request: &ChatRequest, created: u64) -> Box<dyn Translate> {
+    let max_tokens = max_tokens(target, request);
+    if request.stream {
+        Box::new(
+            stream::StreamTranslator::new(target.model, created, request.include_usage, max_tokens)
+                .seeded(seed(created)),
+        )
+    } else {
+        Box::new(
+            response::JsonTranslator::new(target.model, created, max_tokens).seeded(seed(created)),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::route::Provider;
+
+    #[test]
+    fn error_codes_map_to_statuses_that_drive_failover() {
+        use crate::core::failover::{verdict, Verdict};
+        for (code, status, v) in [
+            (3040, 429, Verdict::Retry),
+            (3036, 429, Verdict::Retry),
+            (3007, 408, Verdict::Retry),
+            (5016, 403, Verdict::Retry),
+            (5004, 400, Verdict::ClientError),
+            (5007, 400, Verdict::ClientError),
+            (3003, 400, Verdict::ClientError),
+            (3042, 404, Verdict::ClientError),
+            (3006, 413, Verdict::ClientError),
+            (5005, 405, Verdict::ClientError),
+            (9999, 502, Verdict::Retry),
+        ] {
+            assert_eq!(code_status(code), status, "{code}");
+            assert_eq!(verdict(status), v, "{code}");
+        }
+    }
+
+    #[test]
+    fn thrown_messages_carry_their_code() {
+        assert_eq!(
+            code_in("InferenceUpstreamError: 3040: Capacity temporarily exceeded"),
+            Some(3040)
+        );
+        assert_eq!(
+            code_in("AiError: 5007: No such model @cf/x/y-2025"),
+            Some(5007)
+        );
+        assert_eq!(code_in("network connection lost"), None);
+        let r = thrown("InferenceUpstreamError: 3040: Capacity temporarily exceeded");
+        assert_eq!(r.status, 429);
+        let r = thrown("AiError: 5004: Invalid data");
+        assert_eq!(r.status, 400);
+        assert_eq!(thrown("boom").status, 502);
+    }
+
+    #[test]
+    fn envelope_errors_keep_message_and_code() {
+        let body = br#"{"success":false,"errors":[{"code":5007,"message":"No such model"}],"messages":[],"result":null}"#;
+        assert_eq!(
+            error(400, body),
+            ErrorObject::new(
+                "Workers AI: No such model",
+                "invalid_request_error",
+                None,
+                Some("5007")
+            )
+        );
+        assert_eq!(
+            error(502, b"bad gateway").message,
+            "upstream returned HTTP 502: bad gateway"
+        );
+    }
+
+    #[test]
+    fn rest_request_names_account_and_model_and_never_puts_the_token_in_the_url() {
+        let target = Target {
+            provider: Provider::CloudflareAi,
+            model: "@cf/meta/llama-3.1-8b-instruct",
+            base_url: "https://api.cloudflare.com/client/v4",
+            api_keys: &["CF_API_TOKEN"],
+            max_tokens: None,
+            account_id: Some("CF_ACCOUNT_ID"),
+        };
+        let up = upstream_request(&target, &Bytes::from_static(b"{}"), "tok-secret", "abc123");
+        assert_eq!(
+            up.url,
+            "https://api.cloudflare.com/client/v4/accounts/abc123/ai/run/@cf/meta/llama-3.1-8b-instruct"
+        );
+        assert_eq!(
+            up.headers[0],
+            ("authorization", "Bearer tok-secret".to_owned())
+        );
+        let up = upstream_request(&target, &Bytes::new(), "t", "../x?y");
+        assert!(
+            up.url.contains("/accounts/%2E%2E%2Fx%3Fy/ai/run/"),
+            "{}",
+            up.url
+        );
+    }
+
+    #[test]
+    fn families() {
+        assert_eq!(
+            family("@cf/meta/llama-3.3-70b-instruct-fp8-fast"),
+            Family::Legacy
+        );
+        assert_eq!(family("@cf/openai/gpt-oss-120b"), Family::Chat);
+        assert_eq!(family("@cf/moonshotai/kimi-k2.6"), Family::Chat);
+        assert_eq!(family("@cf/google/gemma-4-26b-a4b-it"), Family::Chat);
+        assert_eq!(family("@cf/google/gemma-3-12b-it"), Family::Legacy);
+    }
+}

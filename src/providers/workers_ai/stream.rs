@@ -1,0 +1,685 @@
+//! Workers AI stream (either format of workers-ai.md §4, or a whole answer) → OpenAI chunks.
+//!
+//! One parser for both formats, like workers-ai-provider's: an event with `choices` is an OpenAI
+//! chunk (content, `reasoning_content`/`reasoning`, tool-call fragments, `finish_reason`);
+//! anything else is native (`response` text, top-level `tool_calls` flat or as fragments,
+//! `finish_reason`, `usage`). `p` padding and empty `tool_calls: []` are ignored, and so is the
+//! null sentinel `{id: null, type: null, function: {name: null}}` that closes a call. Usage is
+//! taken from the last native `usage` event, which is cumulative; per-chunk usage of the OpenAI
+//! format is incremental and only used when no native event comes ("Do not sum both").
+//!
+//! Output: the role chunk with the first content, deltas as they come, one finish chunk, the
+//! usage chunk only with `stream_options.include_usage`, `data: [DONE]`. Nothing is written
+//! before the first content, so an error event there still fails over. A stream ending without
+//! `[DONE]` and without a finish reason was cut off and is reported as such, never as `stop`.
+//!
+//! When the body is not SSE at all (first byte `{` or `"`: a model that ignored `stream: true`,
+//! or REST answering `application/json`), it is buffered and replayed as a valid stream.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::in_band;
+use super::response::{
+    self, arguments, call_id, finish_reason, fnv, outgoing_id, text, Answer, Usage,
+};
+use crate::core::completion::{
+    Chunk, ChunkChoice, ChunkDelta, FunctionDelta, ToolCallDelta, Usage as OpenAiUsage,
+};
+use crate::core::stream::{InBandError, Translate};
+use crate::sse::{SseEvent, SseParser};
+
+/// Largest incomplete event held; real events are a few hundred bytes.
+const MAX_PENDING: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Nothing but whitespace seen yet.
+    Undecided,
+    /// `data:` lines.
+    Sse,
+    /// One whole JSON answer.
+    Whole,
+}
+
+/// A tool call being streamed: the upstream's index and id, the index given to the client.
+struct Slot {
+    upstream_index: u64,
+    id: String,
+}
+
+/// The streaming translator.
+pub struct StreamTranslator {
+    model: &'static str,
+    created: u64,
+    include_usage: bool,
+    max_tokens: u32,
+    mode: Mode,
+    whole: Vec<u8>,
+    parser: SseParser,
+    id: String,
+    /// Per-response entropy for made-up ids (see [`super::seed`]).
+    seed: u64,
+    salt: u64,
+    salted: bool,
+    role_sent: bool,
+    finish_sent: bool,
+    done: bool,
+    slots: Vec<Slot>,
+    finish: Option<String>,
+    /// Cumulative usage from a native event.
+    usage: Option<Usage>,
+    /// Incremental usage summed from OpenAI-format chunks, the fallback.
+    chunk_usage: Option<Usage>,
+    out: Vec<u8>,
+}
+
+impl StreamTranslator {
+    /// A translator for `model`, stamping `created` (Unix seconds) on every chunk.
+    pub fn new(model: &'static str, created: u64, include_usage: bool, max_tokens: u32) -> Self {
+        Self {
+            model,
+            created,
+            include_usage,
+            max_tokens,
+            mode: Mode::Undecided,
+            whole: Vec::new(),
+            parser: SseParser::new(),
+            id: String::new(),
+            seed: created,
+            salt: created,
+            salted: false,
+            role_sent: false,
+            finish_sent: false,
+            done: false,
+            slots: Vec::new(),
+            finish: None,
+            usage: None,
+            chunk_usage: None,
+            out: Vec::new(),
+        }
+    }
+
+    /// Salts made-up and rewritten ids with `seed` (default: `created`).
+    pub fn seeded(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self.salt = seed;
+        self
+    }
+
+    fn write(&mut self, choices: &[ChunkChoice<'_>], usage: Option<Option<OpenAiUsage>>) {
+        if self.id.is_empty() {
+            self.id = response::response_id(None, self.salt);
+        }
+        let chunk = Chunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: self.model,
+            choices,
+            usage,
+        };
+        self.out.extend_from_slice(b"data: ");
+        // Serialising these plain structs into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.out, &chunk);
+        self.out.extend_from_slice(b"\n\n");
+    }
+
+    fn usage_null(&self) -> Option<Option<OpenAiUsage>> {
+        self.include_usage.then_some(None)
+    }
+
+    /// Writes one chunk with `delta`, preceded by the role chunk if it is still owed.
+    fn emit(&mut self, delta: ChunkDelta<'_>, finish: Option<&'static str>) {
+        if !self.role_sent {
+            self.role_sent = true;
+            let role = ChunkDelta {
+                role: Some("assistant"),
+                content: Some(""),
+                ..ChunkDelta::default()
+            };
+            self.write(&[choice(role, None)], self.usage_null());
+        }
+        self.write(&[choice(delta, finish)], self.usage_null());
+    }
+
+    fn content(&mut self, text: &str) {
+        if !text.is_empty() {
+            self.emit(
+                ChunkDelta {
+                    content: Some(text),
+                    ..ChunkDelta::default()
+                },
+                None,
+            );
+        }
+    }
+
+    fn reasoning(&mut self, text: &str) {
+        if !text.is_empty() {
+            self.emit(
+                ChunkDelta {
+                    reasoning_content: Some(text),
+                    ..ChunkDelta::default()
+                },
+                None,
+            );
+        }
+    }
+
+    fn tool(&mut self, index: usize, id: Option<&str>, name: Option<&str>, args: &str) {
+        let index = u32::try_from(index).unwrap_or(u32::MAX);
+        self.emit(
+            ChunkDelta {
+                tool_calls: Some([ToolCallDelta {
+                    index,
+                    id,
+                    kind: id.map(|_| "function"),
+                    function: FunctionDelta {
+                        name,
+                        arguments: args,
+                    },
+                }]),
+                ..ChunkDelta::default()
+            },
+            None,
+        );
+    }
+
+    /// One tool-call entry of either format. Fragments are keyed by (index, id): a name or a
+    /// new id on an index starts a call, a bare `arguments` piece continues the latest call on
+    /// that index (Ollama-style upstreams reuse index 0 for parallel calls).
+    fn tool_entry(&mut self, position: usize, entry: &Value) {
+        let f = entry.get("function").unwrap_or(entry);
+        let name = f
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty());
+        let id = entry
+            .get("id")
+            .and_then(Value::as_str)
+            .filter(|i| !i.is_empty());
+        let upstream_index = entry
+            .get("index")
+            .and_then(Value::as_u64)
+            .unwrap_or(position as u64);
+        let args = match f.get("arguments") {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(s)) => s.clone(),
+            Some(other) => other.to_string(),
+        };
+        let flat = entry.get("function").is_none();
+        let latest = self
+            .slots
+            .iter()
+            .rposition(|s| s.upstream_index == upstream_index);
+        let starts = flat
+            || match (latest, id, name) {
+                (None, _, Some(_)) | (None, Some(_), _) => true,
+                (Some(i), Some(id), _) => self.slots[i].id != id,
+                _ => false,
+            };
+        if starts {
+            let Some(name) = name else { return };
+            let n = self.slots.len();
+            let upstream_id = id.map_or_else(|| call_id(self.salt, n), str::to_owned);
+            let shown = id.map_or_else(|| upstream_id.clone(), |i| outgoing_id(i, self.salt));
+            // A flat call arrives whole; its arguments may be an object.
+            let args = if flat {
+                arguments(f.get("arguments"))
+            } else {
+                args
+            };
+            self.slots.push(Slot {
+                upstream_index,
+                id: upstream_id,
+            });
+            self.tool(n, Some(&shown), Some(name), &args);
+        } else if let Some(i) = latest {
+            // Continuation; the null sentinel and empty pieces add nothing.
+            if !args.is_empty() {
+                self.tool(i, None, None, &args);
+            }
+        }
+    }
+
+    fn finish_chunk(&mut self) {
+        if self.finish_sent {
+            return;
+        }
+        self.finish_sent = true;
+        let usage = self.usage.or(self.chunk_usage);
+        let reason = finish_reason(
+            self.finish.as_deref(),
+            !self.slots.is_empty(),
+            usage,
+            self.max_tokens,
+        );
+        self.emit(ChunkDelta::default(), Some(reason));
+    }
+
+    fn close(&mut self) {
+        if self.done {
+            return;
+        }
+        self.finish_chunk();
+        if self.include_usage {
+            let usage = self.usage.or(self.chunk_usage).unwrap_or_default();
+            self.write(&[], Some(Some(usage.to_openai())));
+        }
+        self.out.extend_from_slice(b"data: [DONE]\n\n");
+        self.done = true;
+    }
+
+    fn event(&mut self, sse: &SseEvent) -> Result<(), InBandError> {
+        if self.done {
+            return Ok(());
+        }
+        let data = sse.data.trim();
+        if data == "[DONE]" {
+            self.close();
+            return Ok(());
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        if !self.salted {
+            // Made-up ids are salted with the seed and the first event (Workers AI pads events
+            // with random `p` text), not with how the network split the bytes.
+            self.salted = true;
+            self.salt = fnv(self.seed, data.as_bytes());
+        }
+        let Ok(value) = serde_json::from_str::<Value>(data) else {
+            // Comments and keep-alives carry no JSON; a broken event is skipped, not fatal.
+            return Ok(());
+        };
+        if let Some(error) = in_band(&value) {
+            return Err(error);
+        }
+        if let Some(choices) = value.get("choices").and_then(Value::as_array) {
+            if self.id.is_empty() {
+                if let Some(id) = value.get("id").and_then(Value::as_str) {
+                    self.id = id.to_owned();
+                }
+            }
+            if let Some(u) = Usage::read(value.get("usage")) {
+                let sum = self.chunk_usage.get_or_insert_with(Usage::default);
+                sum.prompt = sum.prompt.max(u.prompt);
+                sum.completion += u.completion;
+                sum.cached = sum.cached.max(u.cached);
+            }
+            if let Some(c) = choices.first() {
+                let delta = c.get("delta").cloned().unwrap_or_default();
+                if let Some(r) = delta
+                    .get("reasoning_content")
+                    .or_else(|| delta.get("reasoning"))
+                    .and_then(Value::as_str)
+                {
+                    self.reasoning(r);
+                }
+                if let Some(t) = delta.get("content").and_then(Value::as_str) {
+                    self.content(t);
+                }
+                if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
+                    for (i, entry) in calls.iter().enumerate() {
+                        self.tool_entry(i, entry);
+                    }
+                }
+                if let Some(f) = c.get("finish_reason").and_then(Value::as_str) {
+                    self.finish = Some(f.to_owned());
+                }
+            }
+            return Ok(());
+        }
+        if let Some(r) = value.get("response").and_then(text) {
+            self.content(&r);
+        }
+        if let Some(calls) = value.get("tool_calls").and_then(Value::as_array) {
+            for (i, entry) in calls.iter().enumerate() {
+                self.tool_entry(i, entry);
+            }
+        }
+        if let Some(f) = value.get("finish_reason").and_then(Value::as_str) {
+            self.finish = Some(f.to_owned());
+        }
+        if let Some(u) = Usage::read(value.get("usage")) {
+            self.usage = Some(u);
+        }
+        Ok(())
+    }
+
+    /// A whole answer as a stream.
+    fn replay(&mut self, answer: &Answer) {
+        if let Some(id) = answer.id.as_deref().filter(|i| !i.is_empty()) {
+            self.id = id.to_owned();
+        }
+        if let Some(r) = &answer.reasoning {
+            self.reasoning(r);
+        }
+        match &answer.content {
+            Some(c) if !c.is_empty() => self.content(c),
+            _ => {}
+        }
+        for (n, call) in answer.calls.iter().enumerate() {
+            self.slots.push(Slot {
+                upstream_index: n as u64,
+                id: call.id.clone(),
+            });
+            self.tool(n, Some(&call.id), Some(&call.name), &call.arguments);
+        }
+        self.finish = answer.finish.clone();
+        self.usage = answer.usage;
+        self.close();
+    }
+
+    fn take(&mut self) -> Bytes {
+        Bytes::from(std::mem::take(&mut self.out))
+    }
+}
+
+fn choice<'a>(delta: ChunkDelta<'a>, finish: Option<&'static str>) -> ChunkChoice<'a> {
+    ChunkChoice {
+        index: 0,
+        delta,
+        logprobs: None,
+        finish_reason: finish,
+    }
+}
+
+impl Translate for StreamTranslator {
+    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, InBandError> {
+        if self.mode == Mode::Undecided {
+            match upstream.iter().find(|b| !b.is_ascii_whitespace()) {
+                None => {
+                    self.whole.extend_from_slice(&upstream);
+                    return Ok(Bytes::new());
+                }
+                Some(b'{' | b'"' | b'[') => self.mode = Mode::Whole,
+                Some(_) => {
+                    self.mode = Mode::Sse;
+                    let held = std::mem::take(&mut self.whole);
+                    for event in self.parser.feed(&held) {
+                        self.event(&event)?;
+                    }
+                }
+            }
+        }
+        match self.mode {
+            Mode::Whole => {
+                if self.whole.len() + upstream.len() > response::MAX_BODY {
+                    return Err(InBandError::truncated(
+                        "the Workers AI response is too large",
+                    ));
+                }
+                self.whole.extend_from_slice(&upstream);
+            }
+            _ => {
+                for event in self.parser.feed(&upstream) {
+                    self.event(&event)?;
+                }
+                if self.parser.buffered() > MAX_PENDING {
+                    return Err(InBandError::truncated(
+                        "a Workers AI stream event exceeded the size limit",
+                    ));
+                }
+            }
+        }
+        Ok(self.take())
+    }
+
+    fn end(&mut self) -> Result<Bytes, InBandError> {
+        match self.mode {
+            Mode::Whole => {
+                let (answer, salt) = response::parse_whole(&self.whole, self.seed)?;
+                self.salt = salt;
+                self.replay(&answer);
+            }
+            Mode::Undecided => {
+                return Err(InBandError::truncated("the Workers AI response was empty"))
+            }
+            Mode::Sse => {
+                if let Some(event) = self.parser.finish() {
+                    self.event(&event)?;
+                }
+                if !self.done {
+                    if self.finish.is_none() {
+                        return Err(InBandError::truncated(
+                            "the Workers AI stream ended before `data: [DONE]`",
+                        ));
+                    }
+                    self.close();
+                }
+            }
+        }
+        Ok(self.take())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fixture(name: &str) -> String {
+        std::fs::read_to_string(format!(
+            "{}/tests/fixtures/workers_ai/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    fn run_split(input: &str, include_usage: bool, split: usize) -> Result<String, InBandError> {
+        let mut t = StreamTranslator::new("@cf/m", 7, include_usage, 4096);
+        let mut out = String::new();
+        let bytes = input.as_bytes();
+        let mut start = 0;
+        while start < bytes.len() {
+            let end = (start + split).min(bytes.len());
+            let b = t.chunk(Bytes::copy_from_slice(&bytes[start..end]))?;
+            out.push_str(std::str::from_utf8(&b).unwrap());
+            start = end;
+        }
+        out.push_str(std::str::from_utf8(&t.end()?).unwrap());
+        Ok(out)
+    }
+
+    fn run(input: &str, include_usage: bool) -> Result<String, InBandError> {
+        run_split(input, include_usage, usize::MAX)
+    }
+
+    fn payloads(out: &str) -> Vec<Value> {
+        out.split("\n\n")
+            .filter_map(|b| b.strip_prefix("data: "))
+            .map(|d| {
+                if d == "[DONE]" {
+                    json!("[DONE]")
+                } else {
+                    serde_json::from_str(d).unwrap()
+                }
+            })
+            .collect()
+    }
+
+    fn deltas(out: &str) -> Vec<Value> {
+        payloads(out)
+            .iter()
+            .filter_map(|p| p.pointer("/choices/0/delta").cloned())
+            .collect()
+    }
+
+    fn finish(out: &str) -> Vec<Value> {
+        payloads(out)
+            .iter()
+            .filter_map(|p| p.pointer("/choices/0/finish_reason").cloned())
+            .filter(|f| !f.is_null())
+            .collect()
+    }
+
+    #[test]
+    fn legacy_stream_exactly_with_usage() {
+        let out = run(&fixture("stream_legacy.sse"), true).unwrap();
+        let p = payloads(&out);
+        assert_eq!(
+            p[0],
+            json!({"id": p[0]["id"], "object": "chat.completion.chunk", "created": 7, "model": "@cf/m",
+                   "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null}],
+                   "usage": null})
+        );
+        let text: String = deltas(&out)
+            .iter()
+            .filter_map(|d| d.get("content").and_then(Value::as_str))
+            .collect();
+        assert_eq!(text, "Hello! How can?");
+        assert_eq!(finish(&out), [json!("stop")]);
+        let usage = &p[p.len() - 2];
+        assert_eq!(usage["choices"], json!([]));
+        assert_eq!(
+            usage["usage"],
+            json!({"prompt_tokens": 755, "completion_tokens": 10, "total_tokens": 765,
+                   "prompt_tokens_details": {"cached_tokens": 0}})
+        );
+        assert_eq!(p[p.len() - 1], json!("[DONE]"));
+        // One id for the whole stream.
+        assert!(p[..p.len() - 1].iter().all(|c| c["id"] == p[0]["id"]));
+    }
+
+    #[test]
+    fn without_include_usage_there_is_no_usage_anywhere() {
+        let out = run(&fixture("stream_legacy.sse"), false).unwrap();
+        assert!(!out.contains("usage"), "{out}");
+        assert!(out.ends_with("data: [DONE]\n\n"));
+    }
+
+    #[test]
+    fn every_split_gives_the_same_output() {
+        for name in [
+            "stream_legacy.sse",
+            "stream_openai.sse",
+            "stream_openai_tools.sse",
+        ] {
+            let input = fixture(name);
+            let whole = run(&input, true).unwrap();
+            for split in [1, 2, 3, 5, 13, 64] {
+                assert_eq!(
+                    run_split(&input, true, split).unwrap(),
+                    whole,
+                    "{name} {split}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn native_tool_call_stream() {
+        let out = run(&fixture("stream_native_tools.sse"), false).unwrap();
+        let d = deltas(&out);
+        let id = d[1]["tool_calls"][0]["id"].as_str().unwrap();
+        assert!(id.starts_with("call123::cf-wai-tool-call::"), "{id}");
+        assert_eq!(
+            d[1],
+            json!({"tool_calls": [{"index": 0, "id": id, "type": "function",
+                   "function": {"name": "get_weather", "arguments": "{\"location\": \"London\"}"}}]})
+        );
+        assert_eq!(finish(&out), [json!("tool_calls")]);
+    }
+
+    #[test]
+    fn openai_format_stream_uses_the_cumulative_usage_and_keeps_reasoning_apart() {
+        let out = run(&fixture("stream_openai.sse"), true).unwrap();
+        let d = deltas(&out);
+        assert!(d.contains(&json!({"reasoning_content": "Greeting."})));
+        assert!(d.contains(&json!({"content": "Hi"})));
+        assert_eq!(finish(&out), [json!("stop")]);
+        let p = payloads(&out);
+        assert_eq!(p[0]["id"], "f962191d3d2f47418286b60056319eb5");
+        assert_eq!(p[p.len() - 2]["usage"]["total_tokens"], 163);
+    }
+
+    #[test]
+    fn openai_format_tool_fragments_and_the_null_sentinel() {
+        let out = run(&fixture("stream_openai_tools.sse"), false).unwrap();
+        let calls: Vec<Value> = deltas(&out)
+            .iter()
+            .filter_map(|d| d.get("tool_calls").cloned())
+            .collect();
+        let id = calls[0][0]["id"].as_str().unwrap();
+        assert!(
+            id.starts_with("chatcmpl-tool-1::cf-wai-tool-call::"),
+            "{id}"
+        );
+        assert_eq!(
+            calls,
+            [
+                json!([{"index": 0, "id": id, "type": "function", "function": {"name": "get_weather", "arguments": ""}}]),
+                json!([{"index": 0, "function": {"arguments": "{\"city\": "}}]),
+                json!([{"index": 0, "function": {"arguments": "\"Paris\"}"}}]),
+            ]
+        );
+        assert_eq!(finish(&out), [json!("tool_calls")]);
+    }
+
+    #[test]
+    fn flat_legacy_tool_calls_in_a_stream_get_ids_and_indexes() {
+        let input = "data: {\"tool_calls\":[{\"name\":\"a\",\"arguments\":{\"x\":1}},{\"name\":\"b\",\"arguments\":{}}]}\n\ndata: [DONE]\n\n";
+        let out = run(input, false).unwrap();
+        let d = deltas(&out);
+        assert_eq!(d[1]["tool_calls"][0]["index"], 0);
+        assert_eq!(d[1]["tool_calls"][0]["function"]["arguments"], "{\"x\":1}");
+        assert_eq!(d[2]["tool_calls"][0]["index"], 1);
+        assert_ne!(d[1]["tool_calls"][0]["id"], d[2]["tool_calls"][0]["id"]);
+        assert_eq!(finish(&out), [json!("tool_calls")]);
+    }
+
+    #[test]
+    fn a_whole_answer_to_a_streaming_request_becomes_a_stream() {
+        let out = run(&fixture("output_legacy.json"), true).unwrap();
+        let d = deltas(&out);
+        assert_eq!(d[0], json!({"role": "assistant", "content": ""}));
+        assert_eq!(d[1], json!({"content": "Hello!"}));
+        assert_eq!(
+            d[2]["tool_calls"][0]["function"]["arguments"],
+            "{\"city\":\"Paris\"}"
+        );
+        assert_eq!(finish(&out), [json!("tool_calls")]);
+        let p = payloads(&out);
+        assert_eq!(p[p.len() - 2]["usage"]["total_tokens"], 15);
+        assert_eq!(p[p.len() - 1], json!("[DONE]"));
+        let out = run(&fixture("output_openai.json"), false).unwrap();
+        assert!(deltas(&out).contains(&json!({"content": "Hi"})));
+    }
+
+    #[test]
+    fn errors_before_content_fail_over_and_cut_streams_are_not_stop() {
+        let e = run(
+            "data: {\"error\":\"InferenceUpstreamError: 3040: Capacity temporarily exceeded\"}\n\n",
+            false,
+        )
+        .unwrap_err();
+        assert_eq!(e.status, 429);
+        let e = run("data: {\"response\":\"Hel\"}\n\n", false).unwrap_err();
+        assert_eq!(e.error.code.as_deref(), Some("stream_interrupted"));
+        assert!(run("", false).is_err());
+        // A finish reason without [DONE] is a complete answer.
+        let out = run(
+            "data: {\"response\":\"x\"}\n\ndata: {\"finish_reason\":\"stop\"}\n\n",
+            false,
+        )
+        .unwrap();
+        assert!(out.ends_with("data: [DONE]\n\n"));
+    }
+
+    #[test]
+    fn nothing_is_written_before_the_first_content() {
+        let mut t = StreamTranslator::new("m", 1, false, 10);
+        assert!(t
+            .chunk(Bytes::from_static(
+                b"data: {\"response\":\"\",\"p\":\"abc\"}\n\n"
+            ))
+            .unwrap()
+            .is_empty());
+        assert!(!t
+            .chunk(Bytes::from_static(b"data: {\"response\":\"a\"}\n\n"))
+            .unwrap()
+            .is_empty());
+    }
+}

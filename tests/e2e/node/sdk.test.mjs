@@ -185,6 +185,8 @@ test("gemini route: a Gemini 3 thought signature survives the tool round trip", 
     ],
   });
   assert.equal(answer.choices[0].message.content, 'tool said: get_current_weather={"content":"cloudy"}');
+  assert.equal(answer.choices[0].finish_reason, "stop");
+});
 
 test("workers ai route: streamed tool call with a nested schema, then the tool result answered", async () => {
   const TRIP = [{ type: "function", function: { name: "book_trip", description: "Book a trip", parameters: {

@@ -5,6 +5,7 @@
 //! `CreateChatCompletionStreamResponse`): fields the schema requires are always written, even
 //! when null; optional ones are omitted when empty.
 
+use bytes::Bytes;
 use serde::Serialize;
 
 /// `CompletionUsage`.
@@ -181,12 +182,66 @@ pub struct FunctionDelta<'a> {
     pub arguments: &'a str,
 }
 
-/// Appends `data: <chunk>\n\n` to `out`.
-pub fn write_sse(out: &mut Vec<u8>, chunk: &Chunk<'_>) {
-    out.extend_from_slice(b"data: ");
-    // Serialising these plain structs into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, chunk);
-    out.extend_from_slice(b"\n\n");
+/// The SSE output of one translated stream: every chunk carries the same id, `created` and
+/// model and, when the client asked for usage, `usage: null` until the final usage chunk.
+#[derive(Debug, Default)]
+pub struct ChunkWriter {
+    /// The response id on every chunk (set once the upstream names it).
+    pub id: String,
+    /// The model on every chunk.
+    pub model: String,
+    created: u64,
+    include_usage: bool,
+    out: Vec<u8>,
+}
+
+impl ChunkWriter {
+    /// A writer stamping `created` (Unix seconds); `include_usage` is the client's
+    /// `stream_options.include_usage`.
+    pub fn new(created: u64, include_usage: bool) -> Self {
+        Self {
+            created,
+            include_usage,
+            ..Self::default()
+        }
+    }
+
+    /// One chunk with these choices.
+    pub fn chunk(&mut self, choices: &[ChunkChoice<'_>]) {
+        self.write(choices, self.include_usage.then_some(None));
+    }
+
+    /// The usage chunk (`choices: []`), written only when the client asked for usage.
+    pub fn usage(&mut self, usage: Usage) {
+        if self.include_usage {
+            self.write(&[], Some(Some(usage)));
+        }
+    }
+
+    /// The stream's last event, `data: [DONE]`.
+    pub fn done(&mut self) {
+        self.out.extend_from_slice(b"data: [DONE]\n\n");
+    }
+
+    /// What was written since the last call.
+    pub fn take(&mut self) -> Bytes {
+        Bytes::from(std::mem::take(&mut self.out))
+    }
+
+    fn write(&mut self, choices: &[ChunkChoice<'_>], usage: Option<Option<Usage>>) {
+        let chunk = Chunk {
+            id: &self.id,
+            object: "chat.completion.chunk",
+            created: self.created,
+            model: &self.model,
+            choices,
+            usage,
+        };
+        self.out.extend_from_slice(b"data: ");
+        // Serialising these plain structs into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.out, &chunk);
+        self.out.extend_from_slice(b"\n\n");
+    }
 }
 
 /// The whole `chat.completion` document.

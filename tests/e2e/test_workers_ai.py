@@ -18,8 +18,8 @@ import os
 import openai
 import pytest
 
-from conftest import (TOKEN, assert_error_shape, assert_no_secrets, collect, proxy_post, recorded,
-                      sse_json_events)
+from conftest import (TOKEN, assert_error_shape, assert_no_secrets, collect, finish_reasons, proxy_post,
+                      recorded, sse_json_events, streamed_tool_calls)
 
 HOST = os.environ.get("E2E_HOST", "native")
 LLAMA = "@cf/meta/llama-3.1-8b-instruct"
@@ -70,24 +70,6 @@ def answered_via(test_id: str, model: str = LLAMA) -> dict:
     return r
 
 
-def tool_calls_of(chunks) -> dict[int, dict]:
-    calls: dict[int, dict] = {}
-    for chunk in chunks:
-        for choice in chunk.choices:
-            for tc in choice.delta.tool_calls or []:
-                if tc.index not in calls:
-                    assert tc.id and tc.type == "function" and tc.function.name
-                    calls[tc.index] = {"id": tc.id, "name": tc.function.name,
-                                       "arguments": tc.function.arguments or ""}
-                else:
-                    calls[tc.index]["arguments"] += tc.function.arguments or ""
-    return calls
-
-
-def finishes(chunks) -> list[str]:
-    return [c.finish_reason for ch in chunks for c in ch.choices if c.finish_reason]
-
-
 # --------------------------------------------------------------------------- plain
 
 def test_plain(client, test_id):
@@ -132,7 +114,7 @@ def test_stream_with_usage(client, test_id, route, model):
         stream_options={"include_usage": True}))
     assert content == "echo: Stream me please"
     assert chunks[0].choices[0].delta.role == "assistant"
-    assert finishes(chunks) == ["stop"]
+    assert finish_reasons(chunks) == ["stop"]
     assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens == 16
     assert all(c.usage is None for c in chunks[:-1])
     assert len({c.id for c in chunks}) == 1
@@ -159,7 +141,7 @@ def test_model_that_answers_whole_when_asked_to_stream(client, test_id, stream):
             model="wai-whole", messages=says(test_id, "whole answer"), stream=True,
             stream_options={"include_usage": True}))
         assert content == "echo: whole answer"
-        assert finishes(chunks) == ["stop"]
+        assert finish_reasons(chunks) == ["stop"]
         assert chunks[-1].usage.completion_tokens == 3
     else:
         resp = client.chat.completions.create(model="wai-whole", messages=says(test_id, "whole answer"))
@@ -174,7 +156,7 @@ def test_literal_legacy_stream_of_the_wire_notes(client, test_id):
         model="wai", messages=says(test_id, "scenario:stream_legacy"), stream=True,
         stream_options={"include_usage": True}))
     assert content == "Hello! How can?"
-    assert finishes(chunks) == ["stop"]
+    assert finish_reasons(chunks) == ["stop"]
     assert chunks[-1].usage.prompt_tokens == 755 and chunks[-1].usage.total_tokens == 765
 
 
@@ -221,11 +203,11 @@ def test_nested_tool_schema_reaches_the_binding(client, test_id):
 def test_tool_call_stream(client, test_id, route):
     chunks, content = collect(client.chat.completions.create(
         model=route, messages=says(test_id, "weather?"), tools=[NESTED_TOOL], stream=True))
-    calls = tool_calls_of(chunks)
+    calls = streamed_tool_calls(chunks)
     assert list(calls) == [0]
     assert calls[0]["name"] == "book_trip"
     assert json.loads(calls[0]["arguments"]) == {"location": "Boston, MA"}
-    assert finishes(chunks) == ["tool_calls"]
+    assert finish_reasons(chunks) == ["tool_calls"]
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -309,7 +291,7 @@ def test_repeated_tool_call_ids_are_made_unique_and_restored_on_the_way_back(cli
     for _ in range(2):
         chunks, _ = collect(client.chat.completions.create(
             model="wai", messages=says(test_id, "weather?"), tools=[NESTED_TOOL], stream=True))
-        ids.append(tool_calls_of(chunks)[0]["id"])
+        ids.append(streamed_tool_calls(chunks)[0]["id"])
     assert ids[0] != ids[1] and all(i.startswith("call0") for i in ids)
     follow_up = says(test_id, "weather?") + [
         {"role": "assistant", "content": None, "tool_calls": [

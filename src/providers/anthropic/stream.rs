@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use crate::core::completion::{self, Chunk, ChunkChoice, ChunkDelta, FunctionDelta, ToolCallDelta};
+use crate::core::completion::{ChunkChoice, ChunkDelta, ChunkWriter, FunctionDelta, ToolCallDelta};
 use crate::core::stream::{InBandError, Translate};
 use crate::sse::{SseEvent, SseParser};
 
@@ -33,11 +33,8 @@ enum BlockKind {
 /// The streaming translator.
 pub struct StreamTranslator {
     parser: SseParser,
-    created: u64,
-    include_usage: bool,
+    out: ChunkWriter,
     json_mode: bool,
-    id: String,
-    model: String,
     /// `message_start` was seen.
     started: bool,
     /// The role chunk has been sent.
@@ -51,7 +48,6 @@ pub struct StreamTranslator {
     json_answer: bool,
     stop_reason: Option<String>,
     usage: Usage,
-    out: Vec<u8>,
 }
 
 impl StreamTranslator {
@@ -59,11 +55,8 @@ impl StreamTranslator {
     pub fn new(created: u64, include_usage: bool, json_mode: bool) -> Self {
         Self {
             parser: SseParser::new(),
-            created,
-            include_usage,
+            out: ChunkWriter::new(created, include_usage),
             json_mode,
-            id: String::new(),
-            model: String::new(),
             started: false,
             role_sent: false,
             finish_sent: false,
@@ -73,20 +66,7 @@ impl StreamTranslator {
             json_answer: false,
             stop_reason: None,
             usage: Usage::default(),
-            out: Vec::new(),
         }
-    }
-
-    fn write(&mut self, choices: &[ChunkChoice<'_>], usage: Option<Option<completion::Usage>>) {
-        let chunk = Chunk {
-            id: &self.id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            choices,
-            usage,
-        };
-        completion::write_sse(&mut self.out, &chunk);
     }
 
     /// Writes one chunk with `delta`, preceded by the role chunk if it is still owed.
@@ -98,13 +78,9 @@ impl StreamTranslator {
                 content: Some(""),
                 ..ChunkDelta::default()
             };
-            self.write(&[choice(role, None)], self.usage_null());
+            self.out.chunk(&[choice(role, None)]);
         }
-        self.write(&[choice(delta, finish)], self.usage_null());
-    }
-
-    fn usage_null(&self) -> Option<Option<completion::Usage>> {
-        self.include_usage.then_some(None)
+        self.out.chunk(&[choice(delta, finish)]);
     }
 
     fn finish(&mut self) {
@@ -139,8 +115,8 @@ impl StreamTranslator {
             Event::Error { error } => return Err(in_band_error(&error)),
             Event::MessageStart { message } => {
                 self.started = true;
-                self.id = message.id;
-                self.model = message.model;
+                self.out.id = message.id;
+                self.out.model = message.model;
                 self.usage.merge(&message.usage);
             }
             // Everything else needs the envelope: its id and model are on every chunk.
@@ -199,11 +175,8 @@ impl StreamTranslator {
             Event::MessageStop => {
                 self.stopped = true;
                 self.finish();
-                if self.include_usage {
-                    let usage = self.usage.to_openai();
-                    self.write(&[], Some(Some(usage)));
-                }
-                self.out.extend_from_slice(b"data: [DONE]\n\n");
+                self.out.usage(self.usage.to_openai());
+                self.out.done();
             }
             Event::Ignored => {}
         }
@@ -211,7 +184,7 @@ impl StreamTranslator {
     }
 
     fn take(&mut self) -> Bytes {
-        Bytes::from(std::mem::take(&mut self.out))
+        self.out.take()
     }
 }
 

@@ -20,9 +20,7 @@ use super::ids::{completion_id, IdMinter};
 use super::response::{arguments, block_refusal};
 use super::wire::{ErrorEnvelope, Response, UsageMetadata};
 use super::{finish_reason, in_band_error};
-use crate::core::completion::{
-    self, Chunk, ChunkChoice, ChunkDelta, FunctionDelta, ToolCallDelta, Usage as OpenAiUsage,
-};
+use crate::core::completion::{ChunkChoice, ChunkDelta, ChunkWriter, FunctionDelta, ToolCallDelta};
 
 /// Longest incomplete event (or raw error body) held; a real event is a few kilobytes.
 const MAX_PENDING: usize = 8 * 1024 * 1024;
@@ -84,10 +82,8 @@ pub struct StreamTranslator {
     raw: RawError,
     created: u64,
     fallback_model: &'static str,
-    include_usage: bool,
-    /// Set from the first event (`responseId`, `modelVersion`), the same on every chunk.
-    id: Option<String>,
-    model: String,
+    /// Its id and model are set from the first event (`responseId`, `modelVersion`).
+    out: ChunkWriter,
     ids: IdMinter,
     choices: BTreeMap<u32, Choice>,
     usage: UsageMetadata,
@@ -95,45 +91,26 @@ pub struct StreamTranslator {
     sent: bool,
     /// A failure found while this call's output was pending; reported on the next call.
     deferred: Option<InBandError>,
-    out: Vec<u8>,
 }
 
 impl StreamTranslator {
     /// A translator stamping `created` (Unix seconds) on every chunk; `model` names the
     /// model until Gemini does.
     pub fn new(created: u64, model: &'static str, include_usage: bool) -> Self {
+        let mut out = ChunkWriter::new(created, include_usage);
+        out.model = model.to_owned();
         Self {
             parser: SseParser::new(),
             raw: RawError::default(),
             created,
             fallback_model: model,
-            include_usage,
-            id: None,
-            model: model.to_owned(),
+            out,
             ids: IdMinter::new(created),
             choices: BTreeMap::new(),
             usage: UsageMetadata::default(),
             sent: false,
             deferred: None,
-            out: Vec::new(),
         }
-    }
-
-    fn write(&mut self, choices: &[ChunkChoice<'_>], usage: Option<Option<OpenAiUsage>>) {
-        let id = self.id.clone().unwrap_or_default();
-        let chunk = Chunk {
-            id: &id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            choices,
-            usage,
-        };
-        completion::write_sse(&mut self.out, &chunk);
-    }
-
-    fn usage_null(&self) -> Option<Option<OpenAiUsage>> {
-        self.include_usage.then_some(None)
     }
 
     /// Writes one chunk for choice `index`, preceded by its role chunk if still owed.
@@ -146,9 +123,9 @@ impl StreamTranslator {
                 content: Some(""),
                 ..ChunkDelta::default()
             };
-            self.write(&[chunk_choice(index, role, None)], self.usage_null());
+            self.out.chunk(&[chunk_choice(index, role, None)]);
         }
-        self.write(&[chunk_choice(index, delta, finish)], self.usage_null());
+        self.out.chunk(&[chunk_choice(index, delta, finish)]);
     }
 
     fn event(&mut self, data: &str) -> Result<(), InBandError> {
@@ -160,12 +137,12 @@ impl StreamTranslator {
         if let Some(error) = &response.error {
             return Err(in_band_error(error));
         }
-        if self.id.is_none() {
-            self.id = Some(completion_id(response.response_id.as_deref(), self.created));
+        if self.out.id.is_empty() {
+            self.out.id = completion_id(response.response_id.as_deref(), self.created);
         }
         if let Some(model) = response.model_version.as_deref().filter(|m| !m.is_empty()) {
-            if self.model == self.fallback_model {
-                self.model = model.to_owned();
+            if self.out.model == self.fallback_model {
+                self.out.model = model.to_owned();
             }
         }
         if let Some(usage) = &response.usage_metadata {
@@ -252,18 +229,15 @@ impl StreamTranslator {
         for (index, reason) in finishes {
             self.emit(index, ChunkDelta::default(), Some(reason));
         }
-        if self.include_usage {
-            let usage = self.usage.to_openai();
-            self.write(&[], Some(Some(usage)));
-        }
-        self.out.extend_from_slice(b"data: [DONE]\n\n");
+        self.out.usage(self.usage.to_openai());
+        self.out.done();
         Ok(())
     }
 
     /// The output so far, or `failure`: dropped (so the core fails over) while nothing has
     /// reached the client, else returned now with the failure kept for the next call.
     fn result(&mut self, failure: Option<InBandError>) -> Result<Bytes, InBandError> {
-        let out = Bytes::from(std::mem::take(&mut self.out));
+        let out = self.out.take();
         match failure {
             Some(e) if !self.sent || out.is_empty() => Err(e),
             Some(e) => {

@@ -262,9 +262,12 @@ pub fn translator(target: &Target, request: &ChatRequest, created: u64) -> Box<d
                 .seeded(seed(created)),
         )
     } else {
-        Box::new(
-            response::JsonTranslator::new(target.model, created, max_tokens).seeded(seed(created)),
-        )
+        Box::new(response::json_translator(
+            target.model,
+            created,
+            max_tokens,
+            seed(created),
+        ))
     }
 }
 

@@ -23,6 +23,10 @@ use super::{family, Family, DEFAULT_MAX_TOKENS};
 use crate::core::error::ProxyError;
 use crate::core::request::ChatRequest;
 use crate::core::route::Target;
+use crate::providers::openai_input::{self as input, invalid};
+
+/// How error messages name the provider.
+const PROVIDER: &str = "Workers AI";
 
 /// OpenAI options passed through unchanged to chat-family models.
 const CHAT_OPTIONS: [&str; 14] = [
@@ -42,20 +46,11 @@ const CHAT_OPTIONS: [&str; 14] = [
     "user",
 ];
 
-fn invalid(message: impl Into<String>, param: &str) -> ProxyError {
-    ProxyError::InvalidRequest {
-        message: message.into(),
-        param: Some(param.to_owned()),
-        code: "invalid_value",
-    }
-}
-
-/// The completion budget the input carries.
+/// The completion budget the input carries (the request was checked by [`inputs`]).
 pub fn max_tokens(target: &Target, body: &Map<String, Value>) -> u32 {
-    ["max_completion_tokens", "max_tokens"]
-        .iter()
-        .find_map(|k| body.get(*k).and_then(Value::as_u64))
-        .filter(|n| *n > 0)
+    input::max_completion_tokens(body)
+        .ok()
+        .flatten()
         .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
         .or(target.max_tokens)
         .unwrap_or(DEFAULT_MAX_TOKENS)
@@ -82,12 +77,12 @@ pub fn inputs(target: &Target, request: &ChatRequest) -> Result<Value, ProxyErro
         converted.push(message(m, i, fam)?);
     }
     out.insert("messages".into(), Value::Array(converted));
-    if let Some(tools) = body.get("tools").and_then(Value::as_array) {
-        if !tools.is_empty() {
-            let tools: Vec<Value> = tools.iter().filter_map(tool).collect();
-            out.insert("tools".into(), Value::Array(tools));
-        }
+    let tools = input::function_tools(body, PROVIDER)?;
+    if !tools.is_empty() {
+        out.insert("tools".into(), tools.iter().map(tool).collect());
     }
+    // Checked here so a bad budget is a 400, not silently the default.
+    input::max_completion_tokens(body)?;
     out.insert("max_tokens".into(), json!(max_tokens(target, body)));
     match fam {
         Family::Chat => {
@@ -190,7 +185,7 @@ fn message(m: &Value, i: usize, fam: Family) -> Result<Value, ProxyError> {
                 format!(
                     "messages[{i}]: only `user` messages may carry non-text parts on Workers AI."
                 ),
-                &format!("messages[{i}].content"),
+                format!("messages[{i}].content"),
             ))
         }
     };
@@ -209,11 +204,9 @@ fn message(m: &Value, i: usize, fam: Family) -> Result<Value, ProxyError> {
         }
     }
     if role == "assistant" {
-        if let Some(calls) = m.get("tool_calls").and_then(Value::as_array) {
-            let calls: Vec<Value> = calls.iter().filter_map(tool_call).collect();
-            if !calls.is_empty() {
-                out.insert("tool_calls".into(), Value::Array(calls));
-            }
+        let calls = input::tool_calls(m, i, PROVIDER)?;
+        if !calls.is_empty() {
+            out.insert("tool_calls".into(), calls.iter().map(tool_call).collect());
         }
         if fam == Family::Chat {
             if let Some(r) = m.get("reasoning_content").and_then(Value::as_str) {
@@ -225,38 +218,25 @@ fn message(m: &Value, i: usize, fam: Family) -> Result<Value, ProxyError> {
 }
 
 /// An assistant's earlier tool call, with `arguments` as a JSON string (`""` → `"{}"`).
-fn tool_call(call: &Value) -> Option<Value> {
-    let function = call.get("function")?;
-    let name = function.get("name")?.as_str()?;
-    let arguments = match function.get("arguments") {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        Some(Value::String(_)) | None | Some(Value::Null) => "{}".to_owned(),
-        Some(other) => other.to_string(),
-    };
+fn tool_call(call: &input::ToolCall<'_>) -> Value {
     let mut out = json!({
         "type": "function",
-        "function": {"name": name, "arguments": arguments},
+        "function": {"name": call.name, "arguments": call.arguments.to_string()},
     });
-    if let Some(id) = call.get("id").and_then(Value::as_str) {
-        out["id"] = Value::String(upstream_id(id).to_owned());
+    if !call.id.is_empty() {
+        out["id"] = Value::String(upstream_id(call.id).to_owned());
     }
-    Some(out)
+    out
 }
 
 /// An OpenAI tool as Workers AI takes it: same shape, `strict` dropped, `description` always
 /// present (legacy schemas list it as required), `parameters` passed whole.
-fn tool(t: &Value) -> Option<Value> {
-    let function = t.get("function")?;
-    let name = function.get("name")?.as_str()?;
-    let description = function
-        .get("description")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let mut f = json!({"name": name, "description": description});
-    if let Some(p) = function.get("parameters").filter(|p| p.is_object()) {
+fn tool(t: &input::FunctionTool<'_>) -> Value {
+    let mut f = json!({"name": t.name, "description": t.description.unwrap_or_default()});
+    if let Some(p) = t.parameters {
         f["parameters"] = p.clone();
     }
-    Some(json!({"type": "function", "function": f}))
+    json!({"type": "function", "function": f})
 }
 
 #[cfg(test)]

@@ -11,10 +11,7 @@ use crate::core::completion::{
     self, Completion, CompletionChoice, FunctionCall, PromptTokensDetails, ResponseMessage,
     ToolCall, Usage as OpenAiUsage,
 };
-use crate::core::stream::{InBandError, Translate};
-
-/// Largest body buffered; far above any real completion, it only bounds memory.
-pub const MAX_BODY: usize = 32 * 1024 * 1024;
+use crate::core::stream::{InBandError, WholeBody};
 
 /// One tool call, with `arguments` as a JSON string.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,36 +293,6 @@ pub fn response_id(answer_id: Option<&str>, salt: u64) -> String {
         .map_or_else(|| format!("chatcmpl-wai{salt:016x}"), str::to_owned)
 }
 
-/// Buffers the whole (bounded) body, then writes the completion.
-pub struct JsonTranslator {
-    body: Vec<u8>,
-    seed: u64,
-    model: &'static str,
-    created: u64,
-    max_tokens: u32,
-}
-
-impl JsonTranslator {
-    /// A translator for `model`, stamping `created` (Unix seconds).
-    pub fn new(model: &'static str, created: u64, max_tokens: u32) -> Self {
-        Self {
-            body: Vec::new(),
-            seed: created,
-            model,
-            created,
-            max_tokens,
-        }
-    }
-}
-
-impl JsonTranslator {
-    /// Salts made-up and rewritten ids with `seed` (default: `created`).
-    pub fn seeded(mut self, seed: u64) -> Self {
-        self.seed = seed;
-        self
-    }
-}
-
 /// Parses a buffered whole answer (JSON output, or a REST envelope around one).
 pub fn parse_whole(body: &[u8], seed: u64) -> Result<(Answer, u64), InBandError> {
     let value: Value = serde_json::from_slice(body).map_err(|e| {
@@ -335,33 +302,27 @@ pub fn parse_whole(body: &[u8], seed: u64) -> Result<(Answer, u64), InBandError>
     Ok((read(&value, salt)?, salt))
 }
 
-impl Translate for JsonTranslator {
-    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, InBandError> {
-        if self.body.len() + upstream.len() > MAX_BODY {
-            return Err(InBandError::truncated(format!(
-                "the upstream response is larger than {MAX_BODY} bytes"
-            )));
-        }
-        self.body.extend_from_slice(&upstream);
-        Ok(Bytes::new())
-    }
-
-    fn end(&mut self) -> Result<Bytes, InBandError> {
-        let (answer, salt) = parse_whole(&self.body, self.seed)?;
+/// The non-streaming translator for `model`, stamping `created` (Unix seconds); made-up and
+/// rewritten ids are salted with `seed`.
+pub fn json_translator(
+    model: &'static str,
+    created: u64,
+    max_tokens: u32,
+    seed: u64,
+) -> WholeBody<impl FnMut(&[u8]) -> Result<Bytes, InBandError>> {
+    WholeBody::new(move |body: &[u8]| {
+        let (answer, salt) = parse_whole(body, seed)?;
         let id = response_id(answer.id.as_deref(), salt);
         Ok(Bytes::from(completion(
-            &answer,
-            &id,
-            self.model,
-            self.created,
-            self.max_tokens,
+            &answer, &id, model, created, max_tokens,
         )))
-    }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::stream::Translate;
     use serde_json::json;
 
     fn fixture(name: &str) -> Vec<u8> {
@@ -373,7 +334,7 @@ mod tests {
     }
 
     fn translate(body: &[u8]) -> Result<Value, InBandError> {
-        let mut t = JsonTranslator::new("@cf/meta/llama-3.3-70b-instruct-fp8-fast", 1, 4096);
+        let mut t = json_translator("@cf/meta/llama-3.3-70b-instruct-fp8-fast", 1, 4096, 1);
         for piece in body.chunks(7) {
             assert!(t.chunk(Bytes::copy_from_slice(piece))?.is_empty());
         }
@@ -445,7 +406,7 @@ mod tests {
 
     #[test]
     fn a_full_budget_without_finish_reason_is_length() {
-        let mut t = JsonTranslator::new("m", 1, 3);
+        let mut t = json_translator("m", 1, 3, 1);
         t.chunk(Bytes::from_static(
             br#"{"response":"abc","usage":{"prompt_tokens":1,"completion_tokens":3}}"#,
         ))

@@ -23,10 +23,8 @@ use super::in_band;
 use super::response::{
     self, arguments, call_id, finish_reason, fnv, outgoing_id, text, Answer, Usage,
 };
-use crate::core::completion::{
-    Chunk, ChunkChoice, ChunkDelta, FunctionDelta, ToolCallDelta, Usage as OpenAiUsage,
-};
-use crate::core::stream::{InBandError, Translate};
+use crate::core::completion::{ChunkChoice, ChunkDelta, ChunkWriter, FunctionDelta, ToolCallDelta};
+use crate::core::stream::{InBandError, Translate, MAX_WHOLE_BODY};
 use crate::sse::{SseEvent, SseParser};
 
 /// Largest incomplete event held; real events are a few hundred bytes.
@@ -50,14 +48,12 @@ struct Slot {
 
 /// The streaming translator.
 pub struct StreamTranslator {
-    model: &'static str,
-    created: u64,
-    include_usage: bool,
+    /// Its id is the upstream's, or made up before the first chunk.
+    out: ChunkWriter,
     max_tokens: u32,
     mode: Mode,
     whole: Vec<u8>,
     parser: SseParser,
-    id: String,
     /// Per-response entropy for made-up ids (see [`super::seed`]).
     seed: u64,
     salt: u64,
@@ -71,21 +67,19 @@ pub struct StreamTranslator {
     usage: Option<Usage>,
     /// Incremental usage summed from OpenAI-format chunks, the fallback.
     chunk_usage: Option<Usage>,
-    out: Vec<u8>,
 }
 
 impl StreamTranslator {
     /// A translator for `model`, stamping `created` (Unix seconds) on every chunk.
     pub fn new(model: &'static str, created: u64, include_usage: bool, max_tokens: u32) -> Self {
+        let mut out = ChunkWriter::new(created, include_usage);
+        out.model = model.to_owned();
         Self {
-            model,
-            created,
-            include_usage,
+            out,
             max_tokens,
             mode: Mode::Undecided,
             whole: Vec::new(),
             parser: SseParser::new(),
-            id: String::new(),
             seed: created,
             salt: created,
             salted: false,
@@ -96,7 +90,6 @@ impl StreamTranslator {
             finish: None,
             usage: None,
             chunk_usage: None,
-            out: Vec::new(),
         }
     }
 
@@ -107,26 +100,11 @@ impl StreamTranslator {
         self
     }
 
-    fn write(&mut self, choices: &[ChunkChoice<'_>], usage: Option<Option<OpenAiUsage>>) {
-        if self.id.is_empty() {
-            self.id = response::response_id(None, self.salt);
+    fn write(&mut self, choices: &[ChunkChoice<'_>]) {
+        if self.out.id.is_empty() {
+            self.out.id = response::response_id(None, self.salt);
         }
-        let chunk = Chunk {
-            id: &self.id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: self.model,
-            choices,
-            usage,
-        };
-        self.out.extend_from_slice(b"data: ");
-        // Serialising these plain structs into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut self.out, &chunk);
-        self.out.extend_from_slice(b"\n\n");
-    }
-
-    fn usage_null(&self) -> Option<Option<OpenAiUsage>> {
-        self.include_usage.then_some(None)
+        self.out.chunk(choices);
     }
 
     /// Writes one chunk with `delta`, preceded by the role chunk if it is still owed.
@@ -138,9 +116,9 @@ impl StreamTranslator {
                 content: Some(""),
                 ..ChunkDelta::default()
             };
-            self.write(&[choice(role, None)], self.usage_null());
+            self.write(&[choice(role, None)]);
         }
-        self.write(&[choice(delta, finish)], self.usage_null());
+        self.write(&[choice(delta, finish)]);
     }
 
     fn content(&mut self, text: &str) {
@@ -263,11 +241,9 @@ impl StreamTranslator {
             return;
         }
         self.finish_chunk();
-        if self.include_usage {
-            let usage = self.usage.or(self.chunk_usage).unwrap_or_default();
-            self.write(&[], Some(Some(usage.to_openai())));
-        }
-        self.out.extend_from_slice(b"data: [DONE]\n\n");
+        let usage = self.usage.or(self.chunk_usage).unwrap_or_default();
+        self.out.usage(usage.to_openai());
+        self.out.done();
         self.done = true;
     }
 
@@ -297,9 +273,9 @@ impl StreamTranslator {
             return Err(error);
         }
         if let Some(choices) = value.get("choices").and_then(Value::as_array) {
-            if self.id.is_empty() {
+            if self.out.id.is_empty() {
                 if let Some(id) = value.get("id").and_then(Value::as_str) {
-                    self.id = id.to_owned();
+                    self.out.id = id.to_owned();
                 }
             }
             if let Some(u) = Usage::read(value.get("usage")) {
@@ -351,7 +327,7 @@ impl StreamTranslator {
     /// A whole answer as a stream.
     fn replay(&mut self, answer: &Answer) {
         if let Some(id) = answer.id.as_deref().filter(|i| !i.is_empty()) {
-            self.id = id.to_owned();
+            self.out.id = id.to_owned();
         }
         if let Some(r) = &answer.reasoning {
             self.reasoning(r);
@@ -373,7 +349,7 @@ impl StreamTranslator {
     }
 
     fn take(&mut self) -> Bytes {
-        Bytes::from(std::mem::take(&mut self.out))
+        self.out.take()
     }
 }
 
@@ -406,7 +382,7 @@ impl Translate for StreamTranslator {
         }
         match self.mode {
             Mode::Whole => {
-                if self.whole.len() + upstream.len() > response::MAX_BODY {
+                if self.whole.len() + upstream.len() > MAX_WHOLE_BODY {
                     return Err(InBandError::truncated(
                         "the Workers AI response is too large",
                     ));

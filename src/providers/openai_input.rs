@@ -116,6 +116,8 @@ pub struct ToolCall<'a> {
     pub name: &'a str,
     /// The arguments: always a JSON object (`""` reads as `{}`).
     pub arguments: Value,
+    /// The arguments as the client wrote them (`""` as `{}`), for providers that take a string.
+    pub raw_arguments: &'a str,
 }
 
 /// The `tool_calls` of assistant message `i`; `provider` names who needs them as objects.
@@ -174,6 +176,7 @@ pub fn tool_calls<'a>(
                 id: call.get("id").and_then(Value::as_str).unwrap_or(""),
                 name,
                 arguments,
+                raw_arguments: if raw.trim().is_empty() { "{}" } else { raw },
             })
         })
         .collect()
@@ -408,10 +411,14 @@ mod tests {
             ToolCall {
                 id: "call_1",
                 name: "f",
-                arguments: json!({"a": 1})
+                arguments: json!({"a": 1}),
+                raw_arguments: "{\"a\":1}",
             }
         );
-        assert_eq!(calls[1].arguments, json!({}));
+        assert_eq!(
+            (&calls[1].arguments, calls[1].raw_arguments),
+            (&json!({}), "{}")
+        );
         let bad =
             json!({"tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{oops"}}]});
         let err = tool_calls(&bad, 1, "Gemini").unwrap_err();

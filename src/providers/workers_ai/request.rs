@@ -221,7 +221,7 @@ fn message(m: &Value, i: usize, fam: Family) -> Result<Value, ProxyError> {
 fn tool_call(call: &input::ToolCall<'_>) -> Value {
     let mut out = json!({
         "type": "function",
-        "function": {"name": call.name, "arguments": call.arguments.to_string()},
+        "function": {"name": call.name, "arguments": call.raw_arguments},
     });
     if !call.id.is_empty() {
         out["id"] = Value::String(upstream_id(call.id).to_owned());

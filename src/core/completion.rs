@@ -55,6 +55,26 @@ pub struct Completion<'a> {
     pub usage: Usage,
 }
 
+impl<'a> Completion<'a> {
+    /// A `chat.completion` with these choices.
+    pub fn new(
+        id: &'a str,
+        created: u64,
+        model: &'a str,
+        choices: Vec<CompletionChoice>,
+        usage: Usage,
+    ) -> Self {
+        Self {
+            id,
+            object: "chat.completion",
+            created,
+            model,
+            choices,
+            usage,
+        }
+    }
+}
+
 /// A `chat.completion` choice; `logprobs` is required by the schema, hence always written.
 #[derive(Debug, Serialize)]
 pub struct CompletionChoice {
@@ -83,6 +103,35 @@ pub struct ResponseMessage {
     /// Thinking text, omitted when none (the field other gateways use).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+}
+
+impl CompletionChoice {
+    /// Choice `index`: `message`, ended for `finish_reason`.
+    pub fn new(index: u32, message: ResponseMessage, finish_reason: &'static str) -> Self {
+        Self {
+            index,
+            message,
+            logprobs: None,
+            finish_reason,
+        }
+    }
+}
+
+impl ResponseMessage {
+    /// The assistant's answer, without a refusal.
+    pub fn assistant(
+        content: Option<String>,
+        tool_calls: Vec<ToolCall>,
+        reasoning_content: Option<String>,
+    ) -> Self {
+        Self {
+            role: "assistant",
+            content,
+            refusal: None,
+            tool_calls,
+            reasoning_content,
+        }
+    }
 }
 
 /// `ChatCompletionMessageToolCall`.

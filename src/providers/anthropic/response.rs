@@ -47,25 +47,14 @@ pub fn completion(message: &Message, created: u64, json_mode: bool) -> Vec<u8> {
         !tool_calls.is_empty(),
         json_answer,
     );
-    let body = Completion {
-        id: &message.id,
-        object: "chat.completion",
+    let answer = ResponseMessage::assistant(content, tool_calls, reasoning);
+    let body = Completion::new(
+        &message.id,
         created,
-        model: &message.model,
-        choices: vec![CompletionChoice {
-            index: 0,
-            message: ResponseMessage {
-                role: "assistant",
-                content,
-                refusal: None,
-                tool_calls,
-                reasoning_content: reasoning,
-            },
-            logprobs: None,
-            finish_reason: finish,
-        }],
-        usage: message.usage.to_openai(),
-    };
+        &message.model,
+        vec![CompletionChoice::new(0, answer, finish)],
+        message.usage.to_openai(),
+    );
     completion::to_json(&body)
 }
 

@@ -60,21 +60,12 @@ pub fn completion(
                 target.get_or_insert_with(String::new).push_str(text);
             }
         }
-        choices.push(CompletionChoice {
-            index: candidate.index.unwrap_or(position as u32),
-            finish_reason: finish_reason(
-                candidate.finish_reason.as_deref(),
-                !tool_calls.is_empty(),
-            ),
-            message: ResponseMessage {
-                role: "assistant",
-                content,
-                refusal: None,
-                tool_calls,
-                reasoning_content: reasoning,
-            },
-            logprobs: None,
-        });
+        let finish = finish_reason(candidate.finish_reason.as_deref(), !tool_calls.is_empty());
+        choices.push(CompletionChoice::new(
+            candidate.index.unwrap_or(position as u32),
+            ResponseMessage::assistant(content, tool_calls, reasoning),
+            finish,
+        ));
     }
     if choices.is_empty() {
         let Some(refusal) = block_refusal(response) else {
@@ -82,30 +73,21 @@ pub fn completion(
                 "Gemini answered without any candidate",
             ));
         };
-        choices.push(CompletionChoice {
-            index: 0,
-            message: ResponseMessage {
-                role: "assistant",
-                content: None,
-                refusal: Some(refusal),
-                tool_calls: Vec::new(),
-                reasoning_content: None,
-            },
-            logprobs: None,
-            finish_reason: "content_filter",
-        });
+        let message = ResponseMessage {
+            refusal: Some(refusal),
+            ..ResponseMessage::assistant(None, Vec::new(), None)
+        };
+        choices.push(CompletionChoice::new(0, message, "content_filter"));
     }
     choices.sort_by_key(|c| c.index);
     let id = completion_id(rid, created);
-    let body = Completion {
-        id: &id,
-        object: "chat.completion",
+    let body = Completion::new(
+        &id,
         created,
-        model: response.model_version.as_deref().unwrap_or(fallback_model),
+        response.model_version.as_deref().unwrap_or(fallback_model),
         choices,
-        usage: response.usage_metadata.unwrap_or_default().to_openai(),
-    };
-    // Serialising these plain structs cannot fail.
+        response.usage_metadata.unwrap_or_default().to_openai(),
+    );
     Ok(completion::to_json(&body))
 }
 

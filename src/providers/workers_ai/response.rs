@@ -264,25 +264,18 @@ pub fn completion(
         None if tool_calls.is_empty() => Some(String::new()),
         None => None,
     };
-    let body = Completion {
+    let reasoning = answer.reasoning.clone().filter(|r| !r.is_empty());
+    let body = Completion::new(
         id,
-        object: "chat.completion",
         created,
         model,
-        choices: vec![CompletionChoice {
-            index: 0,
-            message: ResponseMessage {
-                role: "assistant",
-                content,
-                refusal: None,
-                tool_calls,
-                reasoning_content: answer.reasoning.clone().filter(|r| !r.is_empty()),
-            },
-            logprobs: None,
-            finish_reason: finish,
-        }],
-        usage: answer.usage.unwrap_or_default().to_openai(),
-    };
+        vec![CompletionChoice::new(
+            0,
+            ResponseMessage::assistant(content, tool_calls, reasoning),
+            finish,
+        )],
+        answer.usage.unwrap_or_default().to_openai(),
+    );
     completion::to_json(&body)
 }
 

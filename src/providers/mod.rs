@@ -5,6 +5,8 @@ pub mod anthropic;
 pub mod google;
 pub mod openai;
 pub mod openai_input;
+#[cfg(test)]
+mod test_support;
 pub mod workers_ai;
 
 use bytes::Bytes;

@@ -376,6 +376,7 @@ fn messages(body: &Obj) -> Result<(Vec<Value>, Vec<Value>), ProxyError> {
 mod tests {
     use super::*;
     use crate::core::route::Provider;
+    use crate::providers::test_support::invalid_request;
 
     fn target(max_tokens: Option<u32>) -> Target {
         Target {
@@ -398,12 +399,7 @@ mod tests {
     }
 
     fn err_param(request: Value) -> (String, String) {
-        match convert(request) {
-            Err(ProxyError::InvalidRequest { message, param, .. }) => {
-                (param.unwrap_or_default(), message)
-            }
-            other => panic!("expected InvalidRequest, got {other:?}"),
-        }
+        invalid_request(convert(request))
     }
 
     #[test]

@@ -269,6 +269,7 @@ impl Translate for StreamTranslator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::test_support::sse_payloads;
     use serde_json::{json, Value};
 
     const TEXT: &str = include_str!("../../../tests/fixtures/anthropic/text.sse");
@@ -296,20 +297,6 @@ mod tests {
         }
     }
 
-    fn payloads(out: &str) -> Vec<Value> {
-        out.split("\n\n")
-            .filter(|e| !e.is_empty())
-            .map(|e| {
-                let data = e.strip_prefix("data: ").unwrap();
-                if data == "[DONE]" {
-                    json!("[DONE]")
-                } else {
-                    serde_json::from_str(data).unwrap()
-                }
-            })
-            .collect()
-    }
-
     #[test]
     fn text_stream_exactly_with_usage() {
         let (out, err) = run(TEXT, true, false);
@@ -334,7 +321,7 @@ mod tests {
     #[test]
     fn without_include_usage_there_is_no_usage_field_and_no_usage_chunk() {
         let (out, _) = run(TEXT, false, false);
-        let events = payloads(&out);
+        let events = sse_payloads(&out);
         assert_eq!(events.len(), 6);
         for e in &events[..5] {
             assert!(e.get("usage").is_none());
@@ -360,7 +347,7 @@ mod tests {
     #[test]
     fn tool_use_gets_a_response_wide_tool_index_and_argument_fragments() {
         let (out, _) = run(TOOL_USE, false, false);
-        let events = payloads(&out);
+        let events = sse_payloads(&out);
         let deltas: Vec<&Value> = events[..events.len() - 1]
             .iter()
             .map(|e| &e["choices"][0]["delta"])
@@ -397,7 +384,7 @@ mod tests {
     #[test]
     fn parallel_tool_calls_are_numbered_0_and_1_and_cache_tokens_count() {
         let (out, _) = run(PARALLEL, true, false);
-        let events = payloads(&out);
+        let events = sse_payloads(&out);
         let starts: Vec<(Value, Value)> = events
             .iter()
             .filter_map(|e| e["choices"][0]["delta"]["tool_calls"][0].as_object())
@@ -419,7 +406,7 @@ mod tests {
     #[test]
     fn thinking_is_reasoning_content_never_content() {
         let (out, _) = run(THINKING, false, false);
-        let events = payloads(&out);
+        let events = sse_payloads(&out);
         assert_eq!(
             events[1]["choices"][0]["delta"],
             json!({"reasoning_content": "I need to find the GCD..."})
@@ -434,7 +421,7 @@ mod tests {
     #[test]
     fn refusal_is_content_filter() {
         let (out, _) = run(REFUSAL, false, false);
-        let events = payloads(&out);
+        let events = sse_payloads(&out);
         assert_eq!(events.len(), 3);
         assert_eq!(
             events[0]["choices"][0]["delta"],
@@ -446,7 +433,7 @@ mod tests {
     #[test]
     fn json_mode_streams_the_tool_input_as_content_with_stop() {
         let (out, _) = run(JSON_TOOL_SSE, false, true);
-        let events = payloads(&out);
+        let events = sse_payloads(&out);
         let text: String = events
             .iter()
             .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
@@ -479,7 +466,7 @@ mod tests {
         let mut t = StreamTranslator::new(1, false, false);
         let (head, tail) = MID_ERROR.split_at(MID_ERROR.find("event: error").unwrap());
         let sent = t.chunk(Bytes::from(head.to_owned())).unwrap();
-        let text: String = payloads(std::str::from_utf8(&sent).unwrap())
+        let text: String = sse_payloads(std::str::from_utf8(&sent).unwrap())
             .iter()
             .filter_map(|e| {
                 e["choices"][0]["delta"]["content"]

@@ -504,6 +504,7 @@ fn thinking(body: &Obj, gemini_3: bool) -> Result<Option<ThinkingConfig>, ProxyE
 mod tests {
     use super::*;
     use crate::core::route::Provider;
+    use crate::providers::test_support::invalid_request;
 
     fn target(model: &'static str, max_tokens: Option<u32>) -> Target {
         Target {
@@ -526,12 +527,7 @@ mod tests {
     }
 
     fn err_param(request: Value) -> (String, String) {
-        match convert_for("gemini-2.5-flash", request) {
-            Err(ProxyError::InvalidRequest { message, param, .. }) => {
-                (param.unwrap_or_default(), message)
-            }
-            other => panic!("expected InvalidRequest, got {other:?}"),
-        }
+        invalid_request(convert_for("gemini-2.5-flash", request))
     }
 
     #[test]

@@ -316,6 +316,7 @@ impl Translate for StreamTranslator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::test_support::sse_payloads;
     use serde_json::{json, Value};
 
     const TEXT: &str = include_str!("../../../tests/fixtures/google/text.sse");
@@ -357,22 +358,8 @@ mod tests {
         stream.replace('\n', "\r\n")
     }
 
-    fn payloads(out: &str) -> Vec<Value> {
-        out.split("\n\n")
-            .filter(|e| !e.is_empty())
-            .map(|e| {
-                let data = e.strip_prefix("data: ").unwrap();
-                if data == "[DONE]" {
-                    json!("[DONE]")
-                } else {
-                    serde_json::from_str(data).unwrap()
-                }
-            })
-            .collect()
-    }
-
     fn deltas(out: &str) -> Vec<Value> {
-        payloads(out)
+        sse_payloads(out)
             .iter()
             .filter_map(|e| e["choices"].get(0).map(|c| c["delta"].clone()))
             .collect()
@@ -401,7 +388,7 @@ mod tests {
     #[test]
     fn without_include_usage_there_is_no_usage_field_and_no_usage_chunk() {
         let (out, _) = run(TEXT, false);
-        let events = payloads(&out);
+        let events = sse_payloads(&out);
         assert_eq!(events.len(), 5);
         for e in &events[..4] {
             assert!(e.get("usage").is_none());
@@ -429,7 +416,7 @@ mod tests {
     fn a_call_whose_stop_comes_in_a_later_event_finishes_with_tool_calls() {
         let (out, err) = run(&crlf(SPLIT_CALL), true);
         assert!(err.is_none());
-        let events = payloads(&out);
+        let events = sse_payloads(&out);
         assert_eq!(
             events[1]["choices"][0]["delta"],
             json!({"tool_calls": [{"index": 0, "id": "call_r1_0__thought__CiQB0e2Kb...", "type": "function",
@@ -458,7 +445,7 @@ mod tests {
     #[test]
     fn a_call_and_stop_in_one_event_keeps_gemini_id() {
         let (out, _) = run(ONE_CHUNK_CALL, false);
-        let events = payloads(&out);
+        let events = sse_payloads(&out);
         assert_eq!(
             events[1]["choices"][0]["delta"]["tool_calls"][0]["id"],
             "call_signed__thought__tool-signature"
@@ -508,7 +495,7 @@ mod tests {
                 ),
             ]
         );
-        let events = payloads(&out);
+        let events = sse_payloads(&out);
         assert_eq!(
             events[events.len() - 2]["choices"][0]["finish_reason"],
             "tool_calls"
@@ -525,7 +512,7 @@ mod tests {
         );
         assert_eq!(d[2], json!({"content": "The GCD is 21."}));
         assert_eq!(d.len(), 4);
-        let events = payloads(&out);
+        let events = sse_payloads(&out);
         assert_eq!(
             events[4]["usage"]["completion_tokens_details"]["reasoning_tokens"],
             40
@@ -537,7 +524,7 @@ mod tests {
     fn a_blocked_prompt_is_a_refusal_and_content_filter() {
         let (out, err) = run(&crlf(BLOCKED), false);
         assert!(err.is_none());
-        let events = payloads(&out);
+        let events = sse_payloads(&out);
         assert_eq!(events.len(), 4);
         assert_eq!(
             events[0]["choices"][0]["delta"],
@@ -553,7 +540,7 @@ mod tests {
     #[test]
     fn a_safety_finish_is_content_filter() {
         let (out, _) = run(SAFETY, false);
-        let events = payloads(&out);
+        let events = sse_payloads(&out);
         assert_eq!(events[1]["choices"][0]["delta"]["content"], "Here is how");
         assert_eq!(events[2]["choices"][0]["finish_reason"], "content_filter");
     }
@@ -640,7 +627,7 @@ mod tests {
         );
         let (out, err) = run(stream, true);
         assert!(err.is_none());
-        let events = payloads(&out);
+        let events = sse_payloads(&out);
         assert_eq!(
             events[events.len() - 2]["usage"],
             json!({"prompt_tokens": 7, "completion_tokens": 4, "total_tokens": 11,
@@ -680,7 +667,7 @@ mod tests {
         );
         let (out, err) = run(stream, false);
         assert!(err.is_none());
-        let finishes: Vec<(Value, Value)> = payloads(&out)
+        let finishes: Vec<(Value, Value)> = sse_payloads(&out)
             .iter()
             .filter_map(|e| e["choices"].get(0))
             .filter(|c| !c["finish_reason"].is_null())

@@ -434,6 +434,7 @@ impl Translate for StreamTranslator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::test_support::sse_payloads;
     use serde_json::json;
 
     fn fixture(name: &str) -> String {
@@ -463,28 +464,15 @@ mod tests {
         run_split(input, include_usage, usize::MAX)
     }
 
-    fn payloads(out: &str) -> Vec<Value> {
-        out.split("\n\n")
-            .filter_map(|b| b.strip_prefix("data: "))
-            .map(|d| {
-                if d == "[DONE]" {
-                    json!("[DONE]")
-                } else {
-                    serde_json::from_str(d).unwrap()
-                }
-            })
-            .collect()
-    }
-
     fn deltas(out: &str) -> Vec<Value> {
-        payloads(out)
+        sse_payloads(out)
             .iter()
             .filter_map(|p| p.pointer("/choices/0/delta").cloned())
             .collect()
     }
 
     fn finish(out: &str) -> Vec<Value> {
-        payloads(out)
+        sse_payloads(out)
             .iter()
             .filter_map(|p| p.pointer("/choices/0/finish_reason").cloned())
             .filter(|f| !f.is_null())
@@ -494,7 +482,7 @@ mod tests {
     #[test]
     fn legacy_stream_exactly_with_usage() {
         let out = run(&fixture("stream_legacy.sse"), true).unwrap();
-        let p = payloads(&out);
+        let p = sse_payloads(&out);
         assert_eq!(
             p[0],
             json!({"id": p[0]["id"], "object": "chat.completion.chunk", "created": 7, "model": "@cf/m",
@@ -566,7 +554,7 @@ mod tests {
         assert!(d.contains(&json!({"reasoning_content": "Greeting."})));
         assert!(d.contains(&json!({"content": "Hi"})));
         assert_eq!(finish(&out), [json!("stop")]);
-        let p = payloads(&out);
+        let p = sse_payloads(&out);
         assert_eq!(p[0]["id"], "f962191d3d2f47418286b60056319eb5");
         assert_eq!(p[p.len() - 2]["usage"]["total_tokens"], 163);
     }
@@ -617,7 +605,7 @@ mod tests {
             "{\"city\":\"Paris\"}"
         );
         assert_eq!(finish(&out), [json!("tool_calls")]);
-        let p = payloads(&out);
+        let p = sse_payloads(&out);
         assert_eq!(p[p.len() - 2]["usage"]["total_tokens"], 15);
         assert_eq!(p[p.len() - 1], json!("[DONE]"));
         let out = run(&fixture("output_openai.json"), false).unwrap();

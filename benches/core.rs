@@ -12,13 +12,15 @@ mod native {
     use ai_worker_proxy::core::handle;
     use ai_worker_proxy::core::host::{Host, NetworkError, UpstreamRequest, UpstreamResponse};
     use ai_worker_proxy::core::http::{IncomingRequest, Method, RequestBody, ResponseBody};
+    use ai_worker_proxy::core::provider::Provider;
     use ai_worker_proxy::core::request::ChatRequest;
-    use ai_worker_proxy::core::route::{Provider, Target};
+    use ai_worker_proxy::core::route::{Target, Via};
     use ai_worker_proxy::core::stream::Translate;
-    use ai_worker_proxy::providers::anthropic;
     use ai_worker_proxy::providers::anthropic::stream::StreamTranslator;
-    use ai_worker_proxy::providers::google;
+    use ai_worker_proxy::providers::anthropic::Anthropic;
+    use ai_worker_proxy::providers::google::{self, Google};
     use ai_worker_proxy::providers::openai::PassThrough;
+    use ai_worker_proxy::routes::Table;
     use bytes::Bytes;
     use criterion::{criterion_group, Criterion, Throughput};
     use futures_util::{stream, FutureExt, StreamExt};
@@ -26,20 +28,20 @@ mod native {
     const REQUEST: &str = r#"{"model":"fast","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"What is the weather like in Boston today?"}],"tools":[{"type":"function","function":{"name":"get_current_weather","description":"Get the current weather in a given location","parameters":{"type":"object","properties":{"location":{"type":"string","description":"The city and state, e.g. San Francisco, CA"},"unit":{"type":"string","enum":["celsius","fahrenheit"]}},"required":["location"]}}}],"tool_choice":"auto","temperature":0.7,"stream":true,"stream_options":{"include_usage":true}}"#;
     const CHUNK: &str = "data: {\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\",\"created\":1694268190,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n";
     const STREAM_CHUNKS: usize = 200;
-    const CLAUDE: Target = Target {
-        provider: Provider::Anthropic,
+    static CLAUDE: Target = Target {
+        provider: "anthropic",
         model: "claude-sonnet-4-20250514",
         base_url: "https://api.anthropic.com",
-        api_keys: &["ANTHROPIC_KEY_1"],
+        vias: &[Via::Key("ANTHROPIC_KEY_1")],
         max_tokens: None,
         account_id: None,
     };
     const CLAUDE_START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_4QpJur2dWWDjF6C758FbBw5vm12BaVipnK\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-3-opus-latest\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":11,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
-    const GEMINI: Target = Target {
-        provider: Provider::Google,
+    static GEMINI: Target = Target {
+        provider: "google",
         model: "gemini-2.5-flash",
         base_url: "https://generativelanguage.googleapis.com",
-        api_keys: &["GOOGLE_KEY_1"],
+        vias: &[Via::Key("GOOGLE_KEY_1")],
         max_tokens: None,
         account_id: None,
     };
@@ -95,7 +97,7 @@ mod native {
         group.throughput(Throughput::Elements(1));
         group.bench_function("streamed request, 200 chunks, end to end in process", |b| {
             b.iter(|| {
-                let response = handle(&InstantUpstream, incoming())
+                let response = handle::<Table, _>(&InstantUpstream, incoming())
                     .now_or_never()
                     .unwrap_or_else(|| unreachable!());
                 let ResponseBody::Stream(body) = response.body else {
@@ -125,7 +127,7 @@ mod native {
         let mut group = c.benchmark_group("anthropic");
         group.bench_function("request translation (tools, 0.8 KB)", |b| {
             let request = ChatRequest::parse(REQUEST.as_bytes()).unwrap_or_else(|_| unreachable!());
-            b.iter(|| black_box(anthropic::body(&CLAUDE, black_box(&request))))
+            b.iter(|| black_box(Anthropic::prepare(&CLAUDE, black_box(&request), &|_| None)))
         });
         group.throughput(Throughput::Bytes(CLAUDE_DELTA.len() as u64));
         group.bench_function("stream translation per text_delta event", |b| {
@@ -139,7 +141,7 @@ mod native {
         let mut group = c.benchmark_group("gemini");
         group.bench_function("request translation (tools, 0.8 KB)", |b| {
             let request = ChatRequest::parse(REQUEST.as_bytes()).unwrap_or_else(|_| unreachable!());
-            b.iter(|| black_box(google::body(&GEMINI, black_box(&request))))
+            b.iter(|| black_box(Google::prepare(&GEMINI, black_box(&request), &|_| None)))
         });
         group.throughput(Throughput::Bytes(GEMINI_EVENT.len() as u64));
         group.bench_function("stream translation per text event", |b| {

@@ -1,8 +1,10 @@
 //! An OpenAI-compatible gateway for many LLM providers, deployable as a Cloudflare Worker.
 //!
-//! `core` holds routing, failover and the HTTP surface; `providers` holds each upstream's
-//! wire format; `hosts` adapts the core to the Workers runtime and to a native tokio server.
-//! The routing table is compiled from routes.toml into [`routes`].
+//! The layers, each using only the ones after it: `hosts` adapts the proxy to the Workers
+//! runtime and to a native tokio server; [`routes`], generated from routes.toml, binds each
+//! route's targets to their provider types; `providers` holds one [`core::provider::Provider`]
+//! per wire format; `core` holds the HTTP surface, failover, verdicts and streaming, and names
+//! no provider.
 
 pub mod core;
 pub mod hosts;

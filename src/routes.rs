@@ -1,6 +1,9 @@
-//! The routing table, generated at compile time from routes.toml (or `$ROUTES_TOML`).
+//! The routing table, generated at compile time from routes.toml (or `$ROUTES_TOML`): what ties
+//! the core to the providers.
 //!
-//! Run `cargo expand routes` to read what was generated: `AUTH_TOKEN_SECRET`, a `static`
-//! slice `ROUTES`, and `find`, a `match` from model name to route.
+//! Run `cargo expand routes` to read what was generated: `AUTH_TOKEN_SECRET`, a `static` slice
+//! `ROUTES` of the schema's own types, and `Table`, whose `complete` is a `match` with one arm
+//! per route calling `Failover::target::<P>` for each of its targets in order, `P` being the
+//! target's provider type. Only the providers routes.toml names are instantiated.
 
 ai_worker_proxy_macros::routes!();

@@ -1,7 +1,7 @@
 //! A wrong routes.toml must fail `cargo build` with `file:line:column`, what is wrong and what
 //! would be right. Each file in tests/routes/invalid states its expected error in its header;
 //! this compiles the crate against each one (in a separate target dir) and checks the message
-//! rustc prints. The same fixtures are checked without a compiler in macros/src/tests.rs.
+//! rustc prints. The same fixtures are checked without a compiler in macros/config/src/tests.rs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 

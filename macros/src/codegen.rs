@@ -1,74 +1,152 @@
-//! [`RoutesFile`] → the Rust items the proxy compiles in: plain `static` data and one `match`.
+//! [`RoutesFile`] → the Rust items the proxy compiles in: the file as `static` data of the
+//! schema's own types, and `Table`, whose `complete` is one `match` arm per route calling each
+//! target's provider type in order. A provider no route names is never instantiated, so it is
+//! not compiled into the Worker.
 
-use proc_macro2::TokenStream;
+use ai_worker_proxy_config::{providers, Route, RoutesFile, Target, Via};
+use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-use crate::model::{Provider, RoutesFile, Target};
-
-/// Emits `AUTH_TOKEN_SECRET`, `ROUTES` and `find`, plus an `include_bytes!` of `source_path`
+/// Emits `AUTH_TOKEN_SECRET`, `ROUTES` and `Table`, plus an `include_bytes!` of `source_path`
 /// so that rustc records the file as an input and cargo rebuilds when it changes.
-pub fn generate(file: &RoutesFile, source_path: &str) -> TokenStream {
-    let auth = &file.auth_token_secret;
-    let routes = file.routes.iter().map(|route| {
-        let name = &route.name;
-        let targets = route.targets.iter().map(target);
-        quote! {
-            crate::core::route::Route {
-                name: #name,
-                targets: &[#(#targets),*],
-            }
-        }
-    });
-    let arms = file.routes.iter().enumerate().map(|(i, route)| {
-        let name = &route.name;
+pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, String> {
+    let auth = file.auth_token;
+    let routes = file.routes.iter().map(route);
+    let find_arms = file.routes.iter().enumerate().map(|(i, route)| {
+        let name = route.name;
+        let i = Literal::usize_unsuffixed(i);
         quote! { #name => Some(&ROUTES[#i]), }
     });
-    quote! {
+    let dispatch_arms = file
+        .routes
+        .iter()
+        .map(dispatch)
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(quote! {
+        use crate::core::route::{Route, Routes, Target, Via};
+
         /// Name of the secret that holds the proxy's bearer token (`[server].auth_token`).
         pub const AUTH_TOKEN_SECRET: &str = #auth;
 
         /// Every route of routes.toml, in file order.
-        pub static ROUTES: &[crate::core::route::Route] = &[#(#routes),*];
+        pub static ROUTES: &[Route] = &[#(#routes),*];
 
-        /// The route a client reaches by sending `model`, if there is one.
-        pub fn find(model: &str) -> Option<&'static crate::core::route::Route> {
-            match model {
-                #(#arms)*
-                _ => None,
+        /// The routing table compiled from routes.toml: what the hosts serve.
+        pub struct Table;
+
+        impl Routes for Table {
+            const AUTH_TOKEN_SECRET: &'static str = AUTH_TOKEN_SECRET;
+
+            fn routes() -> &'static [Route] {
+                ROUTES
+            }
+
+            fn find(model: &str) -> Option<&'static Route> {
+                match model {
+                    #(#find_arms)*
+                    _ => None,
+                }
+            }
+
+            async fn complete<H: crate::core::host::Host>(
+                host: &H,
+                route: &'static Route,
+                request: &crate::core::request::ChatRequest,
+            ) -> Result<crate::core::http::ProxyResponse, crate::core::error::ProxyError> {
+                let mut failover = crate::core::failover::Failover::new(host, route, request);
+                match route.name {
+                    #(#dispatch_arms)*
+                    // Only `find` hands out routes, and each has its arm above.
+                    _ => {}
+                }
+                Err(failover.exhausted())
             }
         }
 
         const _ROUTES_TOML: &[u8] = include_bytes!(#source_path);
+    })
+}
+
+/// `"name" => { ...each target through its provider type... }`.
+fn dispatch(route: &Route) -> Result<TokenStream, String> {
+    let name = route.name;
+    let steps = route
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(i, target)| {
+            let provider = provider_type(target.provider)?;
+            let i = Literal::usize_unsuffixed(i);
+            Ok(quote! {
+                if let Some(done) = failover.target::<#provider>(#i).await {
+                    return done;
+                }
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    Ok(quote! { #name => { #(#steps)* } })
+}
+
+/// `crate::providers::<implementation>` for a provider routes.toml names.
+pub(crate) fn provider_type(name: &str) -> Result<TokenStream, String> {
+    let spec =
+        providers::find(name).ok_or_else(|| format!("provider `{name}` is not registered"))?;
+    let valid = spec.implementation.split("::").all(|seg| {
+        seg.starts_with(|c: char| c.is_ascii_alphabetic())
+            && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    });
+    let path = format!("crate::providers::{}", spec.implementation);
+    match path.parse() {
+        Ok(tokens) if valid => Ok(tokens),
+        _ => Err(format!(
+            "the registry's implementation of `{name}`, `{}`, is not a path",
+            spec.implementation
+        )),
     }
 }
 
-fn target(t: &Target) -> TokenStream {
-    let provider = match t.provider {
-        Provider::Anthropic => quote!(Anthropic),
-        Provider::Google => quote!(Google),
-        Provider::OpenAi => quote!(OpenAi),
-        Provider::OpenAiCompatible => quote!(OpenAiCompatible),
-        Provider::CloudflareAi => quote!(CloudflareAi),
-    };
-    let model = &t.model;
-    let base_url = &t.base_url;
-    let keys = &t.api_keys;
-    let max_tokens = match t.max_tokens {
-        Some(n) => quote!(Some(#n)),
-        None => quote!(None),
-    };
-    let account_id = match &t.account_id {
-        Some(name) => quote!(Some(#name)),
-        None => quote!(None),
-    };
+fn route(route: &Route) -> TokenStream {
+    let Route { name, targets } = route;
+    let targets = targets.iter().map(target);
     quote! {
-        crate::core::route::Target {
-            provider: crate::core::route::Provider::#provider,
+        Route {
+            name: #name,
+            targets: &[#(#targets),*],
+        }
+    }
+}
+
+fn target(target: &Target) -> TokenStream {
+    // Destructured so that a field added to the schema cannot be left out here.
+    let Target {
+        provider,
+        model,
+        base_url,
+        vias,
+        max_tokens,
+        account_id,
+    } = target;
+    let vias = vias.iter().map(|via| match via {
+        Via::Key(name) => quote!(Via::Key(#name)),
+        Via::Binding(name) => quote!(Via::Binding(#name)),
+    });
+    let max_tokens = option(max_tokens.map(Literal::u32_unsuffixed));
+    let account_id = option(*account_id);
+    quote! {
+        Target {
+            provider: #provider,
             model: #model,
             base_url: #base_url,
-            api_keys: &[#(#keys),*],
+            vias: &[#(#vias),*],
             max_tokens: #max_tokens,
             account_id: #account_id,
         }
+    }
+}
+
+fn option<T: quote::ToTokens>(value: Option<T>) -> TokenStream {
+    match value {
+        Some(v) => quote!(Some(#v)),
+        None => quote!(None),
     }
 }

@@ -1,15 +1,14 @@
-//! Compiles `routes.toml` into the proxy's static routing table.
+//! Compiles `routes.toml` into the proxy's routing table and provider dispatch.
 //!
 //! `build.rs` resolves which file to read (`ROUTES_TOML` or `./routes.toml`) and tells cargo
-//! to rebuild when it or that variable changes; this macro parses and validates the file and
-//! emits plain `static` data plus a `match`. A problem in the file becomes a `compile_error!`
-//! naming `file:line:column`, what is wrong, and what would be right: a stable proc macro cannot
-//! point a span into a data file, so the location is written into the message (as askama does).
+//! to rebuild when it or that variable changes; the schema crate (`ai-worker-proxy-config`)
+//! parses and validates it, and this macro writes it out as plain `static` data plus the
+//! `match` that binds every route's targets to their provider types. A problem in the file
+//! becomes a `compile_error!` naming `file:line:column`, what is wrong, and what would be right:
+//! a stable proc macro cannot point a span into a data file, so the location is written into
+//! the message (as askama does).
 
 mod codegen;
-mod diagnostic;
-mod model;
-mod parse;
 
 use proc_macro::TokenStream;
 
@@ -18,7 +17,8 @@ const PATH_VAR: &str = "AI_WORKER_PROXY_ROUTES";
 /// Env var set by build.rs: the path as the user wrote it, for messages.
 const DISPLAY_VAR: &str = "AI_WORKER_PROXY_ROUTES_DISPLAY";
 
-/// Expands to `AUTH_TOKEN_SECRET`, `ROUTES` and `find(model)` from routes.toml.
+/// Expands to `AUTH_TOKEN_SECRET`, `ROUTES` and `Table`, the `core::route::Routes` the
+/// proxy serves, from routes.toml.
 #[proc_macro]
 pub fn routes(input: TokenStream) -> TokenStream {
     if !input.is_empty() {
@@ -49,8 +49,9 @@ pub fn routes(input: TokenStream) -> TokenStream {
 
 /// Parses `source` and generates the table, or renders the first problem for `display`.
 fn expand(source: &str, path: &str, display: &str) -> Result<proc_macro2::TokenStream, String> {
-    let file = parse::parse(source).map_err(|d| d.render(display, source))?;
-    Ok(codegen::generate(&file, path))
+    let file =
+        ai_worker_proxy_config::parse::parse(source).map_err(|d| d.render(display, source))?;
+    codegen::generate(&file, path)
 }
 
 fn compile_error(message: &str) -> TokenStream {

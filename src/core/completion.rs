@@ -232,7 +232,10 @@ pub struct FunctionDelta<'a> {
 }
 
 /// The SSE output of one translated stream: every chunk carries the same id, `created` and
-/// model and, when the client asked for usage, `usage: null` until the final usage chunk.
+/// model and, when the client asked for usage, `usage: null` until the final usage chunk. Each
+/// choice's first chunk is preceded by its role chunk (`role: "assistant"`, `content: ""`), so
+/// nothing is written for a choice before it has something to say: an upstream error that comes
+/// first still fails over, because no byte has reached the client.
 #[derive(Debug, Default)]
 pub struct ChunkWriter {
     /// The response id on every chunk (set once the upstream names it).
@@ -241,6 +244,8 @@ pub struct ChunkWriter {
     pub model: String,
     created: u64,
     include_usage: bool,
+    /// The choices whose role chunk has been written.
+    started: Vec<u32>,
     out: Vec<u8>,
 }
 
@@ -255,9 +260,72 @@ impl ChunkWriter {
         }
     }
 
-    /// One chunk with these choices.
-    pub fn chunk(&mut self, choices: &[ChunkChoice<'_>]) {
-        self.write(choices, self.include_usage.then_some(None));
+    /// A text piece of choice `choice`; an empty one writes nothing.
+    pub fn content(&mut self, choice: u32, text: &str) {
+        if !text.is_empty() {
+            self.delta(
+                choice,
+                ChunkDelta {
+                    content: Some(text),
+                    ..ChunkDelta::default()
+                },
+            );
+        }
+    }
+
+    /// A thinking piece of choice `choice`; an empty one writes nothing.
+    pub fn reasoning(&mut self, choice: u32, text: &str) {
+        if !text.is_empty() {
+            self.delta(
+                choice,
+                ChunkDelta {
+                    reasoning_content: Some(text),
+                    ..ChunkDelta::default()
+                },
+            );
+        }
+    }
+
+    /// Why the provider refused, for choice `choice`; an empty one writes nothing.
+    pub fn refusal(&mut self, choice: u32, text: &str) {
+        if !text.is_empty() {
+            self.delta(
+                choice,
+                ChunkDelta {
+                    refusal: Some(text),
+                    ..ChunkDelta::default()
+                },
+            );
+        }
+    }
+
+    /// A fragment of tool call `call` of choice `choice`: the first one carries `id` and
+    /// `name` (and `type: "function"`), every one a piece of the JSON `arguments`.
+    pub fn tool_call(
+        &mut self,
+        choice: u32,
+        call: u32,
+        id: Option<&str>,
+        name: Option<&str>,
+        arguments: &str,
+    ) {
+        self.delta(
+            choice,
+            ChunkDelta {
+                tool_calls: Some([ToolCallDelta {
+                    index: call,
+                    id,
+                    kind: id.map(|_| "function"),
+                    function: FunctionDelta { name, arguments },
+                }]),
+                ..ChunkDelta::default()
+            },
+        );
+    }
+
+    /// Choice `choice`'s finish chunk (empty delta, `finish_reason` set).
+    pub fn finish(&mut self, choice: u32, reason: &'static str) {
+        self.write_choice(choice, ChunkDelta::default(), Some(reason));
     }
 
     /// The usage chunk (`choices: []`), written only when the client asked for usage.
@@ -275,6 +343,39 @@ impl ChunkWriter {
     /// What was written since the last call.
     pub fn take(&mut self) -> Bytes {
         Bytes::from(std::mem::take(&mut self.out))
+    }
+
+    fn delta(&mut self, choice: u32, delta: ChunkDelta<'_>) {
+        self.write_choice(choice, delta, None);
+    }
+
+    /// One chunk for `choice`, preceded by its role chunk if it is still owed.
+    fn write_choice(&mut self, choice: u32, delta: ChunkDelta<'_>, finish: Option<&'static str>) {
+        if !self.started.contains(&choice) {
+            self.started.push(choice);
+            let role = ChunkDelta {
+                role: Some("assistant"),
+                content: Some(""),
+                ..ChunkDelta::default()
+            };
+            self.write_one(choice, role, None);
+        }
+        self.write_one(choice, delta, finish);
+    }
+
+    fn write_one(
+        &mut self,
+        index: u32,
+        delta: ChunkDelta<'_>,
+        finish_reason: Option<&'static str>,
+    ) {
+        let choice = ChunkChoice {
+            index,
+            delta,
+            logprobs: None,
+            finish_reason,
+        };
+        self.write(&[choice], self.include_usage.then_some(None));
     }
 
     fn write(&mut self, choices: &[ChunkChoice<'_>], usage: Option<Option<Usage>>) {

@@ -94,6 +94,11 @@ impl ErrorObject {
         Bytes::from(serde_json::to_vec(&ErrorEnvelope { error: self }).unwrap_or_default())
     }
 
+    /// An error of the OpenAI `type` that goes with `status` ([`error_type`]).
+    pub fn for_status(message: impl Into<String>, status: u16, code: Option<&str>) -> Self {
+        Self::new(message, error_type(status), None, code)
+    }
+
     /// Reads an OpenAI-shaped error body from an upstream, or wraps whatever text it sent.
     pub fn from_upstream(status: u16, body: &[u8]) -> Self {
         let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
@@ -107,13 +112,11 @@ impl ErrorObject {
             Some(e @ serde_json::Value::Object(_)) => Self {
                 message: text(e.get("message"))
                     .unwrap_or_else(|| format!("upstream returned HTTP {status}")),
-                kind: text(e.get("type")).unwrap_or_else(|| default_kind(status).to_owned()),
+                kind: text(e.get("type")).unwrap_or_else(|| error_type(status).to_owned()),
                 param: text(e.get("param")),
                 code: text(e.get("code")),
             },
-            Some(serde_json::Value::String(s)) => {
-                Self::new(s.clone(), default_kind(status), None, None)
-            }
+            Some(serde_json::Value::String(s)) => Self::for_status(s.clone(), status, None),
             _ => {
                 let raw = String::from_utf8_lossy(body);
                 let snippet: String = raw.trim().chars().take(500).collect();
@@ -122,15 +125,18 @@ impl ErrorObject {
                 } else {
                     format!("upstream returned HTTP {status}: {snippet}")
                 };
-                Self::new(message, default_kind(status), None, None)
+                Self::for_status(message, status, None)
             }
         }
     }
 }
 
-fn default_kind(status: u16) -> &'static str {
+/// The OpenAI error `type` for an upstream status, where the upstream's own error says none:
+/// the one status → type mapping every provider uses.
+pub fn error_type(status: u16) -> &'static str {
     match status {
-        401 | 403 => "authentication_error",
+        401 => "authentication_error",
+        403 => "permission_error",
         429 => "rate_limit_error",
         400..=499 => "invalid_request_error",
         _ => "server_error",
@@ -242,13 +248,13 @@ impl ProxyError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::route::Provider;
+    use crate::core::route::Via;
 
     fn attempt(key: &'static str, outcome: Outcome) -> Attempt {
         Attempt {
-            provider: Provider::OpenAi,
+            provider: "openai",
             model: "gpt-4o-mini",
-            key,
+            via: Via::Key(key),
             outcome,
         }
     }

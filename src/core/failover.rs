@@ -1,18 +1,19 @@
-//! The failover loop: each target in order, each of its keys in order, until one answers.
-//! It knows nothing of any wire format; providers build requests and translate bodies.
+//! The failover loop: each key of a target in order, then the next target, until one answers.
+//! It knows no wire format: each target's [`Provider`] prepares the request, builds each call,
+//! reads failures and translates the body, and [`UpstreamError::verdict`] says what a failure
+//! means. The generated routing table calls [`Failover::target`] for each target of a route,
+//! with the target's provider type.
 
 use std::fmt;
 
-use crate::core::error::ProxyError;
-use crate::core::host::{AiRunError, Host};
+use crate::core::error::{ErrorObject, ProxyError};
+use crate::core::host::{BindingError, Host, UpstreamBody};
 use crate::core::http::{ProxyResponse, ResponseBody};
+use crate::core::provider::{PrepareError, Provider};
 use crate::core::request::ChatRequest;
-use crate::core::route::{Provider, Route, Target};
+use crate::core::route::{Route, Target, Via};
 use crate::core::stream::{self, EarlyFailure, Framing};
-use crate::providers;
-
-/// The key label of an attempt through the Workers AI binding (no key involved).
-pub const BINDING: &str = "binding:AI";
+use crate::core::verdict::{self, UpstreamError, Verdict};
 
 /// Largest upstream error body read to build the client's error message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -20,12 +21,12 @@ const MAX_ERROR_BODY: usize = 64 * 1024;
 /// One target/key tried, for the failure message and the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Attempt {
-    /// The target's provider.
-    pub provider: Provider,
+    /// The target's provider, as routes.toml names it.
+    pub provider: &'static str,
     /// The target's model.
     pub model: &'static str,
-    /// The key's secret *name* (never its value); empty when no key was used.
-    pub key: &'static str,
+    /// The key (its secret's *name*, never its value) or binding used.
+    pub via: Via,
     /// What happened.
     pub outcome: Outcome,
 }
@@ -37,7 +38,7 @@ pub enum Outcome {
     Status(u16),
     /// No response: connect, DNS, TLS, reset, timeout.
     Network(String),
-    /// The key's secret is not set in this deployment.
+    /// The key's secret (or another secret the target needs) is not set in this deployment.
     KeyNotSet,
     /// A 200 whose body failed or reported an error before anything reached the client.
     FailedBeforeFirstByte(u16, String),
@@ -47,11 +48,10 @@ pub enum Outcome {
 
 impl fmt::Display for Attempt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.provider.name(), self.model)?;
-        if self.key == BINDING {
-            f.write_str(" via the AI binding")?;
-        } else if !self.key.is_empty() {
-            write!(f, " with key {}", self.key)?;
+        write!(f, "{} {}", self.provider, self.model)?;
+        match self.via {
+            Via::Key(name) => write!(f, " with key {name}")?,
+            Via::Binding(name) => write!(f, " via the {name} binding")?,
         }
         match &self.outcome {
             Outcome::Status(status) => write!(f, ": HTTP {status}"),
@@ -65,208 +65,266 @@ impl fmt::Display for Attempt {
     }
 }
 
-/// What to do after a non-2xx upstream status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// Try the next key, then the next target.
-    Retry,
-    /// The request itself is at fault: answer the client now.
-    ClientError,
-}
-
-/// 429, 5xx (529 included), 401/403 (a bad or revoked key), 402 (a key out of credit) and
-/// 408/409 (transient) move on; the other 4xx say the request is wrong and no key fixes it.
-pub fn verdict(status: u16) -> Verdict {
-    match status {
-        401 | 402 | 403 | 408 | 409 | 429 => Verdict::Retry,
-        400..=499 => Verdict::ClientError,
-        _ => Verdict::Retry,
-    }
-}
-
-/// Serves `request` from `route`, failing over across keys and targets.
-pub async fn complete<H: Host>(
-    host: &H,
+/// One request's way through a route: the attempts so far, and what every attempt needs.
+pub struct Failover<'a, H> {
+    host: &'a H,
     route: &'static Route,
-    request: &ChatRequest,
-) -> Result<ProxyResponse, ProxyError> {
-    let mut attempts = Vec::new();
-    for (index, target) in route.targets.iter().enumerate() {
-        let log = |key: &str, status: &str, ms: u64| {
-            host.log(&format!(
-                "{} status={status} ms={ms}",
-                AttemptLabel {
-                    route,
-                    index,
-                    target,
-                    key
-                }
-            ));
-        };
-        let adapter = providers::adapter(target.provider);
+    request: &'a ChatRequest,
+    attempts: Vec<Attempt>,
+}
+
+impl<'a, H: Host> Failover<'a, H> {
+    /// Starts serving `request` on `route`; nothing has been tried yet.
+    pub fn new(host: &'a H, route: &'static Route, request: &'a ChatRequest) -> Self {
+        Self {
+            host,
+            route,
+            request,
+            attempts: Vec::new(),
+        }
+    }
+
+    /// Tries target `index` of the route through its provider `P`, each via in order. `Some`
+    /// when the request is settled (answered, or a client error); `None` when every via failed
+    /// and the next target should be tried.
+    pub async fn target<P: Provider>(
+        &mut self,
+        index: usize,
+    ) -> Option<Result<ProxyResponse, ProxyError>> {
+        let target = self.route.targets.get(index)?;
+        let host = self.host;
         // Translation happens once per target; a request this provider cannot express is the
         // client's problem, so it is answered now rather than failed over.
-        let prepared = adapter.prepare(target, request)?;
-        // A REST target that needs an account id (Workers AI) cannot use any of its keys
-        // without it: one "secret not set" attempt, then the next target.
-        let account = match target.account_id {
-            Some(name) => match host.secret(name) {
-                Some(value) => Some(value),
-                None => {
-                    log(name, "key-not-set", 0);
-                    attempts.push(attempt(target, name, Outcome::KeyNotSet));
-                    continue;
-                }
-            },
-            None => None,
+        let prepared = match P::prepare(target, self.request, &|name| host.secret(name)) {
+            Ok(prepared) => prepared,
+            Err(PrepareError::Invalid(error)) => return Some(Err(error)),
+            Err(PrepareError::SecretNotSet(name)) => {
+                self.failed(index, Via::Key(name), Outcome::KeyNotSet, "key-not-set", 0);
+                return None;
+            }
         };
-        let binding = adapter.uses_binding(target);
-        let vias: &[&'static str] = if binding { &[BINDING] } else { target.api_keys };
-        for &key_name in vias {
-            let started = host.now_ms();
-            let elapsed = || host.now_ms().saturating_sub(started);
-            let sent = if binding {
-                match host.run_ai(target.model, prepared.clone()).await {
+        for &via in target.vias {
+            if let Some(settled) = self.attempt::<P>(index, target, &prepared, via).await {
+                return Some(settled);
+            }
+        }
+        None
+    }
+
+    /// One attempt: `target` through `via`. `Some` settles the request, `None` moves on.
+    async fn attempt<P: Provider>(
+        &mut self,
+        index: usize,
+        target: &'static Target,
+        prepared: &P::Prepared,
+        via: Via,
+    ) -> Option<Result<ProxyResponse, ProxyError>> {
+        let host = self.host;
+        let started = host.now_ms();
+        let sent = match via {
+            Via::Key(name) => match host.secret(name) {
+                Some(key) => host
+                    .send(P::request(target, prepared, &key))
+                    .await
+                    .map_err(|e| Outcome::Network(e.0)),
+                None => Err(Outcome::KeyNotSet),
+            },
+            Via::Binding(name) => match P::binding_call(target, prepared) {
+                Some(call) => match host.call_binding(name, call).await {
                     Ok(response) => Ok(response),
-                    Err(AiRunError::Unavailable(reason)) => {
-                        log(key_name, "unavailable", 0);
-                        attempts.push(attempt(target, key_name, Outcome::Unavailable(reason)));
-                        continue;
+                    Err(BindingError::Unavailable(reason)) => Err(Outcome::Unavailable(reason)),
+                    // A throw is an answer, not a lost connection: judged like a status.
+                    Err(BindingError::Thrown(message)) => {
+                        return self.judge(index, via, started, P::thrown(prepared, &message));
                     }
-                    // A thrown error is an answer, not a lost connection: the adapter turns it
-                    // into the status its code stands for, so the usual verdict applies.
-                    Err(AiRunError::Thrown(message)) => Ok(adapter.thrown(&message)),
-                }
-            } else {
-                let Some(key) = host.secret(key_name) else {
-                    log(key_name, "key-not-set", 0);
-                    attempts.push(attempt(target, key_name, Outcome::KeyNotSet));
-                    continue;
+                },
+                None => Err(Outcome::Unavailable(format!(
+                    "`{}` is not reached through bindings",
+                    target.provider
+                ))),
+            },
+        };
+        let response = match sent {
+            Ok(response) => response,
+            Err(outcome) => {
+                let (status, ms) = match &outcome {
+                    Outcome::KeyNotSet => ("key-not-set", 0),
+                    Outcome::Unavailable(_) => ("unavailable", 0),
+                    _ => ("network-error", host.now_ms().saturating_sub(started)),
                 };
-                let call =
-                    adapter.upstream_request(target, &prepared, &key, account.as_deref(), request);
-                host.send(call).await.map_err(|e| e.0)
-            };
-            let response = match sent {
-                Ok(response) => response,
-                Err(reason) => {
-                    log(key_name, "network-error", elapsed());
-                    attempts.push(attempt(target, key_name, Outcome::Network(reason)));
-                    continue;
-                }
-            };
-            let status = response.status;
-            if !(200..300).contains(&status) {
-                log(key_name, &status.to_string(), elapsed());
-                if verdict(status) == Verdict::ClientError {
-                    let body = read_bounded(response.body).await;
-                    if !adapter.key_rejected(status, &body) {
-                        return Err(ProxyError::Upstream {
-                            status,
-                            error: adapter.error(status, &body),
-                        });
-                    }
-                }
-                attempts.push(attempt(target, key_name, Outcome::Status(status)));
-                continue;
+                self.failed(index, via, outcome, status, ms);
+                return None;
             }
-            let mut body = response.body;
-            let mut translator = adapter.translator(target, request, host.now_ms() / 1000);
-            let committed = match stream::commit(translator.as_mut(), &mut body).await {
-                Ok(committed) => committed,
-                Err(failure) => {
-                    let (status, reason) = match failure {
-                        EarlyFailure::InBand(e) => (e.status, e.error.message),
-                        EarlyFailure::Body(reason) => (502, reason),
-                    };
-                    log(key_name, &format!("200-then-{status}"), elapsed());
-                    attempts.push(attempt(
-                        target,
-                        key_name,
-                        Outcome::FailedBeforeFirstByte(status, reason),
-                    ));
-                    continue;
-                }
-            };
-            log(key_name, "200", elapsed());
-            let late_log = host.clone();
-            let label = AttemptLabel {
-                route,
-                index,
-                target,
-                key: key_name,
-            }
-            .to_string();
-            let on_late_failure = Box::new(move |reason: &str| {
-                late_log.log(&format!("{label} stream-interrupted reason={reason:?}"))
-            });
-            let (framing, content_type) = if request.stream {
-                (Framing::Sse, "text/event-stream; charset=utf-8")
+        };
+        if !(200..300).contains(&response.status) {
+            // Only an answer that may be the client's error is read: its message is what the
+            // client will see. (A retried one's body is never shown, and an overloaded upstream
+            // may never finish sending it.)
+            let body = if verdict::of_status(response.status) == Verdict::ClientError {
+                read_bounded(response.body).await
             } else {
-                (Framing::Json, "application/json")
+                Vec::new()
             };
-            let mut headers = vec![("content-type", content_type)];
-            if request.stream {
-                headers.push(("cache-control", "no-cache"));
-                // A compressed event stream can sit in an encoder's buffer (workerd#7390).
-                headers.push(("content-encoding", "identity"));
+            let failure = P::failure(prepared, response.status, &body);
+            return self.judge(index, via, started, failure);
+        }
+        let mut body = response.body;
+        let mut translator = P::translator(target, prepared, host.now_ms() / 1000);
+        let committed = match stream::commit(translator.as_mut(), &mut body).await {
+            Ok(committed) => committed,
+            Err(EarlyFailure::InBand(failure)) => {
+                return self.judge(index, via, started, failure);
             }
-            let headers = headers
-                .into_iter()
-                .map(|(n, v)| (n, v.to_owned()))
-                .collect();
-            return Ok(ProxyResponse {
-                status: 200,
-                headers,
-                body: ResponseBody::Stream(stream::client_body(
-                    committed,
-                    translator,
-                    body,
-                    framing,
-                    on_late_failure,
-                )),
+            Err(EarlyFailure::Body(reason)) => {
+                let failure =
+                    UpstreamError::in_band(502, ErrorObject::for_status(reason, 502, None));
+                return self.judge(index, via, started, failure);
+            }
+        };
+        self.log(index, via, "200", host.now_ms().saturating_sub(started));
+        let label = self.label(index, via);
+        Some(Ok(self.respond(committed, translator, body, label)))
+    }
+
+    /// Every target has been tried: the error naming each attempt.
+    pub fn exhausted(self) -> ProxyError {
+        ProxyError::AllFailed {
+            route: self.route.name,
+            attempts: self.attempts,
+        }
+    }
+
+    /// Applies the verdict on `failure`: `Some` answers the client now, `None` moves on.
+    fn judge(
+        &mut self,
+        index: usize,
+        via: Via,
+        started: u64,
+        failure: UpstreamError,
+    ) -> Option<Result<ProxyResponse, ProxyError>> {
+        let ms = self.host.now_ms().saturating_sub(started);
+        let status = failure.status;
+        let (logged, outcome) = if failure.in_band {
+            let reason = failure.error.message.clone();
+            (
+                format!("200-then-{status}"),
+                Outcome::FailedBeforeFirstByte(status, reason),
+            )
+        } else {
+            (status.to_string(), Outcome::Status(status))
+        };
+        self.log(index, via, &logged, ms);
+        match failure.verdict() {
+            // Answered now: the client's error, not an attempt that failed over.
+            Verdict::ClientError => Some(Err(ProxyError::Upstream {
+                status,
+                error: failure.error,
+            })),
+            Verdict::Retry | Verdict::KeyRejected => {
+                self.record(index, via, outcome);
+                None
+            }
+        }
+    }
+
+    /// Logs a failed attempt and records it for the failure message.
+    fn failed(&mut self, index: usize, via: Via, outcome: Outcome, status: &str, ms: u64) {
+        self.log(index, via, status, ms);
+        self.record(index, via, outcome);
+    }
+
+    /// `route=.. target=.. key=.. status=.. ms=..`: one line per attempt.
+    fn log(&self, index: usize, via: Via, status: &str, ms: u64) {
+        self.host.log(&format!(
+            "{} status={status} ms={ms}",
+            self.label(index, via)
+        ));
+    }
+
+    fn record(&mut self, index: usize, via: Via, outcome: Outcome) {
+        if let Some(target) = self.route.targets.get(index) {
+            self.attempts.push(Attempt {
+                provider: target.provider,
+                model: target.model,
+                via,
+                outcome,
             });
         }
     }
-    Err(ProxyError::AllFailed {
-        route: route.name,
-        attempts,
-    })
+
+    fn label(&self, index: usize, via: Via) -> String {
+        AttemptLabel {
+            route: self.route,
+            index,
+            via,
+        }
+        .to_string()
+    }
+
+    /// The client's response once an attempt has produced its first bytes.
+    fn respond(
+        &self,
+        committed: stream::Committed,
+        translator: Box<dyn stream::Translate>,
+        body: UpstreamBody,
+        label: String,
+    ) -> ProxyResponse {
+        let late_log = self.host.clone();
+        let on_late_failure = Box::new(move |reason: &str| {
+            late_log.log(&format!("{label} stream-interrupted reason={reason:?}"))
+        });
+        let stream = self.request.stream;
+        let (framing, content_type) = if stream {
+            (Framing::Sse, "text/event-stream; charset=utf-8")
+        } else {
+            (Framing::Json, "application/json")
+        };
+        let mut headers = vec![("content-type", content_type.to_owned())];
+        if stream {
+            headers.push(("cache-control", "no-cache".to_owned()));
+            // A compressed event stream can sit in an encoder's buffer (workerd#7390).
+            headers.push(("content-encoding", "identity".to_owned()));
+        }
+        ProxyResponse {
+            status: 200,
+            headers,
+            body: ResponseBody::Stream(stream::client_body(
+                committed,
+                translator,
+                body,
+                framing,
+                on_late_failure,
+            )),
+        }
+    }
 }
 
 /// `route=.. target=i/n provider=.. model=.. key=..`: how every log line names an attempt.
 struct AttemptLabel<'a> {
     route: &'a Route,
     index: usize,
-    target: &'a Target,
-    key: &'a str,
+    via: Via,
 }
 
 impl fmt::Display for AttemptLabel<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (provider, model) = self
+            .route
+            .targets
+            .get(self.index)
+            .map_or(("-", "-"), |t: &Target| (t.provider, t.model));
         write!(
             f,
-            "route={} target={}/{} provider={} model={} key={}",
+            "route={} target={}/{} provider={provider} model={model} key={}",
             self.route.name,
             self.index + 1,
             self.route.targets.len(),
-            self.target.provider.name(),
-            self.target.model,
-            if self.key.is_empty() { "-" } else { self.key }
+            self.via
         )
     }
 }
 
-fn attempt(target: &'static Target, key: &'static str, outcome: Outcome) -> Attempt {
-    Attempt {
-        provider: target.provider,
-        model: target.model,
-        key,
-        outcome,
-    }
-}
-
-async fn read_bounded(mut body: crate::core::host::UpstreamBody) -> Vec<u8> {
+async fn read_bounded(mut body: UpstreamBody) -> Vec<u8> {
     use futures_util::StreamExt;
     let mut out = Vec::new();
     while let Some(Ok(chunk)) = body.next().await {
@@ -277,6 +335,3 @@ async fn read_bounded(mut body: crate::core::host::UpstreamBody) -> Vec<u8> {
     }
     out
 }
-
-#[cfg(test)]
-mod tests;

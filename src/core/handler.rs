@@ -5,21 +5,20 @@ use serde::Serialize;
 
 use crate::core::auth;
 use crate::core::error::ProxyError;
-use crate::core::failover;
 use crate::core::host::Host;
 use crate::core::http::{IncomingRequest, Method, ProxyResponse, RequestBody};
 use crate::core::pages;
 use crate::core::request::ChatRequest;
-use crate::routes;
+use crate::core::route::Routes;
 
 const ALLOWED_METHODS: &str = "GET, POST, OPTIONS";
 /// Sent when a preflight names no headers: what the OpenAI SDKs need at minimum.
 const DEFAULT_ALLOWED_HEADERS: &str = "authorization, content-type";
 
-/// Answers one request. Never fails: every error becomes an OpenAI-shaped response, and every
-/// response carries `Access-Control-Allow-Origin: *`.
-pub async fn handle<H: Host>(host: &H, request: IncomingRequest) -> ProxyResponse {
-    let mut response = match serve(host, request).await {
+/// Answers one request from the routing table `R`. Never fails: every error becomes an
+/// OpenAI-shaped response, and every response carries `Access-Control-Allow-Origin: *`.
+pub async fn handle<R: Routes, H: Host>(host: &H, request: IncomingRequest) -> ProxyResponse {
+    let mut response = match serve::<R, H>(host, request).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     };
@@ -53,32 +52,35 @@ fn endpoint(path: &str) -> Option<Endpoint> {
     }
 }
 
-async fn serve<H: Host>(host: &H, request: IncomingRequest) -> Result<ProxyResponse, ProxyError> {
+async fn serve<R: Routes, H: Host>(
+    host: &H,
+    request: IncomingRequest,
+) -> Result<ProxyResponse, ProxyError> {
     if request.method == Method::Options {
         return Ok(preflight(&request));
     }
     let endpoint = endpoint(&request.path).ok_or(ProxyError::NotFound)?;
     let read_only = matches!(request.method, Method::Get | Method::Head);
     match endpoint {
-        Endpoint::Index if read_only => Ok(pages::index()),
+        Endpoint::Index if read_only => Ok(pages::index(R::routes().len())),
         Endpoint::Health if read_only => Ok(ProxyResponse::json(
             200,
             Bytes::from_static(br#"{"status":"ok"}"#),
         )),
         Endpoint::Models if read_only => {
-            authorize(host, &request)?;
-            Ok(models(host.now_ms() / 1000))
+            authorize::<R, H>(host, &request)?;
+            Ok(models::<R>(host.now_ms() / 1000))
         }
         Endpoint::ChatCompletions if request.method == Method::Post => {
-            authorize(host, &request)?;
+            authorize::<R, H>(host, &request)?;
             let body = match &request.body {
                 RequestBody::Complete(body) => body,
                 RequestBody::TooLarge => return Err(ProxyError::BodyTooLarge),
             };
             let chat = ChatRequest::parse(body)?;
-            let route = routes::find(&chat.model)
+            let route = R::find(&chat.model)
                 .ok_or_else(|| ProxyError::ModelNotFound(chat.model.clone()))?;
-            failover::complete(host, route, &chat).await
+            R::complete(host, route, &chat).await
         }
         Endpoint::ChatCompletions => Err(ProxyError::MethodNotAllowed("POST")),
         Endpoint::Index | Endpoint::Health | Endpoint::Models => {
@@ -87,11 +89,11 @@ async fn serve<H: Host>(host: &H, request: IncomingRequest) -> Result<ProxyRespo
     }
 }
 
-fn authorize<H: Host>(host: &H, request: &IncomingRequest) -> Result<(), ProxyError> {
+fn authorize<R: Routes, H: Host>(host: &H, request: &IncomingRequest) -> Result<(), ProxyError> {
     let expected = host
-        .secret(routes::AUTH_TOKEN_SECRET)
+        .secret(R::AUTH_TOKEN_SECRET)
         .filter(|t| !t.is_empty())
-        .ok_or(ProxyError::AuthNotConfigured(routes::AUTH_TOKEN_SECRET))?;
+        .ok_or(ProxyError::AuthNotConfigured(R::AUTH_TOKEN_SECRET))?;
     match auth::presented_token(request.header("authorization")) {
         Some(token) if auth::tokens_match(token, &expected) => Ok(()),
         _ => Err(ProxyError::Unauthorized),
@@ -128,10 +130,10 @@ struct Model {
     owned_by: &'static str,
 }
 
-fn models(created: u64) -> ProxyResponse {
+fn models<R: Routes>(created: u64) -> ProxyResponse {
     let list = ModelList {
         object: "list",
-        data: routes::ROUTES
+        data: R::routes()
             .iter()
             .map(|route| Model {
                 id: route.name,

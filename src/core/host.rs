@@ -50,13 +50,21 @@ pub struct UpstreamResponse {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkError(pub String);
 
-/// Why a call through the Workers AI binding produced no response.
+/// A call to a binding the host provides: `env[binding][method](...args)` on the Worker.
+#[derive(Debug, Clone)]
+pub struct BindingCall {
+    /// The method to call on the binding.
+    pub method: &'static str,
+    /// The arguments, each as JSON text: the host hands them over as plain values.
+    pub args: Vec<Bytes>,
+}
+
+/// Why a binding call produced no answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AiRunError {
-    /// This host has no AI binding (the native host never has one): the attempt fails over.
+pub enum BindingError {
+    /// This host has no such binding (the native host has none): the attempt fails over.
     Unavailable(String),
-    /// `run()` threw or its promise rejected; the error's text, which embeds Workers AI's
-    /// internal code (`InferenceUpstreamError: 3040: Capacity temporarily exceeded`).
+    /// The call threw, or its promise rejected: the error's text, which the provider reads.
     Thrown(String),
 }
 
@@ -68,22 +76,24 @@ pub enum AiRunError {
 pub trait Host: Clone + 'static {
     /// Sends a request and returns once the response headers have arrived.
     async fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, NetworkError>;
+    /// Calls the binding named `binding`. Its answer comes back as if it were an HTTP response,
+    /// so the failover loop and the translators treat bindings and HTTP alike: a value as its
+    /// JSON (`application/json`), a byte stream as its bytes (`text/event-stream`). Hosts
+    /// without bindings keep this default.
+    async fn call_binding(
+        &self,
+        binding: &str,
+        call: BindingCall,
+    ) -> Result<UpstreamResponse, BindingError> {
+        let _ = call;
+        Err(BindingError::Unavailable(format!(
+            "this host has no `{binding}` binding (bindings exist on the Worker only); use a target with `api_keys` here"
+        )))
+    }
     /// A secret's value by name, if set.
     fn secret(&self, name: &str) -> Option<String>;
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
     /// Writes one log line. Callers never pass secret values.
     fn log(&self, line: &str);
-    /// Runs `model` through the Workers AI binding (`env.AI.run(model, inputs)`), `inputs` being
-    /// the model's input as JSON. The answer is handed back as if it were an HTTP response so the
-    /// failover loop and the translators treat binding and REST alike: an output object as its
-    /// JSON (`application/json`), a `ReadableStream` (when `inputs` asks for `stream: true`) as
-    /// its SSE bytes (`text/event-stream`). Hosts without a binding keep this default.
-    async fn run_ai(&self, model: &str, inputs: Bytes) -> Result<UpstreamResponse, AiRunError> {
-        let _ = (model, inputs);
-        Err(AiRunError::Unavailable(
-            "this host has no Workers AI binding; give the target `api_keys` and `account_id` to use the REST API"
-                .to_owned(),
-        ))
-    }
 }

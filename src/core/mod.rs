@@ -1,4 +1,6 @@
-//! Everything both hosts share: the HTTP surface, auth, request parsing, routing, failover.
+//! Everything both hosts share: the HTTP surface, auth, request parsing, the provider shape,
+//! failover and its verdicts, streaming. It names no provider and no routes file: the generated
+//! `crate::routes` ties those to it.
 
 pub mod auth;
 pub mod completion;
@@ -8,8 +10,10 @@ pub mod handler;
 pub mod host;
 pub mod http;
 pub mod pages;
+pub mod provider;
 pub mod request;
 pub mod route;
 pub mod stream;
+pub mod verdict;
 
 pub use handler::handle;

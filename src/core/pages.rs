@@ -12,11 +12,12 @@ struct Index {
     route_count: usize,
 }
 
-/// `GET /`: what this is and how to call it. Lists no route names (they need the token).
-pub fn index() -> ProxyResponse {
+/// `GET /`: what this is and how to call it, for a proxy serving `route_count` routes. Lists no
+/// route names (they need the token).
+pub fn index(route_count: usize) -> ProxyResponse {
     let page = Index {
         version: env!("CARGO_PKG_VERSION"),
-        route_count: crate::routes::ROUTES.len(),
+        route_count,
     };
     ProxyResponse::full(
         200,

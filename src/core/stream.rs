@@ -12,32 +12,14 @@ use futures_util::stream::{self, StreamExt};
 use crate::core::error::ErrorObject;
 use crate::core::host::UpstreamBody;
 use crate::core::http::{BodyStream, StreamAbort};
-
-/// An upstream failure reported inside a 200 response (an SSE `error` event, a truncated body).
-#[derive(Debug, Clone, PartialEq)]
-pub struct InBandError {
-    /// The status the upstream would have used had it failed before the 200 (529, 503, 502...).
-    pub status: u16,
-    /// The error to show the client when it cannot fail over any more.
-    pub error: ErrorObject,
-}
-
-impl InBandError {
-    /// The upstream body stopped before the response was complete.
-    pub fn truncated(detail: impl Into<String>) -> Self {
-        Self {
-            status: 502,
-            error: ErrorObject::new(detail, "upstream_error", None, Some("stream_interrupted")),
-        }
-    }
-}
+use crate::core::verdict::UpstreamError;
 
 /// Translates an upstream response body, chunk by chunk, into the client's body.
 pub trait Translate {
     /// Client bytes for one upstream chunk (possibly empty while an event is incomplete).
-    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, InBandError>;
+    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError>;
     /// Client bytes once the upstream body has ended; an error if it ended too early.
-    fn end(&mut self) -> Result<Bytes, InBandError>;
+    fn end(&mut self) -> Result<Bytes, UpstreamError>;
 }
 
 /// Largest non-streaming upstream body a translator collects; far above any real completion,
@@ -51,7 +33,7 @@ pub struct WholeBody<F> {
     convert: F,
 }
 
-impl<F: FnMut(&[u8]) -> Result<Bytes, InBandError>> WholeBody<F> {
+impl<F: FnMut(&[u8]) -> Result<Bytes, UpstreamError>> WholeBody<F> {
     /// A translator that will pass the whole body to `convert`.
     pub fn new(convert: F) -> Self {
         Self {
@@ -61,10 +43,10 @@ impl<F: FnMut(&[u8]) -> Result<Bytes, InBandError>> WholeBody<F> {
     }
 }
 
-impl<F: FnMut(&[u8]) -> Result<Bytes, InBandError>> Translate for WholeBody<F> {
-    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, InBandError> {
+impl<F: FnMut(&[u8]) -> Result<Bytes, UpstreamError>> Translate for WholeBody<F> {
+    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
         if self.body.len() + upstream.len() > MAX_WHOLE_BODY {
-            return Err(InBandError::truncated(format!(
+            return Err(UpstreamError::truncated(format!(
                 "the upstream response is larger than {MAX_WHOLE_BODY} bytes"
             )));
         }
@@ -72,7 +54,7 @@ impl<F: FnMut(&[u8]) -> Result<Bytes, InBandError>> Translate for WholeBody<F> {
         Ok(Bytes::new())
     }
 
-    fn end(&mut self) -> Result<Bytes, InBandError> {
+    fn end(&mut self) -> Result<Bytes, UpstreamError> {
         (self.convert)(&self.body)
     }
 }
@@ -89,8 +71,8 @@ pub enum Framing {
 /// Why an attempt failed before anything reached the client.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EarlyFailure {
-    /// The upstream reported an error in-band.
-    InBand(InBandError),
+    /// The upstream reported an error in-band (or its body was cut or unreadable).
+    InBand(UpstreamError),
     /// Reading the body failed (connection reset, timeout).
     Body(String),
 }
@@ -123,7 +105,7 @@ pub async fn commit(
             None => {
                 let out = translator.end().map_err(EarlyFailure::InBand)?;
                 if out.is_empty() {
-                    return Err(EarlyFailure::InBand(InBandError::truncated(
+                    return Err(EarlyFailure::InBand(UpstreamError::truncated(
                         "the upstream response ended before any data",
                     )));
                 }
@@ -176,7 +158,7 @@ impl Pump {
         }
     }
 
-    fn fail(&mut self, error: InBandError) -> Option<Result<Bytes, StreamAbort>> {
+    fn fail(&mut self, error: UpstreamError) -> Option<Result<Bytes, StreamAbort>> {
         self.done = true;
         if let Some(log) = self.on_late_failure.take() {
             log(&error.error.message);
@@ -202,7 +184,7 @@ impl Pump {
             }
             let result = match self.body.next().await {
                 Some(Ok(chunk)) => self.translator.chunk(chunk),
-                Some(Err(e)) => Err(InBandError::truncated(format!(
+                Some(Err(e)) => Err(UpstreamError::truncated(format!(
                     "the upstream connection failed mid-response: {}",
                     e.0
                 ))),
@@ -269,10 +251,10 @@ pub(crate) mod tests {
 
     struct Identity;
     impl Translate for Identity {
-        fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, InBandError> {
+        fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
             Ok(upstream)
         }
-        fn end(&mut self) -> Result<Bytes, InBandError> {
+        fn end(&mut self) -> Result<Bytes, UpstreamError> {
             Ok(Bytes::new())
         }
     }

@@ -9,7 +9,8 @@ use worker::{event, Context, Env, Fetch, Headers, Request, RequestInit, Response
 
 use crate::core::error::MAX_BODY_BYTES;
 use crate::core::host::{
-    AiRunError, BodyError, Host, NetworkError, UpstreamBody, UpstreamRequest, UpstreamResponse,
+    BindingCall, BindingError, BodyError, Host, NetworkError, UpstreamBody, UpstreamRequest,
+    UpstreamResponse,
 };
 use crate::core::http::{IncomingRequest, Method, ProxyResponse, RequestBody, ResponseBody};
 
@@ -67,61 +68,72 @@ impl Host for WorkerHost {
         worker::console_log!("{line}");
     }
 
-    async fn run_ai(&self, model: &str, inputs: Bytes) -> Result<UpstreamResponse, AiRunError> {
-        run_ai(&self.env, model, &inputs).await
+    async fn call_binding(
+        &self,
+        binding: &str,
+        call: BindingCall,
+    ) -> Result<UpstreamResponse, BindingError> {
+        call_binding(&self.env, binding, call).await
     }
 }
 
-/// The binding's name in wrangler.toml (`[ai] binding = "AI"`).
-const AI_BINDING: &str = "AI";
-
-/// `env.AI.run(model, inputs)`, called on the raw JS binding rather than through `worker::Ai`:
+/// `env[binding][method](...args)`, on the raw JS binding rather than through a typed wrapper
+/// such as `worker::Ai`:
 ///
-/// * `Ai::run` converts its input with `serde_wasm_bindgen`'s default serializer, which turns
-///   every nested `serde_json` object into a JS `Map`; the binding reads a `Map` as an empty
-///   object, so tool `parameters` schemas vanish (workers-rs#1050). Here the input is parsed by
-///   `JSON.parse` from the exact bytes the REST path sends, so it is plain JS objects all the
-///   way down, and both paths send the same thing.
-/// * `run` is looked up and applied with `Reflect`, so any object with a `run` method works as
-///   the binding: the real `Ai` (whose constructor check `env.ai()` insists on), or a service
-///   binding to a `WorkerEntrypoint` that implements `run` (how the tests stand it in).
-/// * The result may be a `ReadableStream` (SSE bytes, when the input asks to stream) or any
-///   JSON value (an output object; also what models that ignore `stream: true` return): the
-///   stream is read through a `Response` body like a fetch's, anything else is `JSON.stringify`d.
-///   Either way the core translates it like an HTTP body.
-/// * A throw or a rejection is the binding's error, whose text carries Workers AI's code.
-async fn run_ai(env: &Env, model: &str, inputs: &[u8]) -> Result<UpstreamResponse, AiRunError> {
+/// * The arguments are built by `JSON.parse` from the JSON text the provider wrote, so they are
+///   plain JS objects all the way down. (`Ai::run` converts its input with
+///   `serde_wasm_bindgen`'s default serializer, which turns every nested `serde_json` object
+///   into a JS `Map`; the AI binding reads a `Map` as an empty object, so tool `parameters`
+///   schemas vanish: workers-rs#1050.)
+/// * The method is looked up and applied with `Reflect`, so any object with that method works
+///   as the binding: the real `Ai` (whose constructor check `env.ai()` insists on), or a service
+///   binding to a `WorkerEntrypoint` that implements it (how the tests stand the AI in).
+/// * The result may be a `ReadableStream` (its bytes are the body, read like a fetch's) or any
+///   JSON value (`JSON.stringify`d). Either way the core translates it like an HTTP body.
+/// * A throw or a rejection is the binding's error, as text.
+async fn call_binding(
+    env: &Env,
+    name: &str,
+    call: BindingCall,
+) -> Result<UpstreamResponse, BindingError> {
     use worker::js_sys::{Array, Function, Promise, Reflect, JSON};
     use worker::wasm_bindgen::{JsCast, JsValue};
     use worker::wasm_bindgen_futures::JsFuture;
 
-    let unavailable = |what: &str| {
-        AiRunError::Unavailable(format!(
-            "{what}; add `[ai] binding = \"{AI_BINDING}\"` to wrangler.toml"
-        ))
-    };
-    let binding = Reflect::get(env, &JsValue::from_str(AI_BINDING))
+    let thrown = |e: JsValue| BindingError::Thrown(js_error_text(&e));
+    let binding = Reflect::get(env, &JsValue::from_str(name))
         .ok()
         .filter(|b| !b.is_undefined() && !b.is_null())
-        .ok_or_else(|| unavailable("the Worker has no AI binding"))?;
-    let run = Reflect::get(&binding, &JsValue::from_str("run"))
+        .ok_or_else(|| {
+            BindingError::Unavailable(format!(
+                "the Worker has no `{name}` binding; declare it in wrangler.toml"
+            ))
+        })?;
+    let method = Reflect::get(&binding, &JsValue::from_str(call.method))
         .ok()
-        .filter(|r| !r.is_undefined() && !r.is_null())
-        .ok_or_else(|| unavailable("the AI binding has no `run` method"))?;
-    let text = std::str::from_utf8(inputs)
-        .map_err(|e| AiRunError::Thrown(format!("the model input is not UTF-8: {e}")))?;
-    let inputs = JSON::parse(text).map_err(|e| AiRunError::Thrown(js_error_text(&e)))?;
-    let args = Array::of2(&JsValue::from_str(model), &inputs);
+        .filter(|m| !m.is_undefined() && !m.is_null())
+        .ok_or_else(|| {
+            BindingError::Unavailable(format!(
+                "the `{name}` binding has no `{}` method",
+                call.method
+            ))
+        })?;
+    let args = Array::new();
+    for arg in &call.args {
+        let text = std::str::from_utf8(arg)
+            .map_err(|e| BindingError::Thrown(format!("an argument is not UTF-8: {e}")))?;
+        args.push(&JSON::parse(text).map_err(thrown)?);
+    }
     // An RPC stub's method is callable but need not be a `Function` instance; `Reflect.apply`
     // only needs it callable, so the unchecked cast is just for the signature.
-    let result = Reflect::apply(run.unchecked_ref::<Function>(), &binding, &args)
-        .map_err(|e| AiRunError::Thrown(js_error_text(&e)))?;
+    let result =
+        Reflect::apply(method.unchecked_ref::<Function>(), &binding, &args).map_err(thrown)?;
     let output = JsFuture::from(Promise::resolve(&result))
         .await
-        .map_err(|e| AiRunError::Thrown(js_error_text(&e)))?;
+        .map_err(thrown)?;
     if let Some(readable) = output.dyn_ref::<worker::web_sys::ReadableStream>() {
         let response = worker::web_sys::Response::new_with_opt_readable_stream(Some(readable))
-            .map_err(|e| AiRunError::Thrown(js_error_text(&e)))?;
+            .map_err(thrown)?;
         let mut response = Response::from(response);
         let body: UpstreamBody = match response.stream() {
             Ok(body) => Box::pin(
@@ -170,7 +182,7 @@ fn js_error_text(value: &worker::wasm_bindgen::JsValue) -> String {
 async fn fetch(request: Request, env: Env, _ctx: Context) -> worker::Result<Response> {
     let host = WorkerHost { env: Rc::new(env) };
     let incoming = incoming(request).await;
-    outgoing(crate::core::handle(&host, incoming).await)
+    outgoing(crate::core::handle::<crate::routes::Table, _>(&host, incoming).await)
 }
 
 async fn incoming(mut request: Request) -> IncomingRequest {

@@ -5,25 +5,60 @@ use bytes::Bytes;
 
 use crate::core::error::ErrorObject;
 use crate::core::host::UpstreamRequest;
+use crate::core::provider::{PrepareError, Provider, SecretLookup};
 use crate::core::request::ChatRequest;
 use crate::core::route::Target;
-use crate::core::stream::{InBandError, Translate};
+use crate::core::stream::Translate;
+use crate::core::verdict::UpstreamError;
 
-/// The upstream body: the client's request with the target's model.
-pub fn body(target: &Target, request: &ChatRequest) -> Bytes {
-    Bytes::from(request.to_json_with_model(target.model))
+/// OpenAI Chat Completions, passed through: `provider = "openai"` and `"openai-compatible"`.
+pub struct OpenAi;
+
+/// A pass-through request, ready for any key.
+pub struct Prepared {
+    /// The client's request with the target's model.
+    body: Bytes,
+    /// Whether the client asked for a stream.
+    stream: bool,
 }
 
-/// `POST {base_url}/chat/completions` with the key as a bearer token.
-pub fn request(target: &Target, body: &Bytes, key: &str, stream: bool) -> UpstreamRequest {
-    UpstreamRequest {
-        url: format!("{}/chat/completions", target.base_url),
-        headers: vec![
-            ("authorization", format!("Bearer {key}")),
-            ("content-type", "application/json".to_owned()),
-            UpstreamRequest::accept(stream),
-        ],
-        body: body.clone(),
+impl Provider for OpenAi {
+    type Prepared = Prepared;
+
+    fn prepare(
+        target: &'static Target,
+        request: &ChatRequest,
+        _secret: SecretLookup<'_>,
+    ) -> Result<Prepared, PrepareError> {
+        Ok(Prepared {
+            body: Bytes::from(request.to_json_with_model(target.model)),
+            stream: request.stream,
+        })
+    }
+
+    /// `POST {base_url}/chat/completions` with the key as a bearer token.
+    fn request(target: &'static Target, prepared: &Prepared, key: &str) -> UpstreamRequest {
+        UpstreamRequest {
+            url: format!("{}/chat/completions", target.base_url),
+            headers: vec![
+                ("authorization", format!("Bearer {key}")),
+                ("content-type", "application/json".to_owned()),
+                UpstreamRequest::accept(prepared.stream),
+            ],
+            body: prepared.body.clone(),
+        }
+    }
+
+    fn failure(_prepared: &Prepared, status: u16, body: &[u8]) -> UpstreamError {
+        UpstreamError::answered(status, ErrorObject::from_upstream(status, body))
+    }
+
+    fn translator(
+        _target: &'static Target,
+        prepared: &Prepared,
+        _created: u64,
+    ) -> Box<dyn Translate> {
+        Box::new(PassThrough::new(prepared.stream))
     }
 }
 
@@ -72,7 +107,7 @@ impl PassThrough {
 }
 
 impl Translate for PassThrough {
-    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, InBandError> {
+    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
         if !self.stream {
             return Ok(upstream);
         }
@@ -96,7 +131,7 @@ impl Translate for PassThrough {
         Ok(out)
     }
 
-    fn end(&mut self) -> Result<Bytes, InBandError> {
+    fn end(&mut self) -> Result<Bytes, UpstreamError> {
         // A stream that was one unterminated event is released here, then judged by its end.
         let held = self.head.take().filter(|h| !h.is_empty());
         if let Some(head) = &held {
@@ -106,7 +141,7 @@ impl Translate for PassThrough {
             self.remember_tail(head);
         }
         if self.stream && !self.ended_with_done() {
-            return Err(InBandError::truncated(
+            return Err(UpstreamError::truncated(
                 "the upstream closed the stream before `data: [DONE]`",
             ));
         }
@@ -128,7 +163,7 @@ fn first_event_end(bytes: &[u8]) -> Option<usize> {
 }
 
 /// An OpenAI-style `data: {"error": {...}}` event, as the failure it reports.
-fn in_band_error(event: &[u8]) -> Option<InBandError> {
+fn in_band_error(event: &[u8]) -> Option<UpstreamError> {
     let text = std::str::from_utf8(event).ok()?;
     let data: String = text
         .lines()
@@ -143,17 +178,17 @@ fn in_band_error(event: &[u8]) -> Option<InBandError> {
         .into_iter()
         .flatten()
         .any(|s| s.contains("rate_limit") || s == "429");
-    Some(InBandError {
-        status: if rate_limited { 429 } else { 502 },
+    Some(UpstreamError::in_band(
+        if rate_limited { 429 } else { 502 },
         error,
-    })
+    ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn feed(stream: bool, chunks: &[&'static str]) -> Result<String, InBandError> {
+    fn feed(stream: bool, chunks: &[&'static str]) -> Result<String, UpstreamError> {
         let mut p = PassThrough::new(stream);
         let mut out = String::new();
         for c in chunks {
@@ -218,11 +253,11 @@ mod tests {
 
     #[test]
     fn request_replaces_model_and_sends_the_key_as_bearer() {
-        let target = Target {
-            provider: crate::core::route::Provider::OpenAiCompatible,
+        static TARGET: Target = Target {
+            provider: "openai-compatible",
             model: "nvidia/llama-3.1-nemotron-70b-instruct",
             base_url: "https://integrate.api.nvidia.com/v1",
-            api_keys: &["NVIDIA_KEY_1"],
+            vias: &[crate::core::route::Via::Key("NVIDIA_KEY_1")],
             max_tokens: None,
             account_id: None,
         };
@@ -230,7 +265,8 @@ mod tests {
             br#"{"model":"fast","messages":[{"role":"user","content":"hi"}],"stream":true}"#,
         )
         .unwrap();
-        let up = request(&target, &body(&target, &req), "nv-secret", true);
+        let prepared = OpenAi::prepare(&TARGET, &req, &|_| None).unwrap();
+        let up = OpenAi::request(&TARGET, &prepared, "nv-secret");
         assert_eq!(
             up.url,
             "https://integrate.api.nvidia.com/v1/chat/completions"

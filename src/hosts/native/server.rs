@@ -103,7 +103,7 @@ pub fn run(addr: SocketAddr, host: NativeHost) -> std::io::Result<()> {
 
 async fn respond(host: &NativeHost, request: hyper::Request<Incoming>) -> hyper::Response<Body> {
     let incoming = incoming(request).await;
-    outgoing(core::handle(host, incoming).await)
+    outgoing(core::handle::<crate::routes::Table, _>(host, incoming).await)
 }
 
 async fn incoming(request: hyper::Request<Incoming>) -> IncomingRequest {

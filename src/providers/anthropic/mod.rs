@@ -15,11 +15,13 @@ pub mod wire;
 
 use bytes::Bytes;
 
-use crate::core::error::{ErrorObject, ProxyError};
+use crate::core::error::ErrorObject;
 use crate::core::host::UpstreamRequest;
+use crate::core::provider::{json_body, PrepareError, Provider, SecretLookup};
 use crate::core::request::ChatRequest;
 use crate::core::route::Target;
-use crate::core::stream::{InBandError, Translate};
+use crate::core::stream::Translate;
+use crate::core::verdict::UpstreamError;
 
 /// The API version every request pins (the one the official SDKs send).
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -112,11 +114,8 @@ fn error_object(error: &wire::ErrorBody) -> ErrorObject {
 }
 
 /// An `error` event (or an error body after a 200) as the in-band failure the core handles.
-pub fn in_band_error(error: &wire::ErrorBody) -> InBandError {
-    InBandError {
-        status: error_status(&error.kind),
-        error: error_object(error),
-    }
+pub fn in_band_error(error: &wire::ErrorBody) -> UpstreamError {
+    UpstreamError::in_band(error_status(&error.kind), error_object(error))
 }
 
 /// The client-facing error for a non-2xx Anthropic response (status kept by the core).
@@ -127,53 +126,85 @@ pub fn error(status: u16, body: &[u8]) -> ErrorObject {
     }
 }
 
-/// The upstream body, built once per target.
-pub fn body(target: &Target, request: &ChatRequest) -> Result<Bytes, ProxyError> {
-    let value = request::body(target, request)?;
-    // Serialising an in-memory JSON value cannot fail.
-    Ok(Bytes::from(serde_json::to_vec(&value).unwrap_or_default()))
+/// The Anthropic Messages API, translated both ways: `provider = "anthropic"`.
+pub struct Anthropic;
+
+/// A translated request, ready for any key.
+pub struct Prepared {
+    /// The Messages request.
+    body: Bytes,
+    /// Whether the client asked for a stream.
+    stream: bool,
+    /// Whether the client asked for the final usage chunk.
+    include_usage: bool,
+    /// Whether the answer comes through the forced [`JSON_TOOL`].
+    json_mode: bool,
 }
 
-/// `POST {base_url}/v1/messages` with the key in `x-api-key`.
-pub fn upstream_request(target: &Target, body: &Bytes, key: &str, stream: bool) -> UpstreamRequest {
-    UpstreamRequest {
-        url: format!("{}/v1/messages", target.base_url),
-        headers: vec![
-            ("x-api-key", key.to_owned()),
-            ("anthropic-version", ANTHROPIC_VERSION.to_owned()),
-            ("content-type", "application/json".to_owned()),
-            UpstreamRequest::accept(stream),
-        ],
-        body: body.clone(),
+impl Provider for Anthropic {
+    type Prepared = Prepared;
+
+    fn prepare(
+        target: &'static Target,
+        request: &ChatRequest,
+        _secret: SecretLookup<'_>,
+    ) -> Result<Prepared, PrepareError> {
+        let value = request::body(target, request)?;
+        Ok(Prepared {
+            body: json_body(&value),
+            stream: request.stream,
+            include_usage: request.include_usage,
+            json_mode: request::json_mode(request.body()),
+        })
     }
-}
 
-/// The body translator for `request`; `created` (Unix seconds) is stamped on the output.
-pub fn translator(request: &ChatRequest, created: u64) -> Box<dyn Translate> {
-    let json_mode = request::json_mode(request.body());
-    if request.stream {
-        Box::new(stream::StreamTranslator::new(
-            created,
-            request.include_usage,
-            json_mode,
-        ))
-    } else {
-        Box::new(response::json_translator(created, json_mode))
+    /// `POST {base_url}/v1/messages` with the key in `x-api-key`.
+    fn request(target: &'static Target, prepared: &Prepared, key: &str) -> UpstreamRequest {
+        UpstreamRequest {
+            url: format!("{}/v1/messages", target.base_url),
+            headers: vec![
+                ("x-api-key", key.to_owned()),
+                ("anthropic-version", ANTHROPIC_VERSION.to_owned()),
+                ("content-type", "application/json".to_owned()),
+                UpstreamRequest::accept(prepared.stream),
+            ],
+            body: prepared.body.clone(),
+        }
+    }
+
+    fn failure(_prepared: &Prepared, status: u16, body: &[u8]) -> UpstreamError {
+        UpstreamError::answered(status, error(status, body))
+    }
+
+    fn translator(
+        _target: &'static Target,
+        prepared: &Prepared,
+        created: u64,
+    ) -> Box<dyn Translate> {
+        if prepared.stream {
+            Box::new(stream::StreamTranslator::new(
+                created,
+                prepared.include_usage,
+                prepared.json_mode,
+            ))
+        } else {
+            Box::new(response::json_translator(created, prepared.json_mode))
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::route::Provider;
+    use crate::core::route::Via;
 
     #[test]
     fn request_goes_to_v1_messages_with_the_anthropic_headers() {
-        let target = Target {
-            provider: Provider::Anthropic,
+        static TARGET: Target = Target {
+            provider: "anthropic",
             model: "claude-opus-4-20250514",
             base_url: "https://api.anthropic.com",
-            api_keys: &["ANTHROPIC_KEY_1"],
+            vias: &[Via::Key("ANTHROPIC_KEY_1")],
             max_tokens: None,
             account_id: None,
         };
@@ -181,8 +212,8 @@ mod tests {
             br#"{"model":"deep-think","messages":[{"role":"user","content":"hi"}]}"#,
         )
         .unwrap();
-        let b = body(&target, &req).unwrap();
-        let up = upstream_request(&target, &b, "sk-ant-secret", false);
+        let prepared = Anthropic::prepare(&TARGET, &req, &|_| None).unwrap();
+        let up = Anthropic::request(&TARGET, &prepared, "sk-ant-secret");
         assert_eq!(up.url, "https://api.anthropic.com/v1/messages");
         assert_eq!(
             up.headers[..3],

@@ -375,15 +375,15 @@ fn messages(body: &Obj) -> Result<(Vec<Value>, Vec<Value>), ProxyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::route::Provider;
+    use crate::core::route::Via;
     use crate::providers::test_support::invalid_request;
 
     fn target(max_tokens: Option<u32>) -> Target {
         Target {
-            provider: Provider::Anthropic,
+            provider: "anthropic",
             model: "claude-sonnet-4-20250514",
             base_url: "https://api.anthropic.com",
-            api_keys: &["ANTHROPIC_KEY_1"],
+            vias: &[Via::Key("ANTHROPIC_KEY_1")],
             max_tokens,
             account_id: None,
         }

@@ -5,7 +5,8 @@ use bytes::Bytes;
 use crate::core::completion::{
     self, Completion, CompletionChoice, FunctionCall, ResponseMessage, ToolCall,
 };
-use crate::core::stream::{InBandError, WholeBody};
+use crate::core::stream::WholeBody;
+use crate::core::verdict::UpstreamError;
 
 use super::wire::{Block, ErrorEnvelope, Message};
 use super::{finish_reason, in_band_error, JSON_TOOL};
@@ -63,13 +64,13 @@ pub fn completion(message: &Message, created: u64, json_mode: bool) -> Vec<u8> {
 pub fn json_translator(
     created: u64,
     json_mode: bool,
-) -> WholeBody<impl FnMut(&[u8]) -> Result<Bytes, InBandError>> {
+) -> WholeBody<impl FnMut(&[u8]) -> Result<Bytes, UpstreamError>> {
     WholeBody::new(move |body: &[u8]| {
         if let Ok(envelope) = serde_json::from_slice::<ErrorEnvelope>(body) {
             return Err(in_band_error(&envelope.error));
         }
         let message: Message = serde_json::from_slice(body).map_err(|e| {
-            InBandError::truncated(format!(
+            UpstreamError::truncated(format!(
                 "the upstream response is not a complete Anthropic message: {e}"
             ))
         })?;
@@ -83,7 +84,7 @@ mod tests {
     use crate::core::stream::Translate;
     use serde_json::{json, Value};
 
-    fn translate(body: &str, json_mode: bool) -> Result<Value, InBandError> {
+    fn translate(body: &str, json_mode: bool) -> Result<Value, UpstreamError> {
         let mut t = json_translator(1_700_000_000, json_mode);
         // Fed in two pieces: nothing is emitted before the end.
         let (a, b) = body.split_at(body.len() / 2);

@@ -1,16 +1,17 @@
 //! Anthropic SSE events → OpenAI `chat.completion.chunk` events.
 //!
-//! The role chunk is held back and sent in front of the first chunk with content, so an
-//! `error` event that arrives after `message_start` but before any content still fails the
-//! attempt over (nothing has reached the client). After that, every completed upstream event
-//! is translated and forwarded with the chunk it arrived in.
+//! Nothing is written before the first content (the [`ChunkWriter`] puts the role chunk in front
+//! of it), so an `error` event that arrives after `message_start` but before any content still
+//! fails the attempt over. After that, every completed upstream event is translated and
+//! forwarded with the chunk it arrived in.
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use crate::core::completion::{ChunkChoice, ChunkDelta, ChunkWriter, FunctionDelta, ToolCallDelta};
-use crate::core::stream::{InBandError, Translate};
+use crate::core::completion::ChunkWriter;
+use crate::core::stream::Translate;
+use crate::core::verdict::UpstreamError;
 use crate::sse::{SseEvent, SseParser};
 
 use super::wire::{Block, Delta, Event, Usage};
@@ -37,8 +38,6 @@ pub struct StreamTranslator {
     json_mode: bool,
     /// `message_start` was seen.
     started: bool,
-    /// The role chunk has been sent.
-    role_sent: bool,
     /// The finish chunk has been sent.
     finish_sent: bool,
     /// `message_stop` was seen: everything after it is ignored.
@@ -58,7 +57,6 @@ impl StreamTranslator {
             out: ChunkWriter::new(created, include_usage),
             json_mode,
             started: false,
-            role_sent: false,
             finish_sent: false,
             stopped: false,
             blocks: HashMap::new(),
@@ -67,20 +65,6 @@ impl StreamTranslator {
             stop_reason: None,
             usage: Usage::default(),
         }
-    }
-
-    /// Writes one chunk with `delta`, preceded by the role chunk if it is still owed.
-    fn emit(&mut self, delta: ChunkDelta<'_>, finish: Option<&'static str>) {
-        if !self.role_sent {
-            self.role_sent = true;
-            let role = ChunkDelta {
-                role: Some("assistant"),
-                content: Some(""),
-                ..ChunkDelta::default()
-            };
-            self.out.chunk(&[choice(role, None)]);
-        }
-        self.out.chunk(&[choice(delta, finish)]);
     }
 
     fn finish(&mut self) {
@@ -93,10 +77,10 @@ impl StreamTranslator {
             self.tools > 0,
             self.json_answer,
         );
-        self.emit(ChunkDelta::default(), Some(reason));
+        self.out.finish(0, reason);
     }
 
-    fn event(&mut self, sse: &SseEvent) -> Result<(), InBandError> {
+    fn event(&mut self, sse: &SseEvent) -> Result<(), UpstreamError> {
         if self.stopped {
             return Ok(());
         }
@@ -105,7 +89,7 @@ impl StreamTranslator {
             // A `ping` with odd data, or a new event type with a new shape: nothing to say.
             Err(_) if sse.event != "error" && !is_known(&sse.event) => return Ok(()),
             Err(e) => {
-                return Err(InBandError::truncated(format!(
+                return Err(UpstreamError::truncated(format!(
                     "unreadable Anthropic `{}` event: {e}",
                     sse.event
                 )))
@@ -133,33 +117,27 @@ impl StreamTranslator {
                     let tool = self.tools;
                     self.tools += 1;
                     self.blocks.insert(index, BlockKind::Tool(tool));
-                    self.emit(tool_delta(tool, Some(&id), Some(&name), ""), None);
+                    self.out.tool_call(0, tool, Some(&id), Some(&name), "");
                 }
                 Block::Text { text } => {
                     self.blocks.insert(index, BlockKind::Plain);
-                    if !text.is_empty() {
-                        self.emit(content(&text), None);
-                    }
+                    self.out.content(0, &text);
                 }
                 Block::Thinking { thinking } => {
                     self.blocks.insert(index, BlockKind::Plain);
-                    if !thinking.is_empty() {
-                        self.emit(reasoning(&thinking), None);
-                    }
+                    self.out.reasoning(0, &thinking);
                 }
                 Block::Other => {}
             },
             Event::ContentBlockDelta { index, delta } => match delta {
-                Delta::TextDelta { text } if !text.is_empty() => self.emit(content(&text), None),
-                Delta::ThinkingDelta { thinking } if !thinking.is_empty() => {
-                    self.emit(reasoning(&thinking), None)
-                }
+                Delta::TextDelta { text } => self.out.content(0, &text),
+                Delta::ThinkingDelta { thinking } => self.out.reasoning(0, &thinking),
                 Delta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
                     match self.blocks.get(&index).copied() {
                         Some(BlockKind::Tool(tool)) => {
-                            self.emit(tool_delta(tool, None, None, &partial_json), None)
+                            self.out.tool_call(0, tool, None, None, &partial_json)
                         }
-                        Some(BlockKind::JsonAnswer) => self.emit(content(&partial_json), None),
+                        Some(BlockKind::JsonAnswer) => self.out.content(0, &partial_json),
                         _ => {}
                     }
                 }
@@ -200,65 +178,25 @@ fn is_known(event: &str) -> bool {
     )
 }
 
-fn choice<'a>(delta: ChunkDelta<'a>, finish: Option<&'static str>) -> ChunkChoice<'a> {
-    ChunkChoice {
-        index: 0,
-        delta,
-        logprobs: None,
-        finish_reason: finish,
-    }
-}
-
-fn content(text: &str) -> ChunkDelta<'_> {
-    ChunkDelta {
-        content: Some(text),
-        ..ChunkDelta::default()
-    }
-}
-
-fn reasoning(text: &str) -> ChunkDelta<'_> {
-    ChunkDelta {
-        reasoning_content: Some(text),
-        ..ChunkDelta::default()
-    }
-}
-
-fn tool_delta<'a>(
-    index: u32,
-    id: Option<&'a str>,
-    name: Option<&'a str>,
-    arguments: &'a str,
-) -> ChunkDelta<'a> {
-    ChunkDelta {
-        tool_calls: Some([ToolCallDelta {
-            index,
-            id,
-            kind: id.map(|_| "function"),
-            function: FunctionDelta { name, arguments },
-        }]),
-        ..ChunkDelta::default()
-    }
-}
-
 impl Translate for StreamTranslator {
-    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, InBandError> {
+    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
         for event in self.parser.feed(&upstream) {
             self.event(&event)?;
         }
         if self.parser.buffered() > MAX_PENDING {
-            return Err(InBandError::truncated(
+            return Err(UpstreamError::truncated(
                 "an Anthropic stream event exceeded the size limit",
             ));
         }
         Ok(self.take())
     }
 
-    fn end(&mut self) -> Result<Bytes, InBandError> {
+    fn end(&mut self) -> Result<Bytes, UpstreamError> {
         if let Some(event) = self.parser.finish() {
             self.event(&event)?;
         }
         if !self.stopped {
-            return Err(InBandError::truncated(
+            return Err(UpstreamError::truncated(
                 "the Anthropic stream ended before `message_stop`",
             ));
         }
@@ -282,7 +220,7 @@ mod tests {
     const FIRST_ERROR: &str = include_str!("../../../tests/fixtures/anthropic/error_first.sse");
 
     /// Every event of a stream fed whole, as the client would see it (`Err` if it failed).
-    fn run(stream: &str, include_usage: bool, json_mode: bool) -> (String, Option<InBandError>) {
+    fn run(stream: &str, include_usage: bool, json_mode: bool) -> (String, Option<UpstreamError>) {
         let mut t = StreamTranslator::new(1_700_000_000, include_usage, json_mode);
         let mut out = String::new();
         match t.chunk(Bytes::from(stream.to_owned())).and_then(|a| {

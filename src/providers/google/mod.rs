@@ -17,11 +17,13 @@ pub mod wire;
 
 use bytes::Bytes;
 
-use crate::core::error::{ErrorObject, ProxyError};
+use crate::core::error::ErrorObject;
 use crate::core::host::UpstreamRequest;
+use crate::core::provider::{json_body, PrepareError, Provider, SecretLookup};
 use crate::core::request::ChatRequest;
 use crate::core::route::Target;
-use crate::core::stream::{InBandError, Translate};
+use crate::core::stream::Translate;
+use crate::core::verdict::UpstreamError;
 
 /// OpenAI `finish_reason` for a Gemini `finishReason`. A function call ends with `STOP` (there
 /// is no FUNCTION_CALL reason), so `tool_calls` is decided by whether the candidate emitted a
@@ -65,16 +67,6 @@ pub fn status_code(status: &str) -> u16 {
     }
 }
 
-/// The OpenAI error `type` for a Google status.
-fn error_kind(code: u16) -> &'static str {
-    match code {
-        401 | 403 => "authentication_error",
-        429 => "rate_limit_error",
-        400..=499 => "invalid_request_error",
-        _ => "server_error",
-    }
-}
-
 /// Google's error as the OpenAI error the client sees: Gemini's message, an OpenAI `type`,
 /// and Google's status name (lower-cased, OpenAI-style) as `code`.
 fn error_object(error: &wire::Status, http: u16) -> ErrorObject {
@@ -84,7 +76,7 @@ fn error_object(error: &wire::Status, http: u16) -> ErrorObject {
     } else {
         error.message.clone()
     };
-    ErrorObject::new(message, error_kind(http), None, code.as_deref())
+    ErrorObject::for_status(message, http, code.as_deref())
 }
 
 fn http_status(error: &wire::Status) -> u16 {
@@ -97,12 +89,9 @@ fn http_status(error: &wire::Status) -> u16 {
 
 /// An error envelope inside a 200 (an SSE event, or raw JSON appended to a stream) as the
 /// in-band failure the core handles.
-pub fn in_band_error(error: &wire::Status) -> InBandError {
+pub fn in_band_error(error: &wire::Status) -> UpstreamError {
     let status = http_status(error);
-    InBandError {
-        status,
-        error: error_object(error, status),
-    }
+    UpstreamError::in_band(status, error_object(error, status))
 }
 
 /// The client-facing error for a non-2xx Gemini response (status kept by the core).
@@ -132,71 +121,112 @@ pub fn key_rejected(status: u16, body: &[u8]) -> bool {
     reason_invalid || envelope.error.message.starts_with("API key not valid")
 }
 
-/// The upstream body, built once per target.
-pub fn body(target: &Target, request: &ChatRequest) -> Result<Bytes, ProxyError> {
-    let value = request::body(target, request)?;
-    // Serialising plain structs and JSON values cannot fail.
-    Ok(Bytes::from(serde_json::to_vec(&value).unwrap_or_default()))
-}
-
 /// The `{model}` path segment: the bare id (a `models/` prefix, as `models.list` spells names,
 /// is accepted too).
 fn model_path(model: &str) -> &str {
     model.strip_prefix("models/").unwrap_or(model)
 }
 
-/// `POST {base_url}/v1beta/models/{model}:generateContent`, or `:streamGenerateContent?alt=sse`
-/// (without `alt=sse` the stream is one incremental JSON array), with the key in the
-/// `x-goog-api-key` header: never in the URL, where it would reach access logs.
-pub fn upstream_request(target: &Target, body: &Bytes, key: &str, stream: bool) -> UpstreamRequest {
-    let method = if stream {
-        "streamGenerateContent?alt=sse"
-    } else {
-        "generateContent"
-    };
-    UpstreamRequest {
-        url: format!(
-            "{}/v1beta/models/{}:{method}",
-            target.base_url,
-            model_path(target.model)
-        ),
-        headers: vec![
-            ("x-goog-api-key", key.to_owned()),
-            ("content-type", "application/json".to_owned()),
-            UpstreamRequest::accept(stream),
-        ],
-        body: body.clone(),
-    }
+/// Google Gemini's `generateContent`, translated both ways: `provider = "google"`.
+pub struct Google;
+
+/// A translated request, ready for any key.
+pub struct Prepared {
+    /// The `GenerateContentRequest`.
+    body: Bytes,
+    /// Whether the client asked for a stream.
+    stream: bool,
+    /// Whether the client asked for the final usage chunk.
+    include_usage: bool,
 }
 
-/// The body translator for `request`; `created` (Unix seconds) is stamped on the output and
-/// `target.model` names the model when Gemini does not.
-pub fn translator(target: &Target, request: &ChatRequest, created: u64) -> Box<dyn Translate> {
-    if request.stream {
-        Box::new(stream::StreamTranslator::new(
-            created,
-            target.model,
-            request.include_usage,
-        ))
-    } else {
-        Box::new(response::json_translator(created, target.model))
+impl Provider for Google {
+    type Prepared = Prepared;
+
+    fn prepare(
+        target: &'static Target,
+        request: &ChatRequest,
+        _secret: SecretLookup<'_>,
+    ) -> Result<Prepared, PrepareError> {
+        let value = request::body(target, request)?;
+        Ok(Prepared {
+            body: json_body(&value),
+            stream: request.stream,
+            include_usage: request.include_usage,
+        })
+    }
+
+    /// `POST {base_url}/v1beta/models/{model}:generateContent`, or
+    /// `:streamGenerateContent?alt=sse` (without `alt=sse` the stream is one incremental JSON
+    /// array), with the key in the `x-goog-api-key` header: never in the URL, where it would
+    /// reach access logs.
+    fn request(target: &'static Target, prepared: &Prepared, key: &str) -> UpstreamRequest {
+        let method = if prepared.stream {
+            "streamGenerateContent?alt=sse"
+        } else {
+            "generateContent"
+        };
+        UpstreamRequest {
+            url: format!(
+                "{}/v1beta/models/{}:{method}",
+                target.base_url,
+                model_path(target.model)
+            ),
+            headers: vec![
+                ("x-goog-api-key", key.to_owned()),
+                ("content-type", "application/json".to_owned()),
+                UpstreamRequest::accept(prepared.stream),
+            ],
+            body: prepared.body.clone(),
+        }
+    }
+
+    fn failure(_prepared: &Prepared, status: u16, body: &[u8]) -> UpstreamError {
+        let failure = UpstreamError::answered(status, error(status, body));
+        if key_rejected(status, body) {
+            failure.rejecting_key()
+        } else {
+            failure
+        }
+    }
+
+    /// `target.model` names the model when Gemini does not.
+    fn translator(
+        target: &'static Target,
+        prepared: &Prepared,
+        created: u64,
+    ) -> Box<dyn Translate> {
+        if prepared.stream {
+            Box::new(stream::StreamTranslator::new(
+                created,
+                target.model,
+                prepared.include_usage,
+            ))
+        } else {
+            Box::new(response::json_translator(created, target.model))
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::route::Provider;
+    use crate::core::route::Via;
 
-    pub(crate) fn target(model: &'static str) -> Target {
-        Target {
-            provider: Provider::Google,
+    /// A Google target for `model`, `'static` as the generated table's are.
+    fn target(model: &'static str) -> &'static Target {
+        Box::leak(Box::new(Target {
+            provider: "google",
             model,
             base_url: "https://generativelanguage.googleapis.com",
-            api_keys: &["GOOGLE_KEY_1"],
+            vias: &[Via::Key("GOOGLE_KEY_1")],
             max_tokens: None,
             account_id: None,
-        }
+        }))
+    }
+
+    fn prepare(target: &'static Target, request: &ChatRequest) -> Prepared {
+        Google::prepare(target, request, &|_| None).unwrap()
     }
 
     #[test]
@@ -205,8 +235,7 @@ mod tests {
             ChatRequest::parse(br#"{"model":"g","messages":[{"role":"user","content":"hi"}]}"#)
                 .unwrap();
         let t = target("gemini-2.5-flash");
-        let b = body(&t, &req).unwrap();
-        let up = upstream_request(&t, &b, "AIza-secret", false);
+        let up = Google::request(t, &prepare(t, &req), "AIza-secret");
         assert_eq!(
             up.url,
             "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent"
@@ -217,7 +246,12 @@ mod tests {
             &up.body[..],
             br#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#
         );
-        let up = upstream_request(&target("models/gemini-2.5-pro"), &b, "k", true);
+        let streamed = ChatRequest::parse(
+            br#"{"model":"g","messages":[{"role":"user","content":"hi"}],"stream":true}"#,
+        )
+        .unwrap();
+        let t = target("models/gemini-2.5-pro");
+        let up = Google::request(t, &prepare(t, &streamed), "k");
         assert_eq!(
             up.url,
             "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse"
@@ -293,7 +327,7 @@ mod tests {
             br#"{"model":"g","stream":true,"messages":[{"role":"user","content":"Weather in Paris?"}]}"#,
         )
         .unwrap();
-        let mut translator = translator(&t, &turn_one, 1_700_000_000);
+        let mut translator = Google::translator(t, &prepare(t, &turn_one), 1_700_000_000);
         let mut sse = translator
             .chunk(Bytes::from_static(include_bytes!(
                 "../../../tests/fixtures/google/function_call_split.sse"
@@ -319,8 +353,7 @@ mod tests {
             {"role": "tool", "tool_call_id": id, "content": "{\"temp_c\": 12}"}
         ]});
         let turn_two = ChatRequest::parse(turn_two.to_string().as_bytes()).unwrap();
-        let sent: serde_json::Value =
-            serde_json::from_slice(&body(&t, &turn_two).unwrap()).unwrap();
+        let sent: serde_json::Value = serde_json::from_slice(&prepare(t, &turn_two).body).unwrap();
         assert_eq!(
             sent["contents"][1],
             serde_json::json!({"role": "model", "parts": [{

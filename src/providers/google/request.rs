@@ -503,15 +503,15 @@ fn thinking(body: &Obj, gemini_3: bool) -> Result<Option<ThinkingConfig>, ProxyE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::route::Provider;
+    use crate::core::route::Via;
     use crate::providers::test_support::invalid_request;
 
     fn target(model: &'static str, max_tokens: Option<u32>) -> Target {
         Target {
-            provider: Provider::Google,
+            provider: "google",
             model,
             base_url: "https://generativelanguage.googleapis.com",
-            api_keys: &["GOOGLE_KEY_1"],
+            vias: &[Via::Key("GOOGLE_KEY_1")],
             max_tokens,
             account_id: None,
         }

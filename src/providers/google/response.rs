@@ -6,7 +6,8 @@ use bytes::Bytes;
 use crate::core::completion::{
     self, Completion, CompletionChoice, FunctionCall, ResponseMessage, ToolCall,
 };
-use crate::core::stream::{InBandError, WholeBody};
+use crate::core::stream::WholeBody;
+use crate::core::verdict::UpstreamError;
 
 use super::ids::{completion_id, IdMinter};
 use super::wire::Response;
@@ -30,7 +31,7 @@ pub fn completion(
     response: &Response,
     created: u64,
     fallback_model: &str,
-) -> Result<Vec<u8>, InBandError> {
+) -> Result<Vec<u8>, UpstreamError> {
     if let Some(error) = &response.error {
         return Err(in_band_error(error));
     }
@@ -69,7 +70,7 @@ pub fn completion(
     }
     if choices.is_empty() {
         let Some(refusal) = block_refusal(response) else {
-            return Err(InBandError::truncated(
+            return Err(UpstreamError::truncated(
                 "Gemini answered without any candidate",
             ));
         };
@@ -105,10 +106,10 @@ pub fn arguments(args: &serde_json::Value) -> String {
 pub fn json_translator(
     created: u64,
     model: &'static str,
-) -> WholeBody<impl FnMut(&[u8]) -> Result<Bytes, InBandError>> {
+) -> WholeBody<impl FnMut(&[u8]) -> Result<Bytes, UpstreamError>> {
     WholeBody::new(move |body: &[u8]| {
         let response: Response = serde_json::from_slice(body).map_err(|e| {
-            InBandError::truncated(format!(
+            UpstreamError::truncated(format!(
                 "the upstream response is not a complete Gemini response: {e}"
             ))
         })?;
@@ -122,7 +123,7 @@ mod tests {
     use crate::core::stream::Translate;
     use serde_json::{json, Value};
 
-    fn translate(body: &str) -> Result<Value, InBandError> {
+    fn translate(body: &str) -> Result<Value, UpstreamError> {
         let mut t = json_translator(1_700_000_000, "gemini-fallback");
         // Fed in two pieces: nothing is emitted before the end.
         let (a, b) = body.split_at(body.len() / 2);

@@ -13,14 +13,15 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::core::stream::{InBandError, Translate};
+use crate::core::stream::Translate;
+use crate::core::verdict::UpstreamError;
 use crate::sse::SseParser;
 
 use super::ids::{completion_id, IdMinter};
 use super::response::{arguments, block_refusal};
 use super::wire::{ErrorEnvelope, Response, UsageMetadata};
 use super::{finish_reason, in_band_error};
-use crate::core::completion::{ChunkChoice, ChunkDelta, ChunkWriter, FunctionDelta, ToolCallDelta};
+use crate::core::completion::ChunkWriter;
 
 /// Longest incomplete event (or raw error body) held; a real event is a few kilobytes.
 const MAX_PENDING: usize = 8 * 1024 * 1024;
@@ -28,7 +29,6 @@ const MAX_PENDING: usize = 8 * 1024 * 1024;
 /// What is known of one candidate (one OpenAI choice).
 #[derive(Debug, Default)]
 struct Choice {
-    role_sent: bool,
     /// Tool calls emitted so far: the next call's `index`, and whether the finish is
     /// `tool_calls`.
     tools: u32,
@@ -62,7 +62,7 @@ impl RawError {
     }
 
     /// The error, once the captured text is a complete error envelope.
-    fn parsed(&self) -> Option<InBandError> {
+    fn parsed(&self) -> Option<UpstreamError> {
         let body = self.body.as_deref()?;
         if !body.trim_ascii_end().ends_with(b"}") {
             return None;
@@ -90,7 +90,7 @@ pub struct StreamTranslator {
     /// Client bytes were returned: from now on a failure is reported after them.
     sent: bool,
     /// A failure found while this call's output was pending; reported on the next call.
-    deferred: Option<InBandError>,
+    deferred: Option<UpstreamError>,
 }
 
 impl StreamTranslator {
@@ -113,27 +113,13 @@ impl StreamTranslator {
         }
     }
 
-    /// Writes one chunk for choice `index`, preceded by its role chunk if still owed.
-    fn emit(&mut self, index: u32, delta: ChunkDelta<'_>, finish: Option<&'static str>) {
-        let choice = self.choices.entry(index).or_default();
-        if !choice.role_sent {
-            choice.role_sent = true;
-            let role = ChunkDelta {
-                role: Some("assistant"),
-                content: Some(""),
-                ..ChunkDelta::default()
-            };
-            self.out.chunk(&[chunk_choice(index, role, None)]);
-        }
-        self.out.chunk(&[chunk_choice(index, delta, finish)]);
-    }
-
-    fn event(&mut self, data: &str) -> Result<(), InBandError> {
+    fn event(&mut self, data: &str) -> Result<(), UpstreamError> {
         if data.trim().is_empty() {
             return Ok(());
         }
-        let response: Response = serde_json::from_str(data)
-            .map_err(|e| InBandError::truncated(format!("unreadable Gemini stream event: {e}")))?;
+        let response: Response = serde_json::from_str(data).map_err(|e| {
+            UpstreamError::truncated(format!("unreadable Gemini stream event: {e}"))
+        })?;
         if let Some(error) = &response.error {
             return Err(in_band_error(error));
         }
@@ -151,11 +137,7 @@ impl StreamTranslator {
         if response.candidates.is_empty() {
             if let Some(refusal) = block_refusal(&response) {
                 self.choices.entry(0).or_default().blocked = true;
-                let delta = ChunkDelta {
-                    refusal: Some(&refusal),
-                    ..ChunkDelta::default()
-                };
-                self.emit(0, delta, None);
+                self.out.refusal(0, &refusal);
             }
             return Ok(());
         }
@@ -176,32 +158,16 @@ impl StreamTranslator {
                     let tool = choice.tools;
                     choice.tools = choice.tools.saturating_add(1);
                     let args = arguments(&call.args);
-                    let delta = ChunkDelta {
-                        tool_calls: Some([ToolCallDelta {
-                            index: tool,
-                            id: Some(&id),
-                            kind: Some("function"),
-                            function: FunctionDelta {
-                                name: Some(&call.name),
-                                arguments: &args,
-                            },
-                        }]),
-                        ..ChunkDelta::default()
-                    };
-                    self.emit(index, delta, None);
+                    self.out
+                        .tool_call(index, tool, Some(&id), Some(&call.name), &args);
                 } else if let Some(text) = part.text.as_deref().filter(|t| !t.is_empty()) {
-                    let delta = if part.thought == Some(true) {
-                        ChunkDelta {
-                            reasoning_content: Some(text),
-                            ..ChunkDelta::default()
-                        }
+                    // Every choice that said something must finish: `close` checks them all.
+                    self.choices.entry(index).or_default();
+                    if part.thought == Some(true) {
+                        self.out.reasoning(index, text);
                     } else {
-                        ChunkDelta {
-                            content: Some(text),
-                            ..ChunkDelta::default()
-                        }
-                    };
-                    self.emit(index, delta, None);
+                        self.out.content(index, text);
+                    }
                 }
             }
             if let Some(reason) = candidate.finish_reason.as_deref().filter(|r| !r.is_empty()) {
@@ -212,7 +178,7 @@ impl StreamTranslator {
     }
 
     /// The finish chunks, the usage chunk (if asked for) and `[DONE]`.
-    fn close(&mut self) -> Result<(), InBandError> {
+    fn close(&mut self) -> Result<(), UpstreamError> {
         let finishes: Vec<(u32, &'static str)> = self
             .choices
             .iter()
@@ -224,10 +190,10 @@ impl StreamTranslator {
             .collect::<Option<_>>()
             .filter(|f: &Vec<_>| !f.is_empty())
             .ok_or_else(|| {
-                InBandError::truncated("the Gemini stream ended before its finishReason")
+                UpstreamError::truncated("the Gemini stream ended before its finishReason")
             })?;
         for (index, reason) in finishes {
-            self.emit(index, ChunkDelta::default(), Some(reason));
+            self.out.finish(index, reason);
         }
         self.out.usage(self.usage.to_openai());
         self.out.done();
@@ -236,7 +202,7 @@ impl StreamTranslator {
 
     /// The output so far, or `failure`: dropped (so the core fails over) while nothing has
     /// reached the client, else returned now with the failure kept for the next call.
-    fn result(&mut self, failure: Option<InBandError>) -> Result<Bytes, InBandError> {
+    fn result(&mut self, failure: Option<UpstreamError>) -> Result<Bytes, UpstreamError> {
         let out = self.out.take();
         match failure {
             Some(e) if !self.sent || out.is_empty() => Err(e),
@@ -252,21 +218,8 @@ impl StreamTranslator {
     }
 }
 
-fn chunk_choice<'a>(
-    index: u32,
-    delta: ChunkDelta<'a>,
-    finish: Option<&'static str>,
-) -> ChunkChoice<'a> {
-    ChunkChoice {
-        index,
-        delta,
-        logprobs: None,
-        finish_reason: finish,
-    }
-}
-
 impl Translate for StreamTranslator {
-    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, InBandError> {
+    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
         if let Some(e) = self.deferred.take() {
             return Err(e);
         }
@@ -282,14 +235,14 @@ impl Translate for StreamTranslator {
             failure = self.raw.parsed();
         }
         if failure.is_none() && self.parser.buffered() + self.raw.len() > MAX_PENDING {
-            failure = Some(InBandError::truncated(
+            failure = Some(UpstreamError::truncated(
                 "a Gemini stream event exceeded the size limit",
             ));
         }
         self.result(failure)
     }
 
-    fn end(&mut self) -> Result<Bytes, InBandError> {
+    fn end(&mut self) -> Result<Bytes, UpstreamError> {
         if let Some(e) = self.deferred.take() {
             return Err(e);
         }
@@ -301,7 +254,7 @@ impl Translate for StreamTranslator {
             let raw = String::from_utf8_lossy(self.raw.body.as_deref().unwrap_or_default());
             let snippet: String = raw.trim().chars().take(300).collect();
             failure = Some(self.raw.parsed().unwrap_or_else(|| {
-                InBandError::truncated(format!(
+                UpstreamError::truncated(format!(
                     "the Gemini stream ended with text that is not an event: {snippet}"
                 ))
             }));
@@ -331,7 +284,7 @@ mod tests {
     const FIRST_ERROR: &str = include_str!("../../../tests/fixtures/google/error_first.sse");
 
     /// Feeds `pieces` then ends; returns what the client got and the failure, if any.
-    fn run_pieces(pieces: &[&[u8]], include_usage: bool) -> (String, Option<InBandError>) {
+    fn run_pieces(pieces: &[&[u8]], include_usage: bool) -> (String, Option<UpstreamError>) {
         let mut t = StreamTranslator::new(1_700_000_000, "gemini-target", include_usage);
         let mut out = String::new();
         for piece in pieces {
@@ -349,7 +302,7 @@ mod tests {
         }
     }
 
-    fn run(stream: &str, include_usage: bool) -> (String, Option<InBandError>) {
+    fn run(stream: &str, include_usage: bool) -> (String, Option<UpstreamError>) {
         run_pieces(&[stream.as_bytes()], include_usage)
     }
 

@@ -1,10 +1,10 @@
 //! Cloudflare Workers AI (`provider = "cloudflare-ai"`), reached two ways with one input and one
 //! output translation (shared/wire/workers-ai.md):
 //!
-//! * `api_keys = []`: the Worker's AI binding, `env.AI.run(model, inputs)`, through
-//!   [`Host::run_ai`](crate::core::host::Host::run_ai). The Workers host builds the inputs as
-//!   real JS objects (workers-rs#1050 turns nested `serde_json` objects into `Map`s that the
-//!   binding reads as empty, which silently drops tool schemas).
+//! * `api_keys = []`: the Worker's AI binding, `env.AI.run(model, inputs)`, asked of the host
+//!   as a [`BindingCall`]. The Workers host builds the arguments as real JS objects
+//!   (workers-rs#1050 turns nested `serde_json` objects into `Map`s that the binding reads as
+//!   empty, which silently drops tool schemas).
 //! * `api_keys = ["CF_API_TOKEN"]` + `account_id = "CF_ACCOUNT_ID"`: the REST API,
 //!   `POST {base_url}/accounts/{account_id}/ai/run/{model}` with the token as a bearer. This is
 //!   what the native host uses (it has no binding); a Worker can use it too.
@@ -14,19 +14,21 @@
 //! formats, and a model may answer a streaming request with one whole object; the translators
 //! detect rather than assume (see [`response`] and [`stream`]).
 
+pub mod output;
 pub mod request;
 pub mod response;
 pub mod stream;
 
 use bytes::Bytes;
-use futures_util::stream as body_stream;
+use serde_json::Value;
 
-use crate::core::error::{ErrorObject, ProxyError};
-use crate::core::host::{UpstreamRequest, UpstreamResponse};
+use crate::core::error::ErrorObject;
+use crate::core::host::{BindingCall, UpstreamRequest};
+use crate::core::provider::{json_body, PrepareError, Provider, SecretLookup};
 use crate::core::request::ChatRequest;
 use crate::core::route::Target;
-use crate::core::stream::{InBandError, Translate};
-
+use crate::core::stream::Translate;
+use crate::core::verdict::UpstreamError;
 /// `max_tokens` sent when neither the client nor the target sets one. The binding's own default
 /// is 256 on most text models (their JSON schemas), which silently truncates ordinary answers;
 /// 4096 covers long answers while leaving room for the prompt in the 8k context of the smallest
@@ -66,32 +68,128 @@ pub fn family(model: &str) -> Family {
     }
 }
 
-/// The model input, built once per target.
-pub fn body(target: &Target, request: &ChatRequest) -> Result<Bytes, ProxyError> {
-    let value = request::inputs(target, request)?;
-    // Serialising an in-memory JSON value cannot fail.
-    Ok(Bytes::from(serde_json::to_vec(&value).unwrap_or_default()))
+/// Cloudflare Workers AI, through the AI binding or the REST API: `provider = "cloudflare-ai"`.
+pub struct WorkersAi;
+
+/// A model input, ready for the binding or any API token.
+pub struct Prepared {
+    /// The model's input (no `model` field: the binding takes it as an argument, REST in the
+    /// path), the same bytes either way.
+    inputs: Bytes,
+    /// The account id in the REST URL (a keyed target's `account_id` secret); empty for the
+    /// binding.
+    account: String,
+    /// Whether the client asked for a stream.
+    stream: bool,
+    /// Whether the client asked for the final usage chunk.
+    include_usage: bool,
+    /// The `max_tokens` the input carries: a finish without a reason is `length` at it.
+    max_tokens: u32,
 }
 
-/// `POST {base_url}/accounts/{account}/ai/run/{model}` with the API token as a bearer.
-pub fn upstream_request(
-    target: &Target,
-    body: &Bytes,
-    key: &str,
-    account: &str,
-) -> UpstreamRequest {
-    UpstreamRequest {
-        url: format!(
-            "{}/accounts/{}/ai/run/{}",
-            target.base_url,
-            path_segment(account),
-            target.model
-        ),
-        headers: vec![
-            ("authorization", format!("Bearer {key}")),
-            ("content-type", "application/json".to_owned()),
-        ],
-        body: body.clone(),
+impl Provider for WorkersAi {
+    type Prepared = Prepared;
+
+    fn prepare(
+        target: &'static Target,
+        request: &ChatRequest,
+        secret: SecretLookup<'_>,
+    ) -> Result<Prepared, PrepareError> {
+        let inputs = request::inputs(target, request)?;
+        // A REST target cannot use any of its keys without the account its URL names.
+        let account = match target.account_id {
+            Some(name) => secret(name).ok_or(PrepareError::SecretNotSet(name))?,
+            None => String::new(),
+        };
+        Ok(Prepared {
+            inputs: json_body(&inputs),
+            account,
+            stream: request.stream,
+            include_usage: request.include_usage,
+            max_tokens: request::max_tokens(target, request.body()),
+        })
+    }
+
+    /// `POST {base_url}/accounts/{account}/ai/run/{model}` with the API token as a bearer.
+    fn request(target: &'static Target, prepared: &Prepared, key: &str) -> UpstreamRequest {
+        UpstreamRequest {
+            url: format!(
+                "{}/accounts/{}/ai/run/{}",
+                target.base_url,
+                path_segment(&prepared.account),
+                target.model
+            ),
+            headers: vec![
+                ("authorization", format!("Bearer {key}")),
+                ("content-type", "application/json".to_owned()),
+            ],
+            body: prepared.inputs.clone(),
+        }
+    }
+
+    /// `env.AI.run(model, inputs)`.
+    fn binding_call(target: &'static Target, prepared: &Prepared) -> Option<BindingCall> {
+        Some(BindingCall {
+            method: "run",
+            args: vec![json_body(&target.model), prepared.inputs.clone()],
+        })
+    }
+
+    /// The v4 envelope's first error (REST), with its code; anything else as an OpenAI-shaped
+    /// or raw body.
+    fn failure(_prepared: &Prepared, status: u16, body: &[u8]) -> UpstreamError {
+        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        let error = match parsed.as_ref().and_then(envelope_error) {
+            Some((code, message)) => {
+                let message = if message.is_empty() {
+                    format!("Workers AI returned HTTP {status}")
+                } else {
+                    format!("Workers AI: {message}")
+                };
+                coded_error(message, status, code)
+            }
+            None => ErrorObject::from_upstream(status, body),
+        };
+        UpstreamError::answered(status, error)
+    }
+
+    /// The binding throws `InferenceUpstreamError: 3040: ...`: the code stands for a status,
+    /// judged like the REST API's. A message without a code is the binding failing, not the
+    /// request (502, retried).
+    fn thrown(_prepared: &Prepared, message: &str) -> UpstreamError {
+        let code = code_in(message);
+        let status = code.map_or(502, code_status);
+        UpstreamError::answered(
+            status,
+            coded_error(format!("Workers AI: {message}"), status, code),
+        )
+    }
+
+    /// JSON for a non-streaming request, SSE otherwise (either upstream stream format, or a
+    /// whole object turned into a stream).
+    fn translator(
+        target: &'static Target,
+        prepared: &Prepared,
+        created: u64,
+    ) -> Box<dyn Translate> {
+        if prepared.stream {
+            Box::new(
+                stream::StreamTranslator::new(
+                    target.model,
+                    created,
+                    prepared.include_usage,
+                    prepared.max_tokens,
+                )
+                .seeded(seed(created)),
+            )
+        } else {
+            Box::new(response::json_translator(
+                target.model,
+                created,
+                prepared.max_tokens,
+                seed(created),
+            ))
+        }
     }
 }
 
@@ -136,109 +234,42 @@ pub fn code_in(message: &str) -> Option<u64> {
         .and_then(|part| part.parse().ok())
 }
 
-/// The response a thrown binding error stands for: the status of its code and the REST API's
-/// error envelope, so [`error`] reads both paths the same way. A message without a code is the
-/// binding failing, not the request (502, fails over).
-pub fn thrown(message: &str) -> UpstreamResponse {
-    let code = code_in(message);
-    let status = code.map_or(502, code_status);
-    let envelope = serde_json::json!({
-        "success": false,
-        "errors": [{"code": code, "message": message}],
-        "messages": [],
-        "result": null,
-    });
-    let bytes = Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default());
-    UpstreamResponse {
-        status,
-        content_type: Some("application/json".to_owned()),
-        body: Box::pin(body_stream::iter([Ok(bytes)])),
-    }
-}
-
-fn error_kind(status: u16) -> &'static str {
-    match status {
-        401 => "authentication_error",
-        403 => "permission_error",
-        404 => "not_found_error",
-        429 => "rate_limit_error",
-        400..=499 => "invalid_request_error",
-        _ => "server_error",
-    }
+/// An error with Workers AI's code as `code`.
+fn coded_error(message: String, status: u16, code: Option<u64>) -> ErrorObject {
+    ErrorObject::for_status(message, status, code.map(|c| c.to_string()).as_deref())
 }
 
 /// The first entry of a Cloudflare v4 envelope's `errors`, as (code, message).
-fn envelope_error(value: &serde_json::Value) -> Option<(Option<u64>, String)> {
+fn envelope_error(value: &Value) -> Option<(Option<u64>, String)> {
     let first = value.get("errors")?.as_array()?.first()?;
-    let code = first.get("code").and_then(serde_json::Value::as_u64);
+    let code = first.get("code").and_then(Value::as_u64);
     let message = first
         .get("message")
-        .and_then(serde_json::Value::as_str)
+        .and_then(Value::as_str)
         .unwrap_or_default()
         .to_owned();
     Some((code, message))
 }
 
-/// The client-facing error for a non-2xx answer: the v4 envelope's first error (REST, or a
-/// thrown binding error), with its code; anything else as an OpenAI-shaped or raw body.
-pub fn error(status: u16, body: &[u8]) -> ErrorObject {
-    let parsed: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    match parsed.as_ref().and_then(envelope_error) {
-        Some((code, message)) => {
-            let message = if message.is_empty() {
-                format!("Workers AI returned HTTP {status}")
-            } else {
-                format!("Workers AI: {message}")
-            };
-            ErrorObject::new(
-                message,
-                error_kind(status),
-                None,
-                code.map(|c| c.to_string()).as_deref(),
-            )
-        }
-        None => ErrorObject::from_upstream(status, body),
-    }
-}
-
 /// An error reported inside a 200 (a v4 envelope with `success: false`, an `error` event).
-pub fn in_band(value: &serde_json::Value) -> Option<InBandError> {
-    let failed = value.get("success").and_then(serde_json::Value::as_bool) == Some(false);
+pub fn in_band(value: &Value) -> Option<UpstreamError> {
+    let failed = value.get("success").and_then(Value::as_bool) == Some(false);
     if let Some((code, message)) = envelope_error(value).filter(|_| failed) {
         let status = code.map_or(502, code_status);
-        return Some(InBandError {
-            status,
-            error: ErrorObject::new(
-                format!("Workers AI: {message}"),
-                error_kind(status),
-                None,
-                code.map(|c| c.to_string()).as_deref(),
-            ),
-        });
+        let error = coded_error(format!("Workers AI: {message}"), status, code);
+        return Some(UpstreamError::in_band(status, error));
     }
     let error = value.get("error").filter(|e| !e.is_null())?;
     let message = match error {
-        serde_json::Value::String(s) => s.clone(),
+        Value::String(s) => s.clone(),
         other => other
             .get("message")
-            .and_then(serde_json::Value::as_str)
+            .and_then(Value::as_str)
             .map_or_else(|| other.to_string(), str::to_owned),
     };
     let status = code_in(&message).map_or(502, code_status);
-    Some(InBandError {
-        status,
-        error: ErrorObject::new(
-            format!("Workers AI: {message}"),
-            error_kind(status),
-            None,
-            None,
-        ),
-    })
-}
-
-/// The max_tokens the input will carry (the translators infer `length` from it).
-pub fn max_tokens(target: &Target, request: &ChatRequest) -> u32 {
-    request::max_tokens(target, request.body())
+    let error = ErrorObject::for_status(format!("Workers AI: {message}"), status, None);
+    Some(UpstreamError::in_band(status, error))
 }
 
 /// Per-response entropy for the tool-call ids made up or rewritten here: the response time and a
@@ -249,41 +280,41 @@ pub fn seed(created: u64) -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    response::fnv(created, &n.to_le_bytes())
-}
-
-/// The body translator: JSON for a non-streaming request, SSE otherwise (either upstream
-/// stream format, or a whole object turned into a stream).
-pub fn translator(target: &Target, request: &ChatRequest, created: u64) -> Box<dyn Translate> {
-    let max_tokens = max_tokens(target, request);
-    if request.stream {
-        Box::new(
-            stream::StreamTranslator::new(target.model, created, request.include_usage, max_tokens)
-                .seeded(seed(created)),
-        )
-    } else {
-        Box::new(response::json_translator(
-            target.model,
-            created,
-            max_tokens,
-            seed(created),
-        ))
-    }
+    output::fnv(created, &n.to_le_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::route::Provider;
+    use crate::core::route::Via;
+
+    /// A prepared request for the binding (no account) of `model`.
+    fn prepared() -> Prepared {
+        Prepared {
+            inputs: Bytes::from_static(b"{}"),
+            account: String::new(),
+            stream: false,
+            include_usage: false,
+            max_tokens: DEFAULT_MAX_TOKENS,
+        }
+    }
+
+    fn thrown(message: &str) -> UpstreamError {
+        WorkersAi::thrown(&prepared(), message)
+    }
+
+    fn error(status: u16, body: &[u8]) -> ErrorObject {
+        WorkersAi::failure(&prepared(), status, body).error
+    }
 
     #[test]
     fn error_codes_map_to_statuses_that_drive_failover() {
-        use crate::core::failover::{verdict, Verdict};
+        use crate::core::verdict::Verdict;
         for (code, status, v) in [
             (3040, 429, Verdict::Retry),
             (3036, 429, Verdict::Retry),
             (3007, 408, Verdict::Retry),
-            (5016, 403, Verdict::Retry),
+            (5016, 403, Verdict::KeyRejected),
             (5004, 400, Verdict::ClientError),
             (5007, 400, Verdict::ClientError),
             (3003, 400, Verdict::ClientError),
@@ -293,7 +324,8 @@ mod tests {
             (9999, 502, Verdict::Retry),
         ] {
             assert_eq!(code_status(code), status, "{code}");
-            assert_eq!(verdict(status), v, "{code}");
+            let failure = thrown(&format!("InferenceUpstreamError: {code}: x"));
+            assert_eq!((failure.status, failure.verdict()), (status, v), "{code}");
         }
     }
 
@@ -335,15 +367,22 @@ mod tests {
 
     #[test]
     fn rest_request_names_account_and_model_and_never_puts_the_token_in_the_url() {
-        let target = Target {
-            provider: Provider::CloudflareAi,
+        static TARGET: Target = Target {
+            provider: "cloudflare-ai",
             model: "@cf/meta/llama-3.1-8b-instruct",
             base_url: "https://api.cloudflare.com/client/v4",
-            api_keys: &["CF_API_TOKEN"],
+            vias: &[Via::Key("CF_API_TOKEN")],
             max_tokens: None,
             account_id: Some("CF_ACCOUNT_ID"),
         };
-        let up = upstream_request(&target, &Bytes::from_static(b"{}"), "tok-secret", "abc123");
+        let req =
+            ChatRequest::parse(br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#)
+                .unwrap();
+        let account = |value: &'static str| {
+            move |name: &str| (name == "CF_ACCOUNT_ID").then(|| value.to_owned())
+        };
+        let prepared = WorkersAi::prepare(&TARGET, &req, &account("abc123")).unwrap();
+        let up = WorkersAi::request(&TARGET, &prepared, "tok-secret");
         assert_eq!(
             up.url,
             "https://api.cloudflare.com/client/v4/accounts/abc123/ai/run/@cf/meta/llama-3.1-8b-instruct"
@@ -352,7 +391,8 @@ mod tests {
             up.headers[0],
             ("authorization", "Bearer tok-secret".to_owned())
         );
-        let up = upstream_request(&target, &Bytes::new(), "t", "../x?y");
+        let prepared = WorkersAi::prepare(&TARGET, &req, &account("../x?y")).unwrap();
+        let up = WorkersAi::request(&TARGET, &prepared, "t");
         assert!(
             up.url.contains("/accounts/%2E%2E%2Fx%3Fy/ai/run/"),
             "{}",

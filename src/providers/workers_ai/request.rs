@@ -146,9 +146,9 @@ fn legacy_response_format(rf: &Value) -> Option<Value> {
 }
 
 /// A tool-call id as the model first wrote it: the suffix added on the way out
-/// ([`super::response::outgoing_id`]) is removed, so the model sees its own ids again.
+/// ([`super::output::outgoing_id`]) is removed, so the model sees its own ids again.
 fn upstream_id(id: &str) -> &str {
-    id.split(super::response::ID_MARKER).next().unwrap_or(id)
+    id.split(super::output::ID_MARKER).next().unwrap_or(id)
 }
 
 /// Text of a content value: a string as is, text parts concatenated, `null` as `""`.
@@ -242,13 +242,13 @@ fn tool(t: &input::FunctionTool<'_>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::route::Provider;
+    use crate::core::route::Via;
 
     const LEGACY: Target = Target {
-        provider: Provider::CloudflareAi,
+        provider: "cloudflare-ai",
         model: "@cf/meta/llama-3.3-70b-instruct-fp8-fast",
         base_url: "https://api.cloudflare.com/client/v4",
-        api_keys: &[],
+        vias: &[Via::Binding("AI")],
         max_tokens: None,
         account_id: None,
     };

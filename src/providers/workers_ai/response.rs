@@ -1,258 +1,58 @@
-//! Workers AI output (any of the shapes of workers-ai.md §3) → OpenAI `chat.completion`.
-//!
-//! The output is read into an [`Answer`] first; the JSON translator writes it as one completion
-//! and the stream translator, when a model answered a streaming request whole, as chunks.
+//! Workers AI output (any of the shapes of workers-ai.md §3) → OpenAI `chat.completion`: the
+//! non-streaming translator, reading through [`super::output`].
 
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::in_band;
+use super::output::{self, fnv, response_id, CallPiece, Calls, Output, Part};
 use crate::core::completion::{
-    self, Completion, CompletionChoice, FunctionCall, PromptTokensDetails, ResponseMessage,
-    ToolCall, Usage as OpenAiUsage,
+    self, Completion, CompletionChoice, FunctionCall, ResponseMessage, ToolCall,
 };
-use crate::core::stream::{InBandError, WholeBody};
+use crate::core::stream::WholeBody;
+use crate::core::verdict::UpstreamError;
 
-/// One tool call, with `arguments` as a JSON string.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Call {
-    /// The upstream's id, or one made up here when it gave none.
-    pub id: String,
-    /// Function name.
-    pub name: String,
-    /// Arguments, JSON text.
-    pub arguments: String,
+/// Parses a buffered whole answer (JSON output, or a REST envelope around one); the salt for
+/// made-up ids is `seed` mixed with the body's bytes.
+pub fn parse_whole(body: &[u8], seed: u64) -> Result<(Value, u64), UpstreamError> {
+    let value: Value = serde_json::from_slice(body).map_err(|e| {
+        UpstreamError::truncated(format!("the Workers AI response is not complete JSON: {e}"))
+    })?;
+    Ok((value, fnv(seed, body)))
 }
 
-/// Token counts; Workers AI's last usage is cumulative.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    /// Prompt tokens.
-    pub prompt: u64,
-    /// Generated tokens.
-    pub completion: u64,
-    /// Cached prompt tokens.
-    pub cached: u64,
-}
-
-impl Usage {
-    /// `usage` as Workers AI writes it (either shape), if it is an object.
-    pub fn read(value: Option<&Value>) -> Option<Self> {
-        let u = value.filter(|v| v.is_object())?;
-        let n = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(0);
-        Some(Self {
-            prompt: n(u.get("prompt_tokens")),
-            completion: n(u.get("completion_tokens")),
-            cached: n(u.pointer("/prompt_tokens_details/cached_tokens")),
-        })
-    }
-
-    /// OpenAI's usage object.
-    pub fn to_openai(self) -> OpenAiUsage {
-        OpenAiUsage {
-            prompt_tokens: self.prompt,
-            completion_tokens: self.completion,
-            total_tokens: self.prompt + self.completion,
-            prompt_tokens_details: PromptTokensDetails {
-                cached_tokens: self.cached,
-            },
-            completion_tokens_details: None,
-        }
-    }
-}
-
-/// A whole answer, whichever shape it came in.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Answer {
-    /// The upstream's response id (OpenAI shape only).
-    pub id: Option<String>,
-    /// Text.
-    pub content: Option<String>,
-    /// Reasoning text (`reasoning_content` / `reasoning`).
-    pub reasoning: Option<String>,
-    /// Tool calls.
-    pub calls: Vec<Call>,
-    /// The upstream's finish reason, if it gave one.
-    pub finish: Option<String>,
-    /// Usage, if given.
-    pub usage: Option<Usage>,
-}
-
-/// Separates a model's own tool-call id from the suffix that makes it unique (the marker
-/// Cloudflare's workers-ai-provider uses).
-pub const ID_MARKER: &str = "::cf-wai-tool-call::";
-
-/// A model-given tool-call id as the client sees it. Workers AI models repeat ids across turns
-/// (`call123` every time), which breaks clients that key tool results by id; a per-response
-/// suffix makes them unique, and the request side strips it again (workers-ai-provider
-/// "Fix Workers AI tool call ID collisions").
-pub fn outgoing_id(id: &str, salt: u64) -> String {
-    format!("{id}{ID_MARKER}{salt:016x}")
-}
-
-/// A made-up tool-call id: unique within a response (`n`) and, through `salt` (the response's
-/// timestamp and a hash of its bytes), across turns — Workers AI models omit ids or repeat them
-/// across turns (workers-ai-provider "Fix Workers AI tool call ID collisions").
-pub fn call_id(salt: u64, n: usize) -> String {
-    format!("call_{salt:016x}{n}")
-}
-
-/// FNV-1a, to salt made-up ids with the bytes they came from.
-pub fn fnv(seed: u64, bytes: &[u8]) -> u64 {
-    bytes.iter().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// A value that should be text: strings as they are, objects and numbers as JSON (structured
-/// output mode answers `response` as an object; workers-ai-provider's `processText`).
-pub fn text(value: &Value) -> Option<String> {
-    match value {
-        Value::Null => None,
-        Value::String(s) => Some(s.clone()),
-        other => Some(other.to_string()),
-    }
-}
-
-/// Tool-call `arguments`, object or string, as JSON text (`""`/null → `{}`).
-pub fn arguments(value: Option<&Value>) -> String {
-    match value {
-        Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
-        None | Some(Value::Null) | Some(Value::String(_)) => "{}".to_owned(),
-        Some(other) => other.to_string(),
-    }
-}
-
-/// Tool calls in any of the shapes: OpenAI/Llama-4 `{id, type, function: {name, arguments}}`
-/// or legacy flat `{name, arguments}`. Entries without a name are skipped.
-fn calls(value: Option<&Value>, salt: u64) -> Vec<Call> {
-    let Some(items) = value.and_then(Value::as_array) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for item in items {
-        let f = item.get("function").unwrap_or(item);
-        let Some(name) = f
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-        else {
-            continue;
-        };
-        let id = item
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .map_or_else(|| call_id(salt, out.len()), |id| outgoing_id(id, salt));
-        out.push(Call {
-            id,
-            name: name.to_owned(),
-            arguments: arguments(f.get("arguments")),
-        });
-    }
-    out
-}
-
-/// Reads an output (binding) or a REST envelope around one.
-pub fn read(value: &Value, salt: u64) -> Result<Answer, InBandError> {
-    if let Some(error) = in_band(value) {
-        return Err(error);
-    }
-    // REST: `{"result": <output>, "success": true, "errors": [], "messages": []}`.
-    let output = match value.get("result") {
-        Some(result) if value.get("success").is_some() => result,
-        _ => value,
-    };
-    match output {
-        Value::String(s) => Ok(Answer {
-            content: Some(s.clone()),
-            ..Answer::default()
-        }),
-        Value::Object(o) if o.get("choices").is_some_and(Value::is_array) => {
-            let choice = o
-                .get("choices")
-                .and_then(|c| c.get(0))
-                .cloned()
-                .unwrap_or_default();
-            let message = choice.get("message").cloned().unwrap_or_default();
-            Ok(Answer {
-                id: o.get("id").and_then(Value::as_str).map(str::to_owned),
-                content: message.get("content").and_then(text),
-                reasoning: message
-                    .get("reasoning_content")
-                    .or_else(|| message.get("reasoning"))
-                    .and_then(text),
-                calls: calls(message.get("tool_calls"), salt),
-                finish: choice
-                    .get("finish_reason")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                usage: Usage::read(o.get("usage")),
-            })
-        }
-        Value::Object(o) if o.contains_key("response") || o.contains_key("tool_calls") => {
-            Ok(Answer {
-                id: None,
-                content: o.get("response").and_then(text),
-                reasoning: None,
-                calls: calls(o.get("tool_calls"), salt),
-                finish: o
-                    .get("finish_reason")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                usage: Usage::read(o.get("usage")),
-            })
-        }
-        Value::Object(o) if o.contains_key("request_id") => Err(InBandError::truncated(
-            "Workers AI queued the request (async batch) instead of answering it",
-        )),
-        _ => Err(InBandError::truncated(
-            "Workers AI answered with an output of no known shape",
-        )),
-    }
-}
-
-/// OpenAI's finish reason. Workers AI's legacy outputs have none: tool calls mean
-/// `tool_calls`, a completion that used the whole budget means `length`, otherwise `stop`.
-pub fn finish_reason(
-    given: Option<&str>,
-    tool_calls: bool,
-    usage: Option<Usage>,
-    max_tokens: u32,
-) -> &'static str {
-    match given {
-        Some("length" | "model_length" | "max_tokens") => "length",
-        Some("content_filter") => "content_filter",
-        _ if tool_calls => "tool_calls",
-        Some("tool_calls" | "function_call") => "tool_calls",
-        Some(_) => "stop",
-        None if usage.is_some_and(|u| u.completion >= u64::from(max_tokens)) => "length",
-        None => "stop",
-    }
-}
-
-/// The `chat.completion` for `answer`.
+/// The `chat.completion` for a whole answer.
 pub fn completion(
-    answer: &Answer,
-    id: &str,
+    answer: &Output<'_>,
+    salt: u64,
     model: &str,
     created: u64,
     max_tokens: u32,
 ) -> Vec<u8> {
+    let mut calls = Calls::new(salt);
     let tool_calls: Vec<ToolCall> = answer
         .calls
         .iter()
-        .map(|c| ToolCall {
-            id: c.id.clone(),
-            kind: "function",
-            function: FunctionCall {
-                name: c.name.clone(),
-                arguments: c.arguments.clone(),
-            },
+        .enumerate()
+        .filter_map(|(n, entry)| match calls.entry(n, entry, Part::Whole)? {
+            CallPiece::Start {
+                id,
+                name,
+                arguments,
+                ..
+            } => Some(ToolCall {
+                id,
+                kind: "function",
+                function: FunctionCall {
+                    name: name.to_owned(),
+                    arguments,
+                },
+            }),
+            // Every entry of a whole answer is a whole call.
+            CallPiece::More { .. } => None,
         })
         .collect();
-    let finish = finish_reason(
-        answer.finish.as_deref(),
+    let finish = output::finish_reason(
+        answer.finish,
         !tool_calls.is_empty(),
         answer.usage,
         max_tokens,
@@ -265,8 +65,9 @@ pub fn completion(
         None => None,
     };
     let reasoning = answer.reasoning.clone().filter(|r| !r.is_empty());
+    let id = response_id(answer.id, salt);
     let body = Completion::new(
-        id,
+        &id,
         created,
         model,
         vec![CompletionChoice::new(
@@ -279,22 +80,6 @@ pub fn completion(
     completion::to_json(&body)
 }
 
-/// The response id: the upstream's, or one made from the salt.
-pub fn response_id(answer_id: Option<&str>, salt: u64) -> String {
-    answer_id
-        .filter(|s| !s.is_empty())
-        .map_or_else(|| format!("chatcmpl-wai{salt:016x}"), str::to_owned)
-}
-
-/// Parses a buffered whole answer (JSON output, or a REST envelope around one).
-pub fn parse_whole(body: &[u8], seed: u64) -> Result<(Answer, u64), InBandError> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        InBandError::truncated(format!("the Workers AI response is not complete JSON: {e}"))
-    })?;
-    let salt = fnv(seed, body);
-    Ok((read(&value, salt)?, salt))
-}
-
 /// The non-streaming translator for `model`, stamping `created` (Unix seconds); made-up and
 /// rewritten ids are salted with `seed`.
 pub fn json_translator(
@@ -302,12 +87,12 @@ pub fn json_translator(
     created: u64,
     max_tokens: u32,
     seed: u64,
-) -> WholeBody<impl FnMut(&[u8]) -> Result<Bytes, InBandError>> {
+) -> WholeBody<impl FnMut(&[u8]) -> Result<Bytes, UpstreamError>> {
     WholeBody::new(move |body: &[u8]| {
-        let (answer, salt) = parse_whole(body, seed)?;
-        let id = response_id(answer.id.as_deref(), salt);
+        let (value, salt) = parse_whole(body, seed)?;
+        let answer = output::read(&value, Part::Whole)?;
         Ok(Bytes::from(completion(
-            &answer, &id, model, created, max_tokens,
+            &answer, salt, model, created, max_tokens,
         )))
     })
 }
@@ -326,7 +111,7 @@ mod tests {
         .unwrap()
     }
 
-    fn translate(body: &[u8]) -> Result<Value, InBandError> {
+    fn translate(body: &[u8]) -> Result<Value, UpstreamError> {
         let mut t = json_translator("@cf/meta/llama-3.3-70b-instruct-fp8-fast", 1, 4096, 1);
         for piece in body.chunks(7) {
             assert!(t.chunk(Bytes::copy_from_slice(piece))?.is_empty());

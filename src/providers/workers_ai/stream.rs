@@ -1,12 +1,13 @@
 //! Workers AI stream (either format of workers-ai.md §4, or a whole answer) → OpenAI chunks.
 //!
-//! One parser for both formats, like workers-ai-provider's: an event with `choices` is an OpenAI
-//! chunk (content, `reasoning_content`/`reasoning`, tool-call fragments, `finish_reason`);
-//! anything else is native (`response` text, top-level `tool_calls` flat or as fragments,
-//! `finish_reason`, `usage`). `p` padding and empty `tool_calls: []` are ignored, and so is the
-//! null sentinel `{id: null, type: null, function: {name: null}}` that closes a call. Usage is
-//! taken from the last native `usage` event, which is cumulative; per-chunk usage of the OpenAI
-//! format is incremental and only used when no native event comes ("Do not sum both").
+//! One parser for both formats, like workers-ai-provider's, reading each event through
+//! [`super::output`]: an event with `choices` is an OpenAI chunk (content,
+//! `reasoning_content`/`reasoning`, tool-call fragments, `finish_reason`); anything else is
+//! native (`response` text, top-level `tool_calls` flat or as fragments, `finish_reason`,
+//! `usage`). `p` padding and empty `tool_calls: []` are ignored, and so is the null sentinel
+//! `{id: null, type: null, function: {name: null}}` that closes a call. Usage is taken from the
+//! last native `usage` event, which is cumulative; per-chunk usage of the OpenAI format is
+//! incremental and only used when no native event comes ("Do not sum both").
 //!
 //! Output: the role chunk with the first content, deltas as they come, one finish chunk, the
 //! usage chunk only with `stream_options.include_usage`, `data: [DONE]`. Nothing is written
@@ -19,12 +20,11 @@
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::in_band;
-use super::response::{
-    self, arguments, call_id, finish_reason, fnv, outgoing_id, text, Answer, Usage,
-};
-use crate::core::completion::{ChunkChoice, ChunkDelta, ChunkWriter, FunctionDelta, ToolCallDelta};
-use crate::core::stream::{InBandError, Translate, MAX_WHOLE_BODY};
+use super::output::{self, fnv, response_id, CallPiece, Calls, Output, Part, Usage};
+use super::response::parse_whole;
+use crate::core::completion::ChunkWriter;
+use crate::core::stream::{Translate, MAX_WHOLE_BODY};
+use crate::core::verdict::UpstreamError;
 use crate::sse::{SseEvent, SseParser};
 
 /// Largest incomplete event held; real events are a few hundred bytes.
@@ -40,12 +40,6 @@ enum Mode {
     Whole,
 }
 
-/// A tool call being streamed: the upstream's index and id, the index given to the client.
-struct Slot {
-    upstream_index: u64,
-    id: String,
-}
-
 /// The streaming translator.
 pub struct StreamTranslator {
     /// Its id is the upstream's, or made up before the first chunk.
@@ -58,10 +52,9 @@ pub struct StreamTranslator {
     seed: u64,
     salt: u64,
     salted: bool,
-    role_sent: bool,
     finish_sent: bool,
     done: bool,
-    slots: Vec<Slot>,
+    calls: Calls,
     finish: Option<String>,
     /// Cumulative usage from a native event.
     usage: Option<Usage>,
@@ -83,10 +76,9 @@ impl StreamTranslator {
             seed: created,
             salt: created,
             salted: false,
-            role_sent: false,
             finish_sent: false,
             done: false,
-            slots: Vec::new(),
+            calls: Calls::new(created),
             finish: None,
             usage: None,
             chunk_usage: None,
@@ -96,128 +88,64 @@ impl StreamTranslator {
     /// Salts made-up and rewritten ids with `seed` (default: `created`).
     pub fn seeded(mut self, seed: u64) -> Self {
         self.seed = seed;
-        self.salt = seed;
+        self.salt(seed);
         self
     }
 
-    fn write(&mut self, choices: &[ChunkChoice<'_>]) {
+    fn salt(&mut self, salt: u64) {
+        self.salt = salt;
+        self.calls = Calls::new(salt);
+    }
+
+    /// The writer, with the response id settled: the upstream's if it named one by now, else
+    /// one made from the salt.
+    fn writer(&mut self) -> &mut ChunkWriter {
         if self.out.id.is_empty() {
-            self.out.id = response::response_id(None, self.salt);
+            self.out.id = response_id(None, self.salt);
         }
-        self.out.chunk(choices);
+        &mut self.out
     }
 
-    /// Writes one chunk with `delta`, preceded by the role chunk if it is still owed.
-    fn emit(&mut self, delta: ChunkDelta<'_>, finish: Option<&'static str>) {
-        if !self.role_sent {
-            self.role_sent = true;
-            let role = ChunkDelta {
-                role: Some("assistant"),
-                content: Some(""),
-                ..ChunkDelta::default()
-            };
-            self.write(&[choice(role, None)]);
+    /// Writes what one output (a whole answer or one event's worth) adds.
+    fn emit(&mut self, output: &Output<'_>, part: Part) {
+        if self.out.id.is_empty() {
+            if let Some(id) = output.id.filter(|i| !i.is_empty()) {
+                self.out.id = id.to_owned();
+            }
         }
-        self.write(&[choice(delta, finish)]);
-    }
-
-    fn content(&mut self, text: &str) {
-        if !text.is_empty() {
-            self.emit(
-                ChunkDelta {
-                    content: Some(text),
-                    ..ChunkDelta::default()
-                },
-                None,
-            );
+        match (output.usage, output.openai) {
+            (Some(u), true) => self.chunk_usage.get_or_insert_with(Usage::default).add(u),
+            (Some(u), false) => self.usage = Some(u),
+            (None, _) => {}
         }
-    }
-
-    fn reasoning(&mut self, text: &str) {
-        if !text.is_empty() {
-            self.emit(
-                ChunkDelta {
-                    reasoning_content: Some(text),
-                    ..ChunkDelta::default()
-                },
-                None,
-            );
+        if let Some(r) = &output.reasoning {
+            if !r.is_empty() {
+                self.writer().reasoning(0, r);
+            }
         }
-    }
-
-    fn tool(&mut self, index: usize, id: Option<&str>, name: Option<&str>, args: &str) {
-        let index = u32::try_from(index).unwrap_or(u32::MAX);
-        self.emit(
-            ChunkDelta {
-                tool_calls: Some([ToolCallDelta {
+        if let Some(c) = &output.content {
+            if !c.is_empty() {
+                self.writer().content(0, c);
+            }
+        }
+        for (position, entry) in output.calls.iter().enumerate() {
+            match self.calls.entry(position, entry, part) {
+                Some(CallPiece::Start {
                     index,
                     id,
-                    kind: id.map(|_| "function"),
-                    function: FunctionDelta {
-                        name,
-                        arguments: args,
-                    },
-                }]),
-                ..ChunkDelta::default()
-            },
-            None,
-        );
-    }
-
-    /// One tool-call entry of either format. Fragments are keyed by (index, id): a name or a
-    /// new id on an index starts a call, a bare `arguments` piece continues the latest call on
-    /// that index (Ollama-style upstreams reuse index 0 for parallel calls).
-    fn tool_entry(&mut self, position: usize, entry: &Value) {
-        let f = entry.get("function").unwrap_or(entry);
-        let name = f
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty());
-        let id = entry
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|i| !i.is_empty());
-        let upstream_index = entry
-            .get("index")
-            .and_then(Value::as_u64)
-            .unwrap_or(position as u64);
-        let args = match f.get("arguments") {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s.clone(),
-            Some(other) => other.to_string(),
-        };
-        let flat = entry.get("function").is_none();
-        let latest = self
-            .slots
-            .iter()
-            .rposition(|s| s.upstream_index == upstream_index);
-        let starts = flat
-            || match (latest, id, name) {
-                (None, _, Some(_)) | (None, Some(_), _) => true,
-                (Some(i), Some(id), _) => self.slots[i].id != id,
-                _ => false,
-            };
-        if starts {
-            let Some(name) = name else { return };
-            let n = self.slots.len();
-            let upstream_id = id.map_or_else(|| call_id(self.salt, n), str::to_owned);
-            let shown = id.map_or_else(|| upstream_id.clone(), |i| outgoing_id(i, self.salt));
-            // A flat call arrives whole; its arguments may be an object.
-            let args = if flat {
-                arguments(f.get("arguments"))
-            } else {
-                args
-            };
-            self.slots.push(Slot {
-                upstream_index,
-                id: upstream_id,
-            });
-            self.tool(n, Some(&shown), Some(name), &args);
-        } else if let Some(i) = latest {
-            // Continuation; the null sentinel and empty pieces add nothing.
-            if !args.is_empty() {
-                self.tool(i, None, None, &args);
+                    name,
+                    arguments,
+                }) => self
+                    .writer()
+                    .tool_call(0, index, Some(&id), Some(name), &arguments),
+                Some(CallPiece::More { index, arguments }) => {
+                    self.writer().tool_call(0, index, None, None, &arguments)
+                }
+                None => {}
             }
+        }
+        if let Some(f) = output.finish {
+            self.finish = Some(f.to_owned());
         }
     }
 
@@ -227,13 +155,13 @@ impl StreamTranslator {
         }
         self.finish_sent = true;
         let usage = self.usage.or(self.chunk_usage);
-        let reason = finish_reason(
+        let reason = output::finish_reason(
             self.finish.as_deref(),
-            !self.slots.is_empty(),
+            self.calls.any(),
             usage,
             self.max_tokens,
         );
-        self.emit(ChunkDelta::default(), Some(reason));
+        self.writer().finish(0, reason);
     }
 
     fn close(&mut self) {
@@ -247,7 +175,7 @@ impl StreamTranslator {
         self.done = true;
     }
 
-    fn event(&mut self, sse: &SseEvent) -> Result<(), InBandError> {
+    fn event(&mut self, sse: &SseEvent) -> Result<(), UpstreamError> {
         if self.done {
             return Ok(());
         }
@@ -263,107 +191,30 @@ impl StreamTranslator {
             // Made-up ids are salted with the seed and the first event (Workers AI pads events
             // with random `p` text), not with how the network split the bytes.
             self.salted = true;
-            self.salt = fnv(self.seed, data.as_bytes());
+            self.salt(fnv(self.seed, data.as_bytes()));
         }
         let Ok(value) = serde_json::from_str::<Value>(data) else {
             // Comments and keep-alives carry no JSON; a broken event is skipped, not fatal.
             return Ok(());
         };
-        if let Some(error) = in_band(&value) {
-            return Err(error);
-        }
-        if let Some(choices) = value.get("choices").and_then(Value::as_array) {
-            if self.out.id.is_empty() {
-                if let Some(id) = value.get("id").and_then(Value::as_str) {
-                    self.out.id = id.to_owned();
-                }
-            }
-            if let Some(u) = Usage::read(value.get("usage")) {
-                let sum = self.chunk_usage.get_or_insert_with(Usage::default);
-                sum.prompt = sum.prompt.max(u.prompt);
-                sum.completion += u.completion;
-                sum.cached = sum.cached.max(u.cached);
-            }
-            if let Some(c) = choices.first() {
-                let delta = c.get("delta").cloned().unwrap_or_default();
-                if let Some(r) = delta
-                    .get("reasoning_content")
-                    .or_else(|| delta.get("reasoning"))
-                    .and_then(Value::as_str)
-                {
-                    self.reasoning(r);
-                }
-                if let Some(t) = delta.get("content").and_then(Value::as_str) {
-                    self.content(t);
-                }
-                if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
-                    for (i, entry) in calls.iter().enumerate() {
-                        self.tool_entry(i, entry);
-                    }
-                }
-                if let Some(f) = c.get("finish_reason").and_then(Value::as_str) {
-                    self.finish = Some(f.to_owned());
-                }
-            }
-            return Ok(());
-        }
-        if let Some(r) = value.get("response").and_then(text) {
-            self.content(&r);
-        }
-        if let Some(calls) = value.get("tool_calls").and_then(Value::as_array) {
-            for (i, entry) in calls.iter().enumerate() {
-                self.tool_entry(i, entry);
-            }
-        }
-        if let Some(f) = value.get("finish_reason").and_then(Value::as_str) {
-            self.finish = Some(f.to_owned());
-        }
-        if let Some(u) = Usage::read(value.get("usage")) {
-            self.usage = Some(u);
-        }
+        let output = output::read(&value, Part::Event)?;
+        self.emit(&output, Part::Event);
         Ok(())
     }
 
     /// A whole answer as a stream.
-    fn replay(&mut self, answer: &Answer) {
-        if let Some(id) = answer.id.as_deref().filter(|i| !i.is_empty()) {
-            self.out.id = id.to_owned();
-        }
-        if let Some(r) = &answer.reasoning {
-            self.reasoning(r);
-        }
-        match &answer.content {
-            Some(c) if !c.is_empty() => self.content(c),
-            _ => {}
-        }
-        for (n, call) in answer.calls.iter().enumerate() {
-            self.slots.push(Slot {
-                upstream_index: n as u64,
-                id: call.id.clone(),
-            });
-            self.tool(n, Some(&call.id), Some(&call.name), &call.arguments);
-        }
-        self.finish = answer.finish.clone();
-        self.usage = answer.usage;
+    fn replay(&mut self) -> Result<(), UpstreamError> {
+        let (value, salt) = parse_whole(&self.whole, self.seed)?;
+        self.salt(salt);
+        let answer = output::read(&value, Part::Whole)?;
+        self.emit(&answer, Part::Whole);
         self.close();
-    }
-
-    fn take(&mut self) -> Bytes {
-        self.out.take()
-    }
-}
-
-fn choice<'a>(delta: ChunkDelta<'a>, finish: Option<&'static str>) -> ChunkChoice<'a> {
-    ChunkChoice {
-        index: 0,
-        delta,
-        logprobs: None,
-        finish_reason: finish,
+        Ok(())
     }
 }
 
 impl Translate for StreamTranslator {
-    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, InBandError> {
+    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
         if self.mode == Mode::Undecided {
             match upstream.iter().find(|b| !b.is_ascii_whitespace()) {
                 None => {
@@ -383,7 +234,7 @@ impl Translate for StreamTranslator {
         match self.mode {
             Mode::Whole => {
                 if self.whole.len() + upstream.len() > MAX_WHOLE_BODY {
-                    return Err(InBandError::truncated(
+                    return Err(UpstreamError::truncated(
                         "the Workers AI response is too large",
                     ));
                 }
@@ -394,24 +245,22 @@ impl Translate for StreamTranslator {
                     self.event(&event)?;
                 }
                 if self.parser.buffered() > MAX_PENDING {
-                    return Err(InBandError::truncated(
+                    return Err(UpstreamError::truncated(
                         "a Workers AI stream event exceeded the size limit",
                     ));
                 }
             }
         }
-        Ok(self.take())
+        Ok(self.out.take())
     }
 
-    fn end(&mut self) -> Result<Bytes, InBandError> {
+    fn end(&mut self) -> Result<Bytes, UpstreamError> {
         match self.mode {
-            Mode::Whole => {
-                let (answer, salt) = response::parse_whole(&self.whole, self.seed)?;
-                self.salt = salt;
-                self.replay(&answer);
-            }
+            Mode::Whole => self.replay()?,
             Mode::Undecided => {
-                return Err(InBandError::truncated("the Workers AI response was empty"))
+                return Err(UpstreamError::truncated(
+                    "the Workers AI response was empty",
+                ))
             }
             Mode::Sse => {
                 if let Some(event) = self.parser.finish() {
@@ -419,7 +268,7 @@ impl Translate for StreamTranslator {
                 }
                 if !self.done {
                     if self.finish.is_none() {
-                        return Err(InBandError::truncated(
+                        return Err(UpstreamError::truncated(
                             "the Workers AI stream ended before `data: [DONE]`",
                         ));
                     }
@@ -427,7 +276,7 @@ impl Translate for StreamTranslator {
                 }
             }
         }
-        Ok(self.take())
+        Ok(self.out.take())
     }
 }
 
@@ -445,7 +294,7 @@ mod tests {
         .unwrap()
     }
 
-    fn run_split(input: &str, include_usage: bool, split: usize) -> Result<String, InBandError> {
+    fn run_split(input: &str, include_usage: bool, split: usize) -> Result<String, UpstreamError> {
         let mut t = StreamTranslator::new("@cf/m", 7, include_usage, 4096);
         let mut out = String::new();
         let bytes = input.as_bytes();
@@ -460,7 +309,7 @@ mod tests {
         Ok(out)
     }
 
-    fn run(input: &str, include_usage: bool) -> Result<String, InBandError> {
+    fn run(input: &str, include_usage: bool) -> Result<String, UpstreamError> {
         run_split(input, include_usage, usize::MAX)
     }
 

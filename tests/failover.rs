@@ -1,15 +1,51 @@
-//! The failover rules, driven through a scripted in-process host (no sockets, no timers).
+//! The failover rules, driven through a scripted in-process host (no sockets, no timers) and
+//! the real providers, bound to each target's provider type the way the generated routing table
+//! binds them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
+use ai_worker_proxy::core::error::ProxyError;
+use ai_worker_proxy::core::failover::Failover;
+use ai_worker_proxy::core::host::{
+    BindingCall, BindingError, BodyError, Host, NetworkError, UpstreamRequest, UpstreamResponse,
+};
+use ai_worker_proxy::core::http::{ProxyResponse, ResponseBody};
+use ai_worker_proxy::core::request::ChatRequest;
+use ai_worker_proxy::core::route::{Route, Target, Via};
+use ai_worker_proxy::providers::google::Google;
+use ai_worker_proxy::providers::openai::OpenAi;
+use ai_worker_proxy::providers::workers_ai::WorkersAi;
 use bytes::Bytes;
 use futures_util::{stream, FutureExt, StreamExt};
 
-use super::*;
-use crate::core::host::{BodyError, NetworkError, UpstreamRequest, UpstreamResponse};
-use crate::core::route::{Provider, Route, Target};
+/// `&[Via::Key(..), ...]` for key names.
+macro_rules! keys {
+    ($($name:literal),* $(,)?) => { &[$(Via::Key($name)),*] };
+}
+
+/// What the generated table does for a route: each target through its provider type.
+async fn complete<H: Host>(
+    host: &H,
+    route: &'static Route,
+    request: &ChatRequest,
+) -> Result<ProxyResponse, ProxyError> {
+    let mut failover = Failover::new(host, route, request);
+    for (index, target) in route.targets.iter().enumerate() {
+        let settled = match target.provider {
+            "google" => failover.target::<Google>(index).await,
+            "cloudflare-ai" => failover.target::<WorkersAi>(index).await,
+            _ => failover.target::<OpenAi>(index).await,
+        };
+        if let Some(settled) = settled {
+            return settled;
+        }
+    }
+    Err(failover.exhausted())
+}
 
 /// What the fake upstream does for a given key value.
 #[derive(Clone)]
@@ -25,7 +61,8 @@ struct FakeHost {
     secrets: Rc<HashMap<&'static str, &'static str>>,
     sent: Rc<RefCell<Vec<(String, String, String)>>>,
     logs: Rc<RefCell<Vec<String>>>,
-    /// What `run_ai` does: `None` = no binding; `Ok(json)` answers; `Err(message)` throws.
+    /// What the AI binding's `run` does: `None` = no binding; `Ok(json)` answers; `Err(message)`
+    /// throws.
     ai: Option<Result<&'static str, &'static str>>,
 }
 
@@ -76,15 +113,21 @@ impl Host for FakeHost {
     fn log(&self, line: &str) {
         self.logs.borrow_mut().push(line.to_owned());
     }
-    async fn run_ai(&self, model: &str, inputs: Bytes) -> Result<UpstreamResponse, AiRunError> {
+    async fn call_binding(
+        &self,
+        binding: &str,
+        call: BindingCall,
+    ) -> Result<UpstreamResponse, BindingError> {
+        assert_eq!((binding, call.method), ("AI", "run"));
+        let model: String = serde_json::from_slice(&call.args[0]).unwrap();
         self.sent.borrow_mut().push((
             format!("binding:{model}"),
             String::new(),
-            String::from_utf8_lossy(&inputs).into_owned(),
+            String::from_utf8_lossy(&call.args[1]).into_owned(),
         ));
         match self.ai {
-            None => Err(AiRunError::Unavailable("no binding".into())),
-            Some(Err(message)) => Err(AiRunError::Thrown(message.into())),
+            None => Err(BindingError::Unavailable("no binding".into())),
+            Some(Err(message)) => Err(BindingError::Thrown(message.into())),
             Some(Ok(json)) => Ok(UpstreamResponse {
                 status: 200,
                 content_type: Some("application/json".into()),
@@ -142,12 +185,12 @@ fn host(extra: &[(&'static str, Reply)]) -> FakeHost {
     }
 }
 
-const fn target(model: &'static str, keys: &'static [&'static str]) -> Target {
+const fn target(model: &'static str, vias: &'static [Via]) -> Target {
     Target {
-        provider: Provider::OpenAiCompatible,
+        provider: "openai-compatible",
         model,
         base_url: "http://up/v1",
-        api_keys: keys,
+        vias,
         max_tokens: None,
         account_id: None,
     }
@@ -205,7 +248,7 @@ fn retryable_statuses_and_network_errors_rotate_keys_in_order() {
         name: "r",
         targets: &[target(
             "m",
-            &["K_429", "K_500", "K_529", "K_401", "K_403", "K_NET", "K_OK"],
+            keys!["K_429", "K_500", "K_529", "K_401", "K_403", "K_NET", "K_OK"],
         )],
     };
     let h = host(&[]);
@@ -230,7 +273,7 @@ fn retryable_statuses_and_network_errors_rotate_keys_in_order() {
 fn client_errors_return_at_once_with_status_and_message() {
     static ROUTE: Route = Route {
         name: "r",
-        targets: &[target("m", &["K_400", "K_OK"])],
+        targets: &[target("m", keys!["K_400", "K_OK"])],
     };
     let h = host(&[]);
     match run(&h, &ROUTE, false) {
@@ -253,8 +296,8 @@ fn spent_targets_fail_over_to_the_next_with_its_model() {
     static ROUTE: Route = Route {
         name: "r",
         targets: &[
-            target("first", &["K_429", "K_500"]),
-            target("second", &["K_OK"]),
+            target("first", keys!["K_429", "K_500"]),
+            target("second", keys!["K_OK"]),
         ],
     };
     let h = host(&[]);
@@ -268,7 +311,7 @@ fn spent_targets_fail_over_to_the_next_with_its_model() {
 fn unset_secrets_are_skipped_without_a_request() {
     static ROUTE: Route = Route {
         name: "r",
-        targets: &[target("m", &["K_MISSING", "K_OK"])],
+        targets: &[target("m", keys!["K_MISSING", "K_OK"])],
     };
     let h = host(&[]);
     assert_eq!(run(&h, &ROUTE, false).unwrap().0, 200);
@@ -280,7 +323,7 @@ fn unset_secrets_are_skipped_without_a_request() {
 fn all_rate_limited_is_429_otherwise_500_naming_every_attempt() {
     static LIMITED: Route = Route {
         name: "r",
-        targets: &[target("a", &["K_429"]), target("b", &["K_429"])],
+        targets: &[target("a", keys!["K_429"]), target("b", keys!["K_429"])],
     };
     let err = run(&host(&[]), &LIMITED, false).unwrap_err();
     assert_eq!(err.status(), 429);
@@ -288,8 +331,8 @@ fn all_rate_limited_is_429_otherwise_500_naming_every_attempt() {
     static MIXED: Route = Route {
         name: "r",
         targets: &[
-            target("a", &["K_500", "K_MISSING"]),
-            target("b", &["K_401", "K_NET"]),
+            target("a", keys!["K_500", "K_MISSING"]),
+            target("b", keys!["K_401", "K_NET"]),
         ],
     };
     let h = host(&[]);
@@ -309,7 +352,7 @@ fn all_rate_limited_is_429_otherwise_500_naming_every_attempt() {
 fn a_stream_that_fails_before_its_first_byte_fails_over() {
     static ROUTE: Route = Route {
         name: "r",
-        targets: &[target("m", &["K_EMPTY", "K_RESET", "K_OK"])],
+        targets: &[target("m", keys!["K_EMPTY", "K_RESET", "K_OK"])],
     };
     let h = FakeHost {
         secrets: Rc::new(HashMap::from([
@@ -332,7 +375,7 @@ fn a_stream_that_fails_before_its_first_byte_fails_over() {
 fn a_stream_that_fails_after_bytes_ends_with_an_error_event_and_done() {
     static ROUTE: Route = Route {
         name: "r",
-        targets: &[target("m", &["K_OK", "K_429"])],
+        targets: &[target("m", keys!["K_OK", "K_429"])],
     };
     let h = host(&[("v-ok", Reply::Ok(vec![SSE_OK[0]], Some("connection reset")))]);
     let (status, body) = run(&h, &ROUTE, true).unwrap();
@@ -355,20 +398,10 @@ fn a_stream_that_fails_after_bytes_ends_with_an_error_event_and_done() {
 }
 
 #[test]
-fn verdicts_follow_the_rules() {
-    for status in [429, 500, 502, 503, 504, 529, 401, 403] {
-        assert_eq!(verdict(status), Verdict::Retry, "{status}");
-    }
-    for status in [400, 404, 422] {
-        assert_eq!(verdict(status), Verdict::ClientError, "{status}");
-    }
-}
-
-#[test]
 fn a_stream_whose_first_event_is_an_error_fails_over() {
     static ROUTE: Route = Route {
         name: "r",
-        targets: &[target("m", &["K_429", "K_OK"])],
+        targets: &[target("m", keys!["K_429", "K_OK"])],
     };
     let h = host(&[
         ("v-429", Reply::Ok(vec!["data: {\"error\":{\"message\":\"Rate limit\",\"type\":\"rate_limit_error\"}}\n\n", "data: [DONE]\n\n"], None)),
@@ -390,10 +423,10 @@ fn a_gemini_invalid_key_400_rotates_but_a_schema_400_is_returned() {
     static GEMINI: Route = Route {
         name: "g",
         targets: &[Target {
-            provider: Provider::Google,
+            provider: "google",
             model: "gemini-2.5-flash",
             base_url: "https://g",
-            api_keys: &["K_401", "K_400", "K_OK"],
+            vias: keys!["K_401", "K_400", "K_OK"],
             max_tokens: None,
             account_id: None,
         }],
@@ -421,10 +454,10 @@ fn a_gemini_invalid_key_400_rotates_but_a_schema_400_is_returned() {
     static GEMINI_OK: Route = Route {
         name: "g",
         targets: &[Target {
-            provider: Provider::Google,
+            provider: "google",
             model: "gemini-2.5-flash",
             base_url: "https://g",
-            api_keys: &["K_401", "K_OK"],
+            vias: keys!["K_401", "K_OK"],
             max_tokens: None,
             account_id: None,
         }],
@@ -443,16 +476,16 @@ fn a_gemini_invalid_key_400_rotates_but_a_schema_400_is_returned() {
 }
 
 const WAI_BINDING: Target = Target {
-    provider: Provider::CloudflareAi,
+    provider: "cloudflare-ai",
     model: "@cf/meta/llama-3.1-8b-instruct",
     base_url: "https://api.cloudflare.com/client/v4",
-    api_keys: &[],
+    vias: &[Via::Binding("AI")],
     max_tokens: None,
     account_id: None,
 };
 
 const WAI_REST: Target = Target {
-    api_keys: &["K_429", "K_OK"],
+    vias: keys!["K_429", "K_OK"],
     account_id: Some("ACCOUNT"),
     ..WAI_BINDING
 };
@@ -528,7 +561,7 @@ fn workers_ai_rest_without_its_account_secret_moves_on() {
                 account_id: Some("NOT_SET"),
                 ..WAI_REST
             },
-            target("m", &["K_OK"]),
+            target("m", keys!["K_OK"]),
         ],
     };
     let h = wai_host(None);

@@ -1,4 +1,7 @@
 //! routes.toml text → [`RoutesFile`], or the first problem found with its exact location.
+//!
+//! What is parsed is leaked: the result is the `'static` data the proxy compiles in (see
+//! [`crate::schema`]), and the one caller, the `routes!()` macro, parses one file per build.
 
 use std::ops::Range;
 
@@ -6,7 +9,8 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::diagnostic::{did_you_mean, Diagnostic};
-use crate::model::{Provider, Route, RoutesFile, Target};
+use crate::providers::{self, ProviderSpec, PROVIDERS};
+use crate::schema::{Route, RoutesFile, Target, Via};
 
 const TOP_LEVEL_KEYS: [&str; 2] = ["server", "routes"];
 const SERVER_KEYS: [&str; 1] = ["auth_token"];
@@ -40,7 +44,7 @@ pub fn parse(source: &str) -> Result<RoutesFile> {
         }
     };
     reject_unknown_keys(server, &SERVER_KEYS, "in `[server]`")?;
-    let auth_token_secret = match server.get("auth_token") {
+    let auth_token = match server.get("auth_token") {
         Some(value) => secret_name(value, "`auth_token`")?,
         None => {
             let span = root
@@ -70,8 +74,8 @@ pub fn parse(source: &str) -> Result<RoutesFile> {
         .map(|(name, value)| route(name, value))
         .collect::<Result<Vec<_>>>()?;
     Ok(RoutesFile {
-        auth_token_secret,
-        routes,
+        auth_token,
+        routes: leak_slice(routes),
     })
 }
 
@@ -105,8 +109,8 @@ fn route(name: &Spanned<std::borrow::Cow<'_, str>>, value: &Spanned<DeValue<'_>>
         .map(|t| target(route_name, name.span(), t))
         .collect::<Result<Vec<_>>>()?;
     Ok(Route {
-        name: route_name.to_owned(),
-        targets,
+        name: leak(route_name),
+        targets: leak_slice(targets),
     })
 }
 
@@ -132,22 +136,22 @@ fn target(
     let provider_value = table.get("provider").ok_or_else(|| {
         Diagnostic::new(header.clone(), format!("{what} has no `provider`")).help(format!(
             "add `provider = \"...\"`, one of: {}",
-            provider_names()
+            provider_names(PROVIDERS.iter())
         ))
     })?;
     let provider_name = string(provider_value, "`provider`")?;
-    let provider = Provider::from_name(provider_name).ok_or_else(|| {
+    let provider = providers::find(provider_name).ok_or_else(|| {
         let d = Diagnostic::new(
             provider_value.span(),
             format!("unknown provider `{provider_name}`"),
         );
-        let names: Vec<&str> = Provider::ALL.iter().map(|(n, _)| *n).collect();
+        let names: Vec<&str> = PROVIDERS.iter().map(|p| p.name).collect();
         match did_you_mean(provider_name, &names) {
             Some(s) => d.help(format!(
                 "did you mean `{s}`? Providers: {}",
-                provider_names()
+                provider_names(PROVIDERS.iter())
             )),
-            None => d.help(format!("use one of: {}", provider_names())),
+            None => d.help(format!("use one of: {}", provider_names(PROVIDERS.iter()))),
         }
     })?;
 
@@ -158,7 +162,7 @@ fn target(
                 return Err(Diagnostic::new(v.span(), "`model` is empty")
                     .help("set it to the provider's model id, e.g. `model = \"gpt-4o-mini\"`"));
             }
-            m.to_owned()
+            leak(m)
         }
         None => return Err(
             Diagnostic::new(header, format!("{what} has no `model`")).help(
@@ -169,10 +173,10 @@ fn target(
 
     let base_url = match table.get("base_url") {
         Some(v) => http_url(v)?,
-        None => match provider.default_base_url() {
-            Some(url) => url.to_owned(),
+        None => match provider.default_base_url {
+            Some(url) => url,
             None => {
-                return Err(Diagnostic::new(provider_value.span(), "an `openai-compatible` target needs a `base_url`")
+                return Err(Diagnostic::new(provider_value.span(), format!("{} `{provider_name}` target needs a `base_url`", article(provider_name)))
                     .help("add the API's base URL including its version path, e.g. `base_url = \"https://integrate.api.nvidia.com/v1\"`"))
             }
         },
@@ -182,11 +186,15 @@ fn target(
         Some(v) => key_names(v)?,
         None => Vec::new(),
     };
-    if api_keys.is_empty() && provider.needs_keys() {
-        let span = table.get("api_keys").map_or(header, |v| v.span());
-        return Err(Diagnostic::new(span, format!("provider `{provider_name}` needs at least one API key in `api_keys`"))
-            .help("set `api_keys = [\"MY_KEY_1\"]`: names of secrets (`wrangler secret put MY_KEY_1`), tried in order"));
-    }
+    let binding = match provider.binding {
+        Some(binding) if api_keys.is_empty() => Some(binding),
+        None if api_keys.is_empty() => {
+            let span = table.get("api_keys").map_or(header, |v| v.span());
+            return Err(Diagnostic::new(span, format!("provider `{provider_name}` needs at least one API key in `api_keys`"))
+                .help("set `api_keys = [\"MY_KEY_1\"]`: names of secrets (`wrangler secret put MY_KEY_1`), tried in order"));
+        }
+        _ => None,
+    };
 
     let max_tokens = match table.get("max_tokens") {
         Some(v) => Some(positive_u32(v, "`max_tokens`")?),
@@ -194,49 +202,74 @@ fn target(
     };
 
     // `account_id` names the secret holding a Cloudflare account id. It only means something
-    // for `cloudflare-ai` over the REST API (keys listed); with `api_keys = []` the Worker's AI
-    // binding is used and there is no account to name, so a stray one is reported rather than
-    // silently ignored.
+    // over the REST API (keys listed); through a binding there is no account to name, so a stray
+    // one is reported rather than silently ignored.
     let account_id = match table.get("account_id") {
         Some(v) => {
-            if provider != Provider::CloudflareAi {
+            if !provider.account_id {
+                let takers = PROVIDERS.iter().filter(|p| p.account_id);
                 return Err(Diagnostic::new(
                     table.get_key_value("account_id").map_or(v.span(), |(k, _)| k.span()),
-                    format!("`account_id` only applies to `cloudflare-ai` targets, not `{provider_name}`"),
+                    format!("`account_id` only applies to {} targets, not `{provider_name}`", provider_names(takers)),
                 )
                 .help("remove `account_id`; it names the secret holding the Cloudflare account id for Workers AI's REST API"));
             }
             let name = secret_name(v, "`account_id`")?;
-            if api_keys.is_empty() {
-                return Err(Diagnostic::new(v.span(), "`account_id` is set but `api_keys` is empty: an empty `api_keys` means the Worker's AI binding, which needs no account id")
+            if let Some(binding) = binding {
+                return Err(Diagnostic::new(v.span(), format!("`account_id` is set but `api_keys` is empty: an empty `api_keys` means the Worker's {binding} binding, which needs no account id"))
                     .help("for the REST API add the API token's secret name, e.g. `api_keys = [\"CF_API_TOKEN\"]`; for the binding remove `account_id`"));
             }
             Some(name)
         }
         None => None,
     };
-    if provider == Provider::CloudflareAi && !api_keys.is_empty() && account_id.is_none() {
+    if provider.account_id && binding.is_none() && account_id.is_none() {
         let span = table.get("api_keys").map_or(header, |v| v.span());
-        return Err(Diagnostic::new(span, "a `cloudflare-ai` target with `api_keys` uses the REST API and needs `account_id`")
-            .help("add `account_id = \"CF_ACCOUNT_ID\"` (the name of the secret holding your account id), or set `api_keys = []` to use the Worker's AI binding"));
+        let or_binding = provider.binding.map_or(String::new(), |b| {
+            format!(", or set `api_keys = []` to use the Worker's {b} binding")
+        });
+        return Err(Diagnostic::new(span, format!("a `{provider_name}` target with `api_keys` uses the REST API and needs `account_id`"))
+            .help(format!("add `account_id = \"CF_ACCOUNT_ID\"` (the name of the secret holding your account id){or_binding}")));
     }
 
+    let vias: Vec<Via> = match binding {
+        Some(binding) => vec![Via::Binding(binding)],
+        None => api_keys.into_iter().map(Via::Key).collect(),
+    };
     Ok(Target {
-        provider,
+        provider: provider.name,
         model,
         base_url,
-        api_keys,
+        vias: leak_slice(vias),
         max_tokens,
         account_id,
     })
 }
 
-fn provider_names() -> String {
-    Provider::ALL
-        .iter()
-        .map(|(n, _)| format!("`{n}`"))
+/// `a` or `an`, as the provider's name is read aloud.
+fn article(name: &str) -> &'static str {
+    if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+fn provider_names<'a>(providers: impl Iterator<Item = &'a ProviderSpec>) -> String {
+    providers
+        .map(|p| format!("`{}`", p.name))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Gives parsed text the `'static` lifetime of the compiled-in table (see the module docs).
+fn leak(text: &str) -> &'static str {
+    Box::leak(text.to_owned().into_boxed_str())
+}
+
+/// Gives a parsed list the `'static` lifetime of the compiled-in table (see the module docs).
+fn leak_slice<T>(items: Vec<T>) -> &'static [T] {
+    Box::leak(items.into_boxed_slice())
 }
 
 fn reject_unknown_keys(table: &DeTable<'_>, allowed: &[&str], place: &str) -> Result<()> {
@@ -300,7 +333,7 @@ fn positive_u32(value: &Spanned<DeValue<'_>>, what: &str) -> Result<u32> {
 }
 
 /// A secret *name* (what `wrangler secret put NAME` takes), never a secret value.
-fn secret_name(value: &Spanned<DeValue<'_>>, what: &str) -> Result<String> {
+fn secret_name(value: &Spanned<DeValue<'_>>, what: &str) -> Result<&'static str> {
     let name = string(value, what)?;
     let mut chars = name.chars();
     let valid = chars
@@ -312,10 +345,10 @@ fn secret_name(value: &Spanned<DeValue<'_>>, what: &str) -> Result<String> {
         return Err(Diagnostic::new(value.span(), format!("{what} must name a secret, and this is not a valid secret name"))
             .help("use the secret's name (letters, digits and `_`, not starting with a digit), e.g. `OPENAI_KEY_1`; its value goes in `wrangler secret put OPENAI_KEY_1` or the environment, never in routes.toml"));
     }
-    Ok(name.to_owned())
+    Ok(leak(name))
 }
 
-fn key_names(value: &Spanned<DeValue<'_>>) -> Result<Vec<String>> {
+fn key_names(value: &Spanned<DeValue<'_>>) -> Result<Vec<&'static str>> {
     let items = match value.get_ref() {
         DeValue::Array(items) => items,
         other => {
@@ -329,7 +362,7 @@ fn key_names(value: &Spanned<DeValue<'_>>) -> Result<Vec<String>> {
             .help("e.g. `api_keys = [\"OPENAI_KEY_1\", \"OPENAI_KEY_2\"]`"))
         }
     };
-    let mut names: Vec<String> = Vec::with_capacity(items.len());
+    let mut names: Vec<&'static str> = Vec::with_capacity(items.len());
     for item in items.iter() {
         let name = secret_name(item, "each entry of `api_keys`")?;
         if names.contains(&name) {
@@ -344,7 +377,7 @@ fn key_names(value: &Spanned<DeValue<'_>>) -> Result<Vec<String>> {
     Ok(names)
 }
 
-fn http_url(value: &Spanned<DeValue<'_>>) -> Result<String> {
+fn http_url(value: &Spanned<DeValue<'_>>) -> Result<&'static str> {
     let url = string(value, "`base_url`")?;
     let rest = url
         .strip_prefix("https://")
@@ -362,7 +395,7 @@ fn http_url(value: &Spanned<DeValue<'_>>) -> Result<String> {
             "write an absolute URL with no query, e.g. `base_url = \"https://api.openai.com/v1\"`",
         ));
     }
-    Ok(url.trim_end_matches('/').to_owned())
+    Ok(leak(url.trim_end_matches('/')))
 }
 
 fn kind(value: &DeValue<'_>) -> &'static str {

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The Worker's size for a routes file naming only OpenAI and for one naming all five providers
+# (and for the project's own routes.toml): `build/index_bg.wasm` as worker-build leaves it,
+# raw and gzipped (`gzip -9`). A provider no route names is never instantiated, so it is not
+# compiled in. Prints a Markdown table for the README.
+#
+# Usage: benches/size.sh [ROUTES_FILE...]   (default: the three files below)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+files=("$@")
+[ ${#files[@]} -gt 0 ] || files=(benches/size/openai-only.toml benches/size/all-providers.toml routes.toml)
+
+echo "| routes file | providers | wasm | gzip |"
+echo "|---|---|---:|---:|"
+for routes in "${files[@]}"; do
+  ROUTES_TOML="$routes" ./scripts/build-worker.sh >target/size-build.log 2>&1 || {
+    cat target/size-build.log >&2
+    exit 1
+  }
+  providers=$(grep -oE '^provider = "[^"]+"' "$routes" | cut -d'"' -f2 | sort -u | paste -sd, - | sed 's/,/, /g')
+  raw=$(stat -c %s build/index_bg.wasm)
+  gz=$(gzip -9 -c build/index_bg.wasm | wc -c)
+  printf '| `%s` | %s | %d KB | %d KB |\n' "$routes" "$providers" $((raw / 1000)) $((gz / 1000))
+done

@@ -1,0 +1,25 @@
+//! The schema of routes.toml, defined once for both sides of the build.
+//!
+//! * [`schema`]: the types of a validated routes file — [`RoutesFile`], [`Route`], [`Target`],
+//!   [`Via`]. The `routes!()` macro parses the file into these types and writes them back out as
+//!   `static` data of the very same types, which the proxy's core reads at run time.
+//! * [`providers`]: the registry of every provider routes.toml can name, with what each accepts
+//!   and which type in the proxy's `providers` module speaks its wire format.
+//! * [`parse`] (feature `parse`, on for the macro only): routes.toml text → [`RoutesFile`], or a
+//!   [`Diagnostic`](diagnostic::Diagnostic) naming the file's line and column.
+//!
+//! This is a plain library, as askama splits its parser from its derive: the macro crate is a
+//! thin shim over it, and everything here is unit-tested natively without a compiler.
+
+#[cfg(feature = "parse")]
+pub mod diagnostic;
+#[cfg(feature = "parse")]
+pub mod parse;
+pub mod providers;
+pub mod schema;
+
+pub use providers::ProviderSpec;
+pub use schema::{Route, RoutesFile, Target, Via};
+
+#[cfg(test)]
+mod tests;

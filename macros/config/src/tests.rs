@@ -1,0 +1,152 @@
+//! Every invalid file in tests/routes/invalid states, in its header, the exact error, location
+//! and help it must produce; this checks the parser against all of them, and that the
+//! shipped and example files are valid.
+
+#![cfg(feature = "parse")]
+
+use crate::parse::parse;
+use crate::schema::{Target, Via};
+
+fn expectation<'a>(source: &'a str, key: &str) -> &'a str {
+    source
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("# {key}: ")))
+        .unwrap_or_else(|| panic!("fixture lacks a `# {key}:` line"))
+}
+
+#[test]
+fn every_invalid_fixture_fails_with_its_stated_message() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/routes/invalid");
+    let mut seen = 0;
+    let mut failures = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("fixture dir") {
+        let path = entry.expect("entry").path();
+        let source = std::fs::read_to_string(&path).expect("fixture");
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let diagnostic = match parse(&source) {
+            Err(d) => d,
+            Ok(_) => panic!("{name}: parsed, but should have failed"),
+        };
+        let rendered = diagnostic.render("routes.toml", &source);
+        let first_line = rendered.lines().next().unwrap_or_default();
+        let want = format!(
+            "routes.toml:{}: {}",
+            expectation(&source, "at"),
+            expectation(&source, "error")
+        );
+        let help = expectation(&source, "help");
+        if first_line != want || !rendered.contains(help) {
+            failures.push(format!(
+                "{name}: expected `{want}` with help containing {help:?}, got:\n{rendered}"
+            ));
+        }
+        seen += 1;
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(
+        seen >= 15,
+        "expected every validation case to have a fixture, found {seen}"
+    );
+}
+
+#[test]
+fn shipped_routes_files_are_valid() {
+    for file in [
+        "routes.toml",
+        "tests/routes/e2e.toml",
+        "tests/routes/bench.toml",
+        "benches/size/openai-only.toml",
+        "benches/size/all-providers.toml",
+    ] {
+        let path = format!("{}/../../{file}", env!("CARGO_MANIFEST_DIR"));
+        let source = std::fs::read_to_string(&path).expect("routes file");
+        if let Err(d) = parse(&source) {
+            panic!("{}", d.render(file, &source));
+        }
+    }
+}
+
+#[test]
+fn the_issue_example_parses_to_the_expected_table() {
+    let src = r#"
+[server]
+auth_token = "PROXY_AUTH_TOKEN"
+
+[[routes.deep-think]]
+provider = "anthropic"
+model = "claude-opus-4-20250514"
+api_keys = ["ANTHROPIC_KEY_1", "ANTHROPIC_KEY_2"]
+
+[[routes.deep-think]]
+provider = "google"
+model = "gemini-2.0-flash-thinking-exp-01-21"
+api_keys = ["GOOGLE_KEY_1"]
+
+[[routes.fast]]
+provider = "openai-compatible"
+base_url = "https://integrate.api.nvidia.com/v1/"
+model = "nvidia/llama-3.1-nemotron-70b-instruct"
+api_keys = ["NVIDIA_KEY_1", "NVIDIA_KEY_2"]
+"#;
+    let file = parse(src).expect("valid");
+    assert_eq!(file.auth_token, "PROXY_AUTH_TOKEN");
+    let names: Vec<&str> = file.routes.iter().map(|r| r.name).collect();
+    assert_eq!(names, ["deep-think", "fast"]);
+    assert_eq!(
+        file.routes[0].targets[1],
+        Target {
+            provider: "google",
+            model: "gemini-2.0-flash-thinking-exp-01-21",
+            base_url: "https://generativelanguage.googleapis.com",
+            vias: &[Via::Key("GOOGLE_KEY_1")],
+            max_tokens: None,
+            account_id: None,
+        }
+    );
+    assert_eq!(
+        file.routes[0].targets[0].base_url,
+        "https://api.anthropic.com"
+    );
+    // A trailing slash is dropped so paths can be appended uniformly.
+    assert_eq!(
+        file.routes[1].targets[0].base_url,
+        "https://integrate.api.nvidia.com/v1"
+    );
+    assert_eq!(
+        file.routes[1].targets[0].vias,
+        [Via::Key("NVIDIA_KEY_1"), Via::Key("NVIDIA_KEY_2")]
+    );
+}
+
+#[test]
+fn cloudflare_ai_targets_use_the_binding_or_rest_with_an_account_id() {
+    let src = r#"
+[server]
+auth_token = "T"
+
+[[routes.llama]]
+provider = "cloudflare-ai"
+model = "@cf/meta/llama-3.1-8b-instruct"
+api_keys = []
+
+[[routes.llama]]
+provider = "cloudflare-ai"
+model = "@cf/meta/llama-3.1-8b-instruct"
+api_keys = ["CF_API_TOKEN"]
+account_id = "CF_ACCOUNT_ID"
+max_tokens = 2048
+"#;
+    let file = parse(src).expect("valid");
+    let [binding, rest] = file.routes[0].targets else {
+        panic!("two targets expected");
+    };
+    assert_eq!(binding.vias, [Via::Binding("AI")]);
+    assert_eq!(binding.account_id, None);
+    assert_eq!(binding.base_url, "https://api.cloudflare.com/client/v4");
+    assert_eq!(rest.account_id, Some("CF_ACCOUNT_ID"));
+    assert_eq!(rest.vias, [Via::Key("CF_API_TOKEN")]);
+    assert_eq!(rest.max_tokens, Some(2048));
+}

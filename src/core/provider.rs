@@ -1,0 +1,80 @@
+//! [`Provider`]: the one shape every upstream wire format has. The failover loop drives a target
+//! through it — prepare once, then for each key: build the call, judge a failure, translate a
+//! success — and knows nothing else about any provider. Implementations are pure translation;
+//! I/O stays in the hosts.
+
+use bytes::Bytes;
+
+use crate::core::error::{ErrorObject, ProxyError};
+use crate::core::host::{BindingCall, UpstreamRequest};
+use crate::core::request::ChatRequest;
+use crate::core::route::Target;
+use crate::core::stream::Translate;
+use crate::core::verdict::UpstreamError;
+
+/// An upstream body written as JSON.
+pub fn json_body(value: &impl serde::Serialize) -> Bytes {
+    // Serialising in-memory JSON values and plain structs cannot fail.
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
+}
+
+/// Reads a secret by name (the host's [`secret`](crate::core::host::Host::secret)).
+pub type SecretLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+/// Why a target cannot be tried for this request.
+#[derive(Debug)]
+pub enum PrepareError {
+    /// The request cannot be expressed in this wire format: the client's error, answered now.
+    Invalid(ProxyError),
+    /// A secret the target needs besides its keys is not set: the target is skipped.
+    SecretNotSet(&'static str),
+}
+
+impl From<ProxyError> for PrepareError {
+    fn from(error: ProxyError) -> Self {
+        PrepareError::Invalid(error)
+    }
+}
+
+/// An upstream wire format, implemented once per format in `crate::providers` and bound to
+/// routes.toml's targets by the generated routing table.
+pub trait Provider {
+    /// What [`prepare`](Provider::prepare) decided for one request on one target: the upstream
+    /// body and every fact the later steps read (streamed or not, JSON mode, token budget, ...).
+    type Prepared;
+
+    /// Translates the client's request for `target`, once; the result serves every key.
+    /// `secret` reads what the target needs besides its keys (an account id in the URL).
+    fn prepare(
+        target: &'static Target,
+        request: &ChatRequest,
+        secret: SecretLookup<'_>,
+    ) -> Result<Self::Prepared, PrepareError>;
+
+    /// The HTTP request that sends `prepared` with one API key (its value).
+    fn request(target: &'static Target, prepared: &Self::Prepared, key: &str) -> UpstreamRequest;
+
+    /// The binding call that sends `prepared`, for a provider a host binding can reach.
+    fn binding_call(target: &'static Target, prepared: &Self::Prepared) -> Option<BindingCall> {
+        let _ = (target, prepared);
+        None
+    }
+
+    /// Reads a non-2xx answer: the status it stands for, the client's error, and whether it
+    /// rejects the key.
+    fn failure(prepared: &Self::Prepared, status: u16, body: &[u8]) -> UpstreamError;
+
+    /// Reads what a binding threw (its text).
+    fn thrown(prepared: &Self::Prepared, message: &str) -> UpstreamError {
+        let _ = prepared;
+        UpstreamError::answered(502, ErrorObject::for_status(message, 502, None))
+    }
+
+    /// The translator of a 2xx body into the client's body; `created` (Unix seconds) is stamped
+    /// on what it writes.
+    fn translator(
+        target: &'static Target,
+        prepared: &Self::Prepared,
+        created: u64,
+    ) -> Box<dyn Translate>;
+}

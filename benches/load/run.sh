@@ -1,78 +1,184 @@
 #!/usr/bin/env bash
-# Load benchmark: the same requests, with wrk, against (1) the upstream emulator directly,
-# (2) the native host in front of it and (3) the built Worker under plain `workerd serve`
-# (wrangler dev's own proxy would hide the Worker's cost). Also samples the native host's
-# memory while one very long stream passes through it. Prints a Markdown table.
+# The performance suite: the proxy beside its floors, in one run on one machine.
 #
-# Usage: benches/load/run.sh [seconds per run, default 10]
+#   upstream   the Rust bench upstream (benches/load/upstream.rs), on every core: never the
+#              bottleneck, so the rows show the cost of what sits in front of it
+#   nginx      `proxy_pass` to it: the native host's floor
+#   native     the native host (routes: tests/routes/bench.toml)
+#   JS Worker  a trivial JavaScript pass-through Worker under plain `workerd serve`: the
+#              Worker's floor (wrangler dev's own proxy would hide the Worker)
+#   Worker     the proxy's Worker under plain `workerd serve`
+#
+# For each connection count: requests/s, p50/p99 and CPU per request (the process's utime +
+# stime from /proc over the run, divided by the requests) for a JSON answer and a 20-event
+# stream, pass-through and translated (Anthropic, Gemini). Then: time to the first content
+# event of a paced stream (200 events 2 ms apart, one per write), CPU per event on paced
+# streams and on unpaced 1,000-event ones, peak RSS, and memory around one 200,000-event
+# stream. Prints Markdown for the README.
+#
+# Usage: benches/load/run.sh [seconds per wrk run, default 10]   (CONNS="1 16 64" by default)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-10}
-out=target/bench
+conns=${CONNS:-1 16 64}
+out=$PWD/target/bench
 mkdir -p "$out"
 
-./scripts/bootstrap.sh
-command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }
+./scripts/bootstrap.sh >&2
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+  (apt-get install -y -qq wrk nginx-light || { apt-get update -qq && apt-get install -y -qq wrk nginx-light; }) >&2
+fi
+
+echo "building (upstream, native host, Worker)" >&2
+cargo build --release --example upstream --target-dir target/bench 2> "$out/upstream-build.log"
+ROUTES_TOML=tests/routes/bench.toml cargo build --profile native --target-dir target/bench \
+  --bin ai-worker-proxy 2> "$out/native-build.log"
+ROUTES_TOML=tests/routes/bench.toml ./scripts/build-worker.sh > "$out/worker-build.log" 2>&1
 
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-wait_for() { for _ in $(seq 1 100); do curl -fsS "$1" >/dev/null 2>&1 && return 0; sleep 0.2; done; echo "not ready: $1" >&2; return 1; }
+wait_for() { for _ in $(seq 1 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.2; done; echo "not ready: $1" >&2; return 1; }
 
-python3 tests/emulators/openai_emulator.py --port 18080 > "$out/emulator.log" 2>&1 & pids+=($!)
-wait_for http://127.0.0.1:18080/_emulator/health
+UP=18081 NGINX=18082 NATIVE=18790 WORKER=18791 JSW=18792
+target/bench/release/examples/upstream serve "127.0.0.1:$UP" 2> "$out/upstream.log" & pids+=($!)
+sed -e "s|@OUT@|$out|g" -e "s|@PORT@|$NGINX|g" benches/load/nginx.conf.in > "$out/nginx.conf"
+mkdir -p "$out/nginx-body" "$out/nginx-proxy"
+nginx -c "$out/nginx.conf" 2> "$out/nginx.log" & nginx_pid=$!; pids+=($nginx_pid)
+BENCH_PROXY_TOKEN=bench-token BENCH_KEY=bench-key target/bench/native/ai-worker-proxy \
+  --listen "127.0.0.1:$NATIVE" 2> "$out/native.log" & native_pid=$!; pids+=($native_pid)
+sed -e "s|@PORT@|$WORKER|g" benches/load/workerd.capnp.in > "$out/workerd.capnp"
+node_modules/.bin/workerd serve "$out/workerd.capnp" --experimental > "$out/workerd.log" 2>&1 & worker_pid=$!; pids+=($worker_pid)
+sed -e "s|@PORT@|$JSW|g" benches/load/passthrough.capnp.in > "$out/passthrough.capnp"
+node_modules/.bin/workerd serve "$out/passthrough.capnp" > "$out/passthrough.log" 2>&1 & jsw_pid=$!; pids+=($jsw_pid)
+wait_for "http://127.0.0.1:$NATIVE/health"
+wait_for "http://127.0.0.1:$WORKER/health"
+sleep 1
 
-ROUTES_TOML=tests/routes/bench.toml cargo build --profile native --target-dir target/bench --bin ai-worker-proxy 2> "$out/native-build.log"
-BENCH_PROXY_TOKEN=bench-token BENCH_KEY=emu-ok-bench target/bench/native/ai-worker-proxy --listen 127.0.0.1:18790 2> "$out/native.log" & native=$!; pids+=($native)
-wait_for http://127.0.0.1:18790/health
+# The processes whose CPU counts for a system: itself and its children (nginx's workers).
+family() { echo "$1" $(pgrep -P "$1" || true); }
+ticks() { # summed utime + stime of the given pids, in clock ticks
+  local t=0 p f
+  for p in "$@"; do
+    f=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || continue
+    set -- $f
+    t=$((t + ${12} + ${13}))
+  done
+  echo "$t"
+}
+hz=$(getconf CLK_TCK)
+hwm_kib() { local t=0 p; for p in "$@"; do t=$((t + $(awk '/VmHWM/ {print $2}' "/proc/$p/status"))); done; echo "$t"; }
 
-ROUTES_TOML=tests/routes/bench.toml ./scripts/build-worker.sh > "$out/worker-build.log" 2>&1
-sed -e "s|@PORT@|18791|g" benches/load/workerd.capnp.in > "$out/workerd.capnp"
-node_modules/.bin/workerd serve "$out/workerd.capnp" --experimental > "$out/workerd.log" 2>&1 & pids+=($!)
-wait_for http://127.0.0.1:18791/health
-
-plain='{"model":"bench","messages":[{"role":"user","content":"Say hello in five words."}]}'
-stream='{"model":"bench","messages":[{"role":"user","content":"Say hello in five words, one at a time please."}],"stream":true,"stream_options":{"include_usage":true}}'
-
-run() { # name url token body
-  local report
-  report=$(BODY="$4" TOKEN="$3" wrk -t2 -c16 -d"${secs}s" --latency -s benches/load/post.lua "$2" 2>&1)
-  local rps p50 p99
-  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$report")
+# One wrk run: prints "rps p50 p99 cpu_us_per_request requests".
+measure() { # pid url token body connections [seconds]
+  local pid=$1 url=$2 token=$3 body=$4 c=$5 s=${6:-$secs} procs before after report rps reqs p50 p99
+  procs=$(family "$pid")
+  before=$(ticks $procs)
+  report=$(BODY="$body" TOKEN="$token" wrk -t2 -c"$c" -d"${s}s" --latency -s benches/load/post.lua "$url" 2>&1)
+  after=$(ticks $procs)
+  if grep -q "Non-2xx" <<<"$report"; then echo "non-2xx answers from $url:" >&2; echo "$report" >&2; exit 1; fi
+  rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$report")
+  reqs=$(awk '/requests in/ {print $1}' <<<"$report")
   p50=$(awk '$1 == "50%" {print $2}' <<<"$report")
   p99=$(awk '$1 == "99%" {print $2}' <<<"$report")
-  if grep -q "Non-2xx" <<<"$report"; then echo "non-2xx answers in $1:" >&2; echo "$report" >&2; exit 1; fi
-  printf '| %s | %s | %s | %s |\n' "$1" "$rps" "$p50" "$p99"
+  echo "$rps $p50 $p99 $(( (after - before) * 1000000 / hz / (reqs > 0 ? reqs : 1) )) $reqs"
 }
 
-echo "| target ($secs s, wrk -t2 -c16) | req/s | p50 | p99 |"
-echo "|---|---|---|---|"
-run "emulator directly, JSON" http://127.0.0.1:18080/v1/chat/completions emu-ok-bench "${plain/bench/emu-model}"
-run "native host, JSON" http://127.0.0.1:18790/v1/chat/completions bench-token "$plain"
-run "Worker (workerd serve), JSON" http://127.0.0.1:18791/v1/chat/completions bench-token "$plain"
-run "emulator directly, SSE" http://127.0.0.1:18080/v1/chat/completions emu-ok-bench "${stream/bench/emu-model}"
-run "native host, SSE" http://127.0.0.1:18790/v1/chat/completions bench-token "$stream"
-run "Worker (workerd serve), SSE" http://127.0.0.1:18791/v1/chat/completions bench-token "$stream"
-run "native host, Anthropic SSE translated" http://127.0.0.1:18790/v1/chat/completions bench-token "${stream/bench/bench-claude}"
-run "Worker (workerd serve), Anthropic SSE translated" http://127.0.0.1:18791/v1/chat/completions bench-token "${stream/bench/bench-claude}"
-run "native host, Gemini SSE translated" http://127.0.0.1:18790/v1/chat/completions bench-token "${stream/bench/bench-gemini}"
-run "Worker (workerd serve), Gemini SSE translated" http://127.0.0.1:18791/v1/chat/completions bench-token "${stream/bench/bench-gemini}"
+json() { echo "{\"model\":\"$1\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello in five words.\"}]}"; }
+sse() { echo "{\"model\":\"$1\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello in five words.\"}],\"stream\":true,\"stream_options\":{\"include_usage\":true}}"; }
+
+up() { echo "http://127.0.0.1:$UP$1"; }
+OPENAI=/v1/chat/completions CLAUDE=/v1/messages GEMINI_JSON=/v1beta/models/gemini-2.5-flash:generateContent
+GEMINI_SSE=/v1beta/models/gemini-2.5-flash:streamGenerateContent
+proxy() { echo "http://127.0.0.1:$1/v1/chat/completions"; }
+
+# system | pid | JSON url, token, body | stream url, token, body
+systems=(
+  "nginx proxy_pass|$nginx_pid|http://127.0.0.1:$NGINX$OPENAI|k|$(json m)|http://127.0.0.1:$NGINX$OPENAI|k|$(sse m)"
+  "native host (pass-through)|$native_pid|$(proxy $NATIVE)|bench-token|$(json bench)|$(proxy $NATIVE)|bench-token|$(sse bench)"
+  "native host (Anthropic)|$native_pid|$(proxy $NATIVE)|bench-token|$(json bench-claude)|$(proxy $NATIVE)|bench-token|$(sse bench-claude)"
+  "native host (Gemini)|$native_pid|$(proxy $NATIVE)|bench-token|$(json bench-gemini)|$(proxy $NATIVE)|bench-token|$(sse bench-gemini)"
+  "JS pass-through Worker|$jsw_pid|http://127.0.0.1:$JSW$OPENAI|k|$(json m)|http://127.0.0.1:$JSW$OPENAI|k|$(sse m)"
+  "Worker (pass-through)|$worker_pid|$(proxy $WORKER)|bench-token|$(json bench)|$(proxy $WORKER)|bench-token|$(sse bench)"
+  "Worker (Anthropic)|$worker_pid|$(proxy $WORKER)|bench-token|$(json bench-claude)|$(proxy $WORKER)|bench-token|$(sse bench-claude)"
+  "Worker (Gemini)|$worker_pid|$(proxy $WORKER)|bench-token|$(json bench-gemini)|$(proxy $WORKER)|bench-token|$(sse bench-gemini)"
+)
+
+echo "## Throughput ($secs s per row, wrk -t2, 20-event streams in one write)"
+echo
+echo "| system | c | JSON req/s | p50 | p99 | CPU/req | stream req/s | p50 | p99 | CPU/req |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+for c in $conns; do
+  for row in "${systems[@]}"; do
+    IFS='|' read -r name pid jurl jtok jbody surl stok sbody <<<"$row"
+    read -r jrps jp50 jp99 jcpu _ <<<"$(measure "$pid" "$jurl" "$jtok" "$jbody" "$c")"
+    read -r srps sp50 sp99 scpu _ <<<"$(measure "$pid" "$surl" "$stok" "$sbody" "$c")"
+    echo "| $name | $c | $jrps | $jp50 | $jp99 | ${jcpu} µs | $srps | $sp50 | $sp99 | ${scpu} µs |"
+  done
+done
+
+echo
+echo "## First content event of a paced stream (median of 20, new connection each)"
+echo
+echo "| system | pass-through | Anthropic | Gemini |"
+echo "|---|---:|---:|---:|"
+probe() { target/bench/release/examples/upstream probe "$@"; }
+echo "| upstream directly | $(probe "$(up /e200/p2$OPENAI)" "$(sse m)") ms | $(probe "$(up /e200/p2$CLAUDE)" "$(sse m)") ms | $(probe "$(up /e200/p2$GEMINI_SSE)" "$(sse m)") ms |"
+echo "| nginx proxy_pass | $(probe "http://127.0.0.1:$NGINX/e200/p2$OPENAI" "$(sse m)") ms | | |"
+echo "| native host | $(probe "$(proxy $NATIVE)" "$(sse paced)") ms | $(probe "$(proxy $NATIVE)" "$(sse paced-claude)") ms | $(probe "$(proxy $NATIVE)" "$(sse paced-gemini)") ms |"
+echo "| JS pass-through Worker | $(probe "http://127.0.0.1:$JSW/e200/p2$OPENAI" "$(sse m)") ms | | |"
+echo "| Worker | $(probe "$(proxy $WORKER)" "$(sse paced)") ms | $(probe "$(proxy $WORKER)" "$(sse paced-claude)") ms | $(probe "$(proxy $WORKER)" "$(sse paced-gemini)") ms |"
+
+# CPU per event: wrk with 4 connections over streams of `events` events; the JS floor passes
+# each upstream format through untouched, the proxy translates Anthropic and Gemini.
+per_event() { # pid url token body events
+  local r
+  read -r _ _ _ cpu _ <<<"$(measure "$1" "$2" "$3" "$4" 4 "$secs")"
+  echo "$cpu $5" | awk '{printf "%.2f µs (%.2f ms per stream)", $1 / $2, $1 / 1000}'
+}
+for kind in "paced:e200/p2:200" "long:e1000:1000"; do
+  IFS=: read -r prefix path events <<<"$kind"
+  echo
+  if [ "$prefix" = paced ]; then
+    echo "## CPU per event, paced streams ($events events 2 ms apart, 4 at a time)"
+  else
+    echo "## CPU per event, unpaced streams ($events events in one write, 4 at a time)"
+  fi
+  echo
+  echo "| system | pass-through | Anthropic | Gemini |"
+  echo "|---|---:|---:|---:|"
+  route() { [ "$1" = paced ] && echo "paced$2" || echo "long$2"; }
+  echo "| nginx proxy_pass | $(per_event "$nginx_pid" "http://127.0.0.1:$NGINX/$path$OPENAI" k "$(sse m)" "$events") | | |"
+  echo "| native host | $(per_event "$native_pid" "$(proxy $NATIVE)" bench-token "$(sse "$(route "$prefix" "")")" "$events") | $(per_event "$native_pid" "$(proxy $NATIVE)" bench-token "$(sse "$(route "$prefix" -claude)")" "$events") | $(per_event "$native_pid" "$(proxy $NATIVE)" bench-token "$(sse "$(route "$prefix" -gemini)")" "$events") |"
+  echo "| JS pass-through Worker | $(per_event "$jsw_pid" "http://127.0.0.1:$JSW/$path$OPENAI" k "$(sse m)" "$events") | $(per_event "$jsw_pid" "http://127.0.0.1:$JSW/$path$CLAUDE" k "$(sse m)" "$events") | $(per_event "$jsw_pid" "http://127.0.0.1:$JSW/$path$GEMINI_SSE" k "$(sse m)" "$events") |"
+  echo "| Worker | $(per_event "$worker_pid" "$(proxy $WORKER)" bench-token "$(sse "$(route "$prefix" "")")" "$events") | $(per_event "$worker_pid" "$(proxy $WORKER)" bench-token "$(sse "$(route "$prefix" -claude)")" "$events") | $(per_event "$worker_pid" "$(proxy $WORKER)" bench-token "$(sse "$(route "$prefix" -gemini)")" "$events") |"
+done
+
+echo
+echo "## Peak resident memory over the whole run"
+echo
+echo "| system | peak RSS |"
+echo "|---|---:|"
+echo "| nginx (master + workers) | $(( $(hwm_kib $(family "$nginx_pid")) / 1024 )) MiB |"
+echo "| native host | $(( $(hwm_kib "$native_pid") / 1024 )) MiB |"
+echo "| workerd, JS pass-through Worker | $(( $(hwm_kib "$jsw_pid") / 1024 )) MiB |"
+echo "| workerd, Worker | $(( $(hwm_kib "$worker_pid") / 1024 )) MiB |"
 
 # Memory stays flat however long the stream: RSS of the native host before, during and after
-# one stream of 200,000 events, passed through (OpenAI) and translated (Anthropic).
-rss() { awk '/VmRSS/ {print $2}' "/proc/$native/status"; }
-long_stream() { # label body
+# one stream of 200,000 events, passed through and translated.
+rss() { awk '/VmRSS/ {print $2}' "/proc/$native_pid/status"; }
+long_stream() { # label route
   local before peak after bytes r curl_pid
   before=$(rss)
-  curl -sN -H "Authorization: Bearer bench-token" -H 'Content-Type: application/json' -d "$2" \
-    http://127.0.0.1:18790/v1/chat/completions > "$out/long-stream.sse" & curl_pid=$!
+  curl -sN -H "Authorization: Bearer bench-token" -H 'Content-Type: application/json' -d "$(sse "$2")" \
+    "$(proxy $NATIVE)" > "$out/long-stream.sse" & curl_pid=$!
   peak=$before
-  while kill -0 "$curl_pid" 2>/dev/null; do r=$(rss); [ "$r" -gt "$peak" ] && peak=$r; sleep 0.2; done
+  while kill -0 "$curl_pid" 2>/dev/null; do r=$(rss); [ "$r" -gt "$peak" ] && peak=$r; sleep 0.1; done
   after=$(rss)
   bytes=$(wc -c < "$out/long-stream.sse")
-  echo "native host RSS around one $((bytes / 1024 / 1024)) MiB $1 stream: before ${before} KiB, peak ${peak} KiB, after ${after} KiB"
+  echo "- native host RSS around one $((bytes / 1024 / 1024)) MiB $1 stream: before ${before} KiB, peak ${peak} KiB, after ${after} KiB"
 }
 echo
-long_stream "pass-through" '{"model":"bench","messages":[{"role":"user","content":"long"}],"stream":true,"emulator_chunks":200000}'
-long_stream "Anthropic-translated" '{"model":"bench-claude","messages":[{"role":"user","content":"long emulator_chunks=200000"}],"stream":true}'
+long_stream "pass-through" huge
+long_stream "Anthropic-translated" huge-claude

@@ -60,7 +60,7 @@ mod native {
             Ok(UpstreamResponse {
                 status: 200,
                 content_type: None,
-                body: Box::pin(stream::iter(chunks)),
+                body: Box::new(stream::iter(chunks)),
             })
         }
         fn secret(&self, name: &str) -> Option<String> {
@@ -76,10 +76,10 @@ mod native {
         IncomingRequest {
             method: Method::Post,
             path: "/v1/chat/completions".into(),
-            headers: vec![(
-                "authorization".into(),
-                "Bearer value-of-PROXY_AUTH_TOKEN".into(),
-            )],
+            headers: Box::new(vec![(
+                "authorization".to_owned(),
+                "Bearer value-of-PROXY_AUTH_TOKEN".to_owned(),
+            )]),
             body: RequestBody::Complete(Bytes::from_static(REQUEST.as_bytes())),
         }
     }
@@ -100,8 +100,10 @@ mod native {
                 let response = handle::<Table, _>(&InstantUpstream, incoming())
                     .now_or_never()
                     .unwrap_or_else(|| unreachable!());
-                let ResponseBody::Stream(body) = response.body else {
-                    unreachable!()
+                let body = match response.body {
+                    ResponseBody::Stream(body) => body,
+                    ResponseBody::Relay(relay) => relay.into_stream(),
+                    ResponseBody::Full(_) => unreachable!(),
                 };
                 let bytes: usize = body
                     .map(|c| c.map_or(0, |c| c.len()))

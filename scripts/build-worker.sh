@@ -10,6 +10,8 @@ export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$(command -v wasm-bindgen)}"
 if [ -z "${WASM_OPT_BIN:-}" ] && [ -x node_modules/.bin/wasm-opt ]; then
   export WASM_OPT_BIN="$PWD/node_modules/.bin/wasm-opt"
 fi
+# A lean entry module (see the file); worker-build then uses its bundler-target pipeline.
+export CUSTOM_SHIM="$PWD/src/hosts/worker/shim.js"
 if [ -n "${WASM_OPT_BIN:-}" ]; then
   exec worker-build --release
 else

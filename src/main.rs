@@ -1,12 +1,18 @@
 //! `ai-worker-proxy`: the native host's server binary.
 
+/// mimalloc: fewer instructions per allocation than glibc's malloc, and it keeps memory per
+/// thread, which suits a thread per core (measured in benches/load/run.sh).
+#[cfg(not(target_arch = "wasm32"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {
-    use ai_worker_proxy::hosts::native::{cli, dev_vars, server, NativeHost};
+    use ai_worker_proxy::hosts::native::{cli, dev_vars, server, Shared};
     use std::process::ExitCode;
 
-    let addr = match cli::parse(std::env::args().skip(1)) {
-        Ok(cli::Command::Serve(addr)) => addr,
+    let options = match cli::parse(std::env::args().skip(1)) {
+        Ok(cli::Command::Serve(options)) => options,
         Ok(cli::Command::Help) => {
             println!("{}", cli::USAGE);
             return ExitCode::SUCCESS;
@@ -16,17 +22,11 @@ fn main() -> std::process::ExitCode {
             return ExitCode::from(2);
         }
     };
-    let host = match NativeHost::new(dev_vars::load()) {
-        Ok(host) => host,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match server::run(addr, host) {
+    let shared = Shared::new(dev_vars::load());
+    match server::run(options.listen, options.threads, shared) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("ai-worker-proxy: cannot serve on {addr}: {e}");
+            eprintln!("ai-worker-proxy: cannot serve on {}: {e}", options.listen);
             ExitCode::FAILURE
         }
     }

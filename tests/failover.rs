@@ -14,6 +14,7 @@ use ai_worker_proxy::core::host::{
     BindingCall, BindingError, BodyError, Host, NetworkError, UpstreamRequest, UpstreamResponse,
 };
 use ai_worker_proxy::core::http::{ProxyResponse, ResponseBody};
+use ai_worker_proxy::core::log::{LogConfig, LogFormat, LogLevel};
 use ai_worker_proxy::core::request::ChatRequest;
 use ai_worker_proxy::core::route::{Route, Target, Via};
 use ai_worker_proxy::providers::google::Google;
@@ -33,7 +34,16 @@ async fn complete<H: Host>(
     route: &'static Route,
     request: &ChatRequest,
 ) -> Result<ProxyResponse, ProxyError> {
-    let mut failover = Failover::new(host, route, request);
+    complete_logging(host, route, request, LogConfig::DEFAULT).await
+}
+
+async fn complete_logging<H: Host>(
+    host: &H,
+    route: &'static Route,
+    request: &ChatRequest,
+    log: LogConfig,
+) -> Result<ProxyResponse, ProxyError> {
+    let mut failover = Failover::new(host, route, request, log);
     for (index, target) in route.targets.iter().enumerate() {
         let settled = match target.provider {
             "google" => failover.target::<Google>(index).await,
@@ -101,7 +111,7 @@ impl Host for FakeHost {
         Ok(UpstreamResponse {
             status,
             content_type: None,
-            body: Box::pin(stream::iter(items)),
+            body: Box::new(stream::iter(items)),
         })
     }
     fn secret(&self, name: &str) -> Option<String> {
@@ -131,7 +141,7 @@ impl Host for FakeHost {
             Some(Ok(json)) => Ok(UpstreamResponse {
                 status: 200,
                 content_type: Some("application/json".into()),
-                body: Box::pin(stream::iter([Ok(Bytes::from_static(json.as_bytes()))])),
+                body: Box::new(stream::iter([Ok(Bytes::from_static(json.as_bytes()))])),
             }),
         }
     }
@@ -207,16 +217,21 @@ fn run(host: &FakeHost, route: &'static Route, stream: bool) -> Result<(u16, Str
     let response = complete(host, route, &request(stream))
         .now_or_never()
         .expect("fake host is never pending")?;
-    let body = match response.body {
-        ResponseBody::Full(b) => String::from_utf8(b.to_vec()).unwrap(),
-        ResponseBody::Stream(s) => s
-            .map(|item| String::from_utf8(item.unwrap().to_vec()).unwrap())
-            .collect::<Vec<_>>()
-            .now_or_never()
-            .unwrap()
-            .concat(),
+    Ok((response.status, body_text(response.body)))
+}
+
+fn body_text(body: ResponseBody) -> String {
+    let stream = match body {
+        ResponseBody::Full(b) => return String::from_utf8(b.to_vec()).unwrap(),
+        ResponseBody::Stream(s) => s,
+        ResponseBody::Relay(relay) => relay.into_stream(),
     };
-    Ok((response.status, body))
+    stream
+        .map(|item| String::from_utf8(item.unwrap().to_vec()).unwrap())
+        .collect::<Vec<_>>()
+        .now_or_never()
+        .unwrap()
+        .concat()
 }
 
 fn keys_sent(host: &FakeHost) -> Vec<String> {
@@ -582,3 +597,115 @@ static ONLY_BINDING: Route = Route {
     name: "r",
     targets: &[WAI_BINDING],
 };
+
+#[test]
+fn a_pass_through_stream_is_relayed_after_its_first_event() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[target("m", keys!["K_OK"])],
+    };
+    let h = host(&[("v-ok", Reply::Ok(SSE_OK.to_vec(), None))]);
+    let response = complete(&h, &ROUTE, &request(true))
+        .now_or_never()
+        .unwrap()
+        .unwrap();
+    let ResponseBody::Relay(relay) = response.body else {
+        panic!("expected a relay, got {:?}", response.body);
+    };
+    type Chunks = stream::Iter<std::vec::IntoIter<Result<Bytes, BodyError>>>;
+    let relay = match relay.take_rest::<String>() {
+        Err(relay) => relay,
+        Ok(_) => panic!("a relay's rest is the host's own body type, not any type"),
+    };
+    let Ok(mut parts) = relay.take_rest::<Chunks>() else {
+        panic!("the fake host's body is its own type");
+    };
+    assert_eq!(&parts.first[..], SSE_OK[0].as_bytes());
+    let rest: Vec<_> = (&mut parts.rest)
+        .map(|c| c.unwrap())
+        .collect::<Vec<_>>()
+        .now_or_never()
+        .unwrap();
+    assert_eq!(rest, [Bytes::from_static(SSE_OK[1].as_bytes())]);
+    assert_eq!(
+        parts.framing.failure_tail("reset").unwrap(),
+        "\n\ndata: {\"error\":{\"message\":\"the upstream connection failed mid-response: reset\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"stream_interrupted\"}}\n\ndata: [DONE]\n\n"
+    );
+    // A translated stream is never relayed: every chunk goes through its translator.
+    static GEMINI: Route = Route {
+        name: "g",
+        targets: &[Target {
+            provider: "google",
+            model: "gemini-2.5-flash",
+            base_url: "https://g",
+            vias: keys!["K_OK"],
+            max_tokens: None,
+            account_id: None,
+        }],
+    };
+    let h = host(&[(
+        "v-ok",
+        Reply::Ok(
+            vec![
+                "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"hi\"}]},\"index\":0}],\"responseId\":\"r\"}\r\n\r\n",
+                "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"!\"}]},\"finishReason\":\"STOP\",\"index\":0}],\"responseId\":\"r\"}\r\n\r\n",
+            ],
+            None,
+        ),
+    )]);
+    let response = complete(&h, &GEMINI, &request(true))
+        .now_or_never()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(response.body, ResponseBody::Stream(_)));
+    assert!(body_text(response.body).ends_with("data: [DONE]\n\n"));
+}
+
+#[test]
+fn logging_follows_its_level_and_format() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[target("m", keys!["K_429", "K_OK"])],
+    };
+    let run_with = |level, format, secrets: &[(&'static str, &'static str)]| {
+        let mut h = host(&[]);
+        let mut all: HashMap<&'static str, &'static str> = SECRETS.into_iter().collect();
+        all.extend(secrets.iter().copied());
+        h.secrets = Rc::new(all);
+        let log = LogConfig { level, format };
+        complete_logging(&h, &ROUTE, &request(false), log)
+            .now_or_never()
+            .unwrap()
+            .unwrap();
+        let logs = h.logs.borrow().clone();
+        logs
+    };
+    let text = run_with(LogLevel::Info, LogFormat::Text, &[]);
+    assert_eq!(text.len(), 2, "{text:?}");
+    assert!(text[1].ends_with("key=K_OK status=200 ms=0"), "{text:?}");
+    let errors = run_with(LogLevel::Errors, LogFormat::Text, &[]);
+    assert_eq!(errors.len(), 1);
+    assert!(errors[0].contains("key=K_429 status=429"), "{errors:?}");
+    assert!(run_with(LogLevel::Off, LogFormat::Text, &[]).is_empty());
+    let json = run_with(LogLevel::Info, LogFormat::Json, &[]);
+    assert_eq!(
+        json,
+        [
+            r#"{"route":"r","status":200,"attempts":[{"target":1,"provider":"openai-compatible","model":"m","key":"K_429","status":"429","ms":0},{"target":1,"provider":"openai-compatible","model":"m","key":"K_OK","status":"200","ms":0}]}"#
+        ]
+    );
+    // PROXY_LOG overrides routes.toml at run time; an invalid value does not.
+    assert!(run_with(LogLevel::Info, LogFormat::Text, &[("PROXY_LOG", "off")]).is_empty());
+    assert_eq!(
+        run_with(LogLevel::Info, LogFormat::Text, &[("PROXY_LOG", "loud")]).len(),
+        2
+    );
+    assert_eq!(
+        run_with(
+            LogLevel::Off,
+            LogFormat::Text,
+            &[("PROXY_LOG", "errors,json")]
+        ),
+        json
+    );
+}

@@ -75,7 +75,7 @@ measure() { # pid url token body connections [seconds]
   local pid=$1 url=$2 token=$3 body=$4 c=$5 s=${6:-$secs} procs before after report rps reqs p50 p99
   procs=$(family "$pid")
   before=$(ticks $procs)
-  report=$(BODY="$body" TOKEN="$token" wrk -t2 -c"$c" -d"${s}s" --latency -s benches/load/post.lua "$url" 2>&1)
+  report=$(BODY="$body" TOKEN="$token" wrk -t"$(( c < 2 ? c : 2 ))" -c"$c" -d"${s}s" --latency -s benches/load/post.lua "$url" 2>&1)
   after=$(ticks $procs)
   if grep -q "Non-2xx" <<<"$report"; then echo "non-2xx answers from $url:" >&2; echo "$report" >&2; exit 1; fi
   rps=$(awk '/Requests\/sec/ {printf "%.0f", $2}' <<<"$report")

@@ -4,7 +4,8 @@
 //! core (a current-thread runtime per core, each with its own `SO_REUSEPORT` listener), so it is
 //! never the bottleneck of a run. The path says what to answer, before the API's own path:
 //! `/e{EVENTS}/p{PACE_MS}/v1/chat/completions` streams EVENTS content events (default 20), one
-//! per write PACE_MS apart when PACE_MS > 0 (as real LLM streams arrive), else all in one write.
+//! per write, PACE_MS apart (default 0: back to back), as real LLM streams arrive; `/w1/` sends
+//! them all in one write instead.
 //! Anthropic is `/.../v1/messages`, Gemini `/.../v1beta/models/M:generateContent` or
 //! `:streamGenerateContent`. A request body containing `"stream":true` gets the SSE answer.
 //!
@@ -34,13 +35,15 @@ mod native {
     use hyper_util::rt::TokioIo;
     use tokio::net::TcpSocket;
 
-    /// An answer's body: whole, or one event per write with a pause between events.
+    /// An answer's body: whole, or one event per write with a pause (a sleep, or just a turn of
+    /// the event loop, which makes hyper write what it has) between events.
     enum Body {
         Whole(Option<Bytes>),
         Paced {
             events: std::vec::IntoIter<Bytes>,
             pace: Duration,
             sleep: Option<Pin<Box<tokio::time::Sleep>>>,
+            yielded: bool,
         },
     }
 
@@ -58,15 +61,25 @@ mod native {
                     events,
                     pace,
                     sleep,
+                    yielded,
                 } => {
                     if let Some(timer) = sleep.as_mut() {
                         if timer.as_mut().poll(cx).is_pending() {
                             return Poll::Pending;
                         }
+                    } else if !*yielded {
+                        // Unpaced: one turn of the loop, so this event is written on its own.
+                        *yielded = true;
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
                     }
                     match events.next() {
                         Some(event) => {
-                            *sleep = Some(Box::pin(tokio::time::sleep(*pace)));
+                            if pace.is_zero() {
+                                *yielded = false;
+                            } else {
+                                *sleep = Some(Box::pin(tokio::time::sleep(*pace)));
+                            }
                             Poll::Ready(Some(Ok(Frame::data(event))))
                         }
                         None => Poll::Ready(None),
@@ -89,6 +102,8 @@ mod native {
     struct Shape {
         events: usize,
         pace: Duration,
+        /// All events in one write (`w1`), rather than one write each.
+        one_write: bool,
         api: Api,
     }
 
@@ -102,12 +117,15 @@ mod native {
     fn shape(path: &str) -> Option<Shape> {
         let mut events = 20;
         let mut pace = Duration::ZERO;
+        let mut one_write = false;
         let mut rest = path;
         while let Some(segment) = rest.strip_prefix('/').and_then(|r| r.split('/').next()) {
             if let Some(n) = segment.strip_prefix('e').and_then(|n| n.parse().ok()) {
                 events = n;
             } else if let Some(ms) = segment.strip_prefix('p').and_then(|n| n.parse().ok()) {
                 pace = Duration::from_millis(ms);
+            } else if segment == "w1" {
+                one_write = true;
             } else {
                 break;
             }
@@ -124,7 +142,12 @@ mod native {
         } else {
             return None;
         };
-        Some(Shape { events, pace, api })
+        Some(Shape {
+            events,
+            pace,
+            one_write,
+            api,
+        })
     }
 
     const TEXT: &str = "Hello";
@@ -191,11 +214,11 @@ mod native {
             (Api::Anthropic, true) => anthropic_stream(shape.events),
             (Api::Gemini { stream: true }, _) => gemini_stream(shape.events),
         };
-        let body = if shape.pace.is_zero() {
+        let body = if shape.one_write {
             Body::Whole(Some(Bytes::from(events.concat())))
         } else {
-            // The events before the first content (role chunk, message_start) go with it, so
-            // the first content event is not delayed by the pace.
+            // The events before the first content (role chunk, message_start) go with it, as
+            // they do from real upstreams, so the first content event is not delayed.
             let lead = match shape.api {
                 Api::Gemini { .. } => 1,
                 Api::OpenAi | Api::Anthropic => 2,
@@ -209,6 +232,7 @@ mod native {
                 events: paced.into_iter(),
                 pace: shape.pace,
                 sleep: None,
+                yielded: true,
             }
         };
         ("text/event-stream", body)

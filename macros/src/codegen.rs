@@ -3,7 +3,7 @@
 //! target's provider type in order. A provider no route names is never instantiated, so it is
 //! not compiled into the Worker.
 
-use ai_worker_proxy_config::{providers, Route, RoutesFile, Target, Via};
+use ai_worker_proxy_config::{providers, LogFormat, LogLevel, Route, RoutesFile, Target, Via};
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
@@ -11,6 +11,15 @@ use quote::quote;
 /// so that rustc records the file as an input and cargo rebuilds when it changes.
 pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, String> {
     let auth = file.auth_token;
+    let level = match file.log.level {
+        LogLevel::Off => quote!(Off),
+        LogLevel::Errors => quote!(Errors),
+        LogLevel::Info => quote!(Info),
+    };
+    let format = match file.log.format {
+        LogFormat::Text => quote!(Text),
+        LogFormat::Json => quote!(Json),
+    };
     let routes = file.routes.iter().map(route);
     let find_arms = file.routes.iter().enumerate().map(|(i, route)| {
         let name = route.name;
@@ -23,6 +32,7 @@ pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, Str
         .map(dispatch)
         .collect::<Result<Vec<_>, String>>()?;
     Ok(quote! {
+        use crate::core::log::{LogConfig, LogFormat, LogLevel};
         use crate::core::route::{Route, Routes, Target, Via};
 
         /// Name of the secret that holds the proxy's bearer token (`[server].auth_token`).
@@ -36,6 +46,11 @@ pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, Str
 
         impl Routes for Table {
             const AUTH_TOKEN_SECRET: &'static str = AUTH_TOKEN_SECRET;
+
+            const LOG: LogConfig = LogConfig {
+                level: LogLevel::#level,
+                format: LogFormat::#format,
+            };
 
             fn routes() -> &'static [Route] {
                 ROUTES
@@ -53,7 +68,8 @@ pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, Str
                 route: &'static Route,
                 request: &crate::core::request::ChatRequest,
             ) -> Result<crate::core::http::ProxyResponse, crate::core::error::ProxyError> {
-                let mut failover = crate::core::failover::Failover::new(host, route, request);
+                let mut failover =
+                    crate::core::failover::Failover::new(host, route, request, Self::LOG);
                 match route.name {
                     #(#dispatch_arms)*
                     // Only `find` hands out routes, and each has its arm above.

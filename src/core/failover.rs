@@ -8,11 +8,12 @@ use std::fmt;
 
 use crate::core::error::{ErrorObject, ProxyError};
 use crate::core::host::{BindingError, Host, UpstreamBody};
-use crate::core::http::{ProxyResponse, ResponseBody};
+use crate::core::http::ProxyResponse;
+use crate::core::log::{self, LogConfig, RequestLog};
 use crate::core::provider::{PrepareError, Provider};
 use crate::core::request::ChatRequest;
 use crate::core::route::{Route, Target, Via};
-use crate::core::stream::{self, EarlyFailure, Framing};
+use crate::core::stream::{self, ClientBody, EarlyFailure, Framing};
 use crate::core::verdict::{self, UpstreamError, Verdict};
 
 /// Largest upstream error body read to build the client's error message.
@@ -71,16 +72,24 @@ pub struct Failover<'a, H> {
     route: &'static Route,
     request: &'a ChatRequest,
     attempts: Vec<Attempt>,
+    log: RequestLog,
 }
 
 impl<'a, H: Host> Failover<'a, H> {
-    /// Starts serving `request` on `route`; nothing has been tried yet.
-    pub fn new(host: &'a H, route: &'static Route, request: &'a ChatRequest) -> Self {
+    /// Starts serving `request` on `route`, logging as `log` says (unless `PROXY_LOG`
+    /// overrides it); nothing has been tried yet.
+    pub fn new(
+        host: &'a H,
+        route: &'static Route,
+        request: &'a ChatRequest,
+        log: LogConfig,
+    ) -> Self {
         Self {
             host,
             route,
             request,
             attempts: Vec::new(),
+            log: RequestLog::new(log::config(host, log), route),
         }
     }
 
@@ -88,6 +97,19 @@ impl<'a, H: Host> Failover<'a, H> {
     /// when the request is settled (answered, or a client error); `None` when every via failed
     /// and the next target should be tried.
     pub async fn target<P: Provider>(
+        &mut self,
+        index: usize,
+    ) -> Option<Result<ProxyResponse, ProxyError>> {
+        let settled = self.try_target::<P>(index).await?;
+        let status = match &settled {
+            Ok(response) => response.status,
+            Err(error) => error.status(),
+        };
+        self.log.finish(self.host, status);
+        Some(settled)
+    }
+
+    async fn try_target<P: Provider>(
         &mut self,
         index: usize,
     ) -> Option<Result<ProxyResponse, ProxyError>> {
@@ -182,16 +204,23 @@ impl<'a, H: Host> Failover<'a, H> {
             }
         };
         self.log(index, via, "200", host.now_ms().saturating_sub(started));
-        let label = self.label(index, via);
-        Some(Ok(self.respond(committed, translator, body, label)))
+        let on_late_failure = self.log.on_interrupted(host, index, via);
+        Some(Ok(self.respond(
+            committed,
+            translator,
+            body,
+            on_late_failure,
+        )))
     }
 
     /// Every target has been tried: the error naming each attempt.
     pub fn exhausted(self) -> ProxyError {
-        ProxyError::AllFailed {
+        let error = ProxyError::AllFailed {
             route: self.route.name,
             attempts: self.attempts,
-        }
+        };
+        self.log.finish(self.host, error.status());
+        error
     }
 
     /// Applies the verdict on `failure`: `Some` answers the client now, `None` moves on.
@@ -233,12 +262,8 @@ impl<'a, H: Host> Failover<'a, H> {
         self.record(index, via, outcome);
     }
 
-    /// `route=.. target=.. key=.. status=.. ms=..`: one line per attempt.
-    fn log(&self, index: usize, via: Via, status: &str, ms: u64) {
-        self.host.log(&format!(
-            "{} status={status} ms={ms}",
-            self.label(index, via)
-        ));
+    fn log(&mut self, index: usize, via: Via, status: &str, ms: u64) {
+        self.log.attempt(self.host, index, via, status, ms);
     }
 
     fn record(&mut self, index: usize, via: Via, outcome: Outcome) {
@@ -252,27 +277,14 @@ impl<'a, H: Host> Failover<'a, H> {
         }
     }
 
-    fn label(&self, index: usize, via: Via) -> String {
-        AttemptLabel {
-            route: self.route,
-            index,
-            via,
-        }
-        .to_string()
-    }
-
     /// The client's response once an attempt has produced its first bytes.
     fn respond(
         &self,
         committed: stream::Committed,
         translator: Box<dyn stream::Translate>,
         body: UpstreamBody,
-        label: String,
+        on_late_failure: stream::LateFailureHook,
     ) -> ProxyResponse {
-        let late_log = self.host.clone();
-        let on_late_failure = Box::new(move |reason: &str| {
-            late_log.log(&format!("{label} stream-interrupted reason={reason:?}"))
-        });
         let stream = self.request.stream;
         let (framing, content_type) = if stream {
             (Framing::Sse, "text/event-stream; charset=utf-8")
@@ -288,39 +300,9 @@ impl<'a, H: Host> Failover<'a, H> {
         ProxyResponse {
             status: 200,
             headers,
-            body: ResponseBody::Stream(stream::client_body(
-                committed,
-                translator,
-                body,
-                framing,
-                on_late_failure,
-            )),
+            body: ClientBody::new(committed, translator, body, framing, on_late_failure)
+                .into_response_body(),
         }
-    }
-}
-
-/// `route=.. target=i/n provider=.. model=.. key=..`: how every log line names an attempt.
-struct AttemptLabel<'a> {
-    route: &'a Route,
-    index: usize,
-    via: Via,
-}
-
-impl fmt::Display for AttemptLabel<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (provider, model) = self
-            .route
-            .targets
-            .get(self.index)
-            .map_or(("-", "-"), |t: &Target| (t.provider, t.model));
-        write!(
-            f,
-            "route={} target={}/{} provider={provider} model={model} key={}",
-            self.route.name,
-            self.index + 1,
-            self.route.targets.len(),
-            self.via
-        )
     }
 }
 

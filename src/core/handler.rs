@@ -94,7 +94,8 @@ fn authorize<R: Routes, H: Host>(host: &H, request: &IncomingRequest) -> Result<
         .secret(R::AUTH_TOKEN_SECRET)
         .filter(|t| !t.is_empty())
         .ok_or(ProxyError::AuthNotConfigured(R::AUTH_TOKEN_SECRET))?;
-    match auth::presented_token(request.header("authorization")) {
+    let authorization = request.header("authorization");
+    match auth::presented_token(authorization.as_deref()) {
         Some(token) if auth::tokens_match(token, &expected) => Ok(()),
         _ => Err(ProxyError::Unauthorized),
     }
@@ -105,8 +106,7 @@ fn preflight(request: &IncomingRequest) -> ProxyResponse {
     let allowed_headers = request
         .header("access-control-request-headers")
         .filter(|h| !h.trim().is_empty())
-        .unwrap_or(DEFAULT_ALLOWED_HEADERS)
-        .to_owned();
+        .unwrap_or_else(|| DEFAULT_ALLOWED_HEADERS.to_owned());
     let mut response = ProxyResponse::empty(204);
     response.headers.extend([
         ("access-control-allow-methods", ALLOWED_METHODS.to_owned()),

@@ -1,7 +1,7 @@
 //! What the core needs from the runtime it runs in: outbound HTTP, secrets, a clock and a log.
 //! The Workers host and the native host each implement [`Host`]; the core knows neither.
 
-use std::pin::Pin;
+use std::any::Any;
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -33,8 +33,28 @@ impl UpstreamRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BodyError(pub String);
 
-/// An upstream body, read as it arrives.
-pub type UpstreamBody = Pin<Box<dyn Stream<Item = Result<Bytes, BodyError>>>>;
+/// An upstream body, read as it arrives. The host that made it may take it back
+/// ([`BodySource::into_any`]) to carry the rest itself (the Worker hands a pass-through to the
+/// runtime).
+pub type UpstreamBody = Box<dyn BodySource>;
+
+/// What an [`UpstreamBody`] is made of: any byte stream the host can recognise again.
+pub trait BodySource: Stream<Item = Result<Bytes, BodyError>> + Unpin {
+    /// The source itself, for the host that made it to recognise.
+    fn as_any(&self) -> &dyn Any;
+    /// The source itself, for the host that made it to take back.
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+}
+
+impl<T: Stream<Item = Result<Bytes, BodyError>> + Unpin + 'static> BodySource for T {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+}
 
 /// An upstream response whose body has not been read yet.
 pub struct UpstreamResponse {

@@ -5,6 +5,8 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures_util::Stream;
 
+pub use crate::core::stream::Relay;
+
 /// The methods the proxy distinguishes; anything else is `Other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -42,26 +44,59 @@ pub enum RequestBody {
     TooLarge,
 }
 
+/// The path of an absolute URL as a runtime serialises it (the first `/` after the host starts
+/// it; `?` and `#` end it).
+pub fn path_of_url(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(url, |i| &url[i + 3..]);
+    match after_scheme.find('/') {
+        Some(start) => {
+            let path = &after_scheme[start..];
+            &path[..path.find(['?', '#']).unwrap_or(path.len())]
+        }
+        None => "/",
+    }
+}
+
+/// An incoming request's headers, read by name when the core needs one: a host hands over its
+/// own header map rather than copying every header (the Worker's cost per JS call adds up).
+pub trait RequestHeaders {
+    /// The first value of a header, by lower-case name.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// Headers as a list of lower-case name and value pairs.
+impl RequestHeaders for Vec<(String, String)> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    }
+}
+
 /// An incoming request, in the core's terms.
-#[derive(Debug)]
 pub struct IncomingRequest {
     /// The method.
     pub method: Method,
     /// The path without query string.
     pub path: String,
-    /// Headers with lower-case names.
-    pub headers: Vec<(String, String)>,
+    /// The headers.
+    pub headers: Box<dyn RequestHeaders>,
     /// The body.
     pub body: RequestBody,
 }
 
 impl IncomingRequest {
     /// The first value of a header, by lower-case name.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers.get(name)
+    }
+}
+
+impl std::fmt::Debug for IncomingRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IncomingRequest")
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("body", &self.body)
+            .finish_non_exhaustive()
     }
 }
 
@@ -87,6 +122,9 @@ pub enum ResponseBody {
     Full(Bytes),
     /// A body streamed as it is produced.
     Stream(BodyStream),
+    /// A pass-through after its first bytes were checked: the rest of the upstream body goes
+    /// out unchanged, which a host may carry itself.
+    Relay(Relay),
 }
 
 impl std::fmt::Debug for ResponseBody {
@@ -94,6 +132,7 @@ impl std::fmt::Debug for ResponseBody {
         match self {
             ResponseBody::Full(b) => f.debug_tuple("Full").field(b).finish(),
             ResponseBody::Stream(_) => f.write_str("Stream(..)"),
+            ResponseBody::Relay(_) => f.write_str("Relay(..)"),
         }
     }
 }
@@ -139,5 +178,27 @@ impl ProxyResponse {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_come_from_serialised_urls() {
+        assert_eq!(
+            path_of_url("https://w.example/v1/chat/completions"),
+            "/v1/chat/completions"
+        );
+        assert_eq!(
+            path_of_url("http://127.0.0.1:8787/v1/models?x=1#y"),
+            "/v1/models"
+        );
+        assert_eq!(path_of_url("https://w.example"), "/");
+        assert_eq!(path_of_url("https://w.example?q"), "/");
+        let headers: Vec<(String, String)> = vec![("authorization".into(), "Bearer t".into())];
+        assert_eq!(headers.get("authorization").as_deref(), Some("Bearer t"));
+        assert_eq!(headers.get("x-api-key"), None);
     }
 }

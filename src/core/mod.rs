@@ -9,6 +9,7 @@ pub mod failover;
 pub mod handler;
 pub mod host;
 pub mod http;
+pub mod log;
 pub mod pages;
 pub mod provider;
 pub mod request;

@@ -5,6 +5,7 @@
 use crate::core::error::ProxyError;
 use crate::core::host::Host;
 use crate::core::http::ProxyResponse;
+use crate::core::log::LogConfig;
 use crate::core::request::ChatRequest;
 
 pub use ai_worker_proxy_config::{Route, Target, Via};
@@ -14,6 +15,9 @@ pub use ai_worker_proxy_config::{Route, Target, Via};
 pub trait Routes {
     /// Name of the secret that holds the proxy's bearer token (`[server].auth_token`).
     const AUTH_TOKEN_SECRET: &'static str;
+
+    /// What is logged (`[server] log`, `log_format`).
+    const LOG: LogConfig;
 
     /// Every route, in file order.
     fn routes() -> &'static [Route];

@@ -11,7 +11,7 @@ use futures_util::stream::{self, StreamExt};
 
 use crate::core::error::ErrorObject;
 use crate::core::host::UpstreamBody;
-use crate::core::http::{BodyStream, StreamAbort};
+use crate::core::http::{BodyStream, ResponseBody, StreamAbort};
 use crate::core::verdict::UpstreamError;
 
 /// Translates an upstream response body, chunk by chunk, into the client's body.
@@ -20,6 +20,11 @@ pub trait Translate {
     fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError>;
     /// Client bytes once the upstream body has ended; an error if it ended too early.
     fn end(&mut self) -> Result<Bytes, UpstreamError>;
+    /// Whether every later upstream chunk goes to the client unchanged (a pass-through after
+    /// its first event), so that a host may carry the rest of the body itself.
+    fn relays(&self) -> bool {
+        false
+    }
 }
 
 /// Largest non-streaming upstream body a translator collects; far above any real completion,
@@ -46,9 +51,7 @@ impl<F: FnMut(&[u8]) -> Result<Bytes, UpstreamError>> WholeBody<F> {
 impl<F: FnMut(&[u8]) -> Result<Bytes, UpstreamError>> Translate for WholeBody<F> {
     fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
         if self.body.len() + upstream.len() > MAX_WHOLE_BODY {
-            return Err(UpstreamError::truncated(format!(
-                "the upstream response is larger than {MAX_WHOLE_BODY} bytes"
-            )));
+            return Err(too_large());
         }
         self.body.extend_from_slice(&upstream);
         Ok(Bytes::new())
@@ -57,6 +60,13 @@ impl<F: FnMut(&[u8]) -> Result<Bytes, UpstreamError>> Translate for WholeBody<F>
     fn end(&mut self) -> Result<Bytes, UpstreamError> {
         (self.convert)(&self.body)
     }
+}
+
+/// The error for a whole body over [`MAX_WHOLE_BODY`].
+pub fn too_large() -> UpstreamError {
+    UpstreamError::truncated(format!(
+        "the upstream response is larger than {MAX_WHOLE_BODY} bytes"
+    ))
 }
 
 /// How the client's body is framed, which decides what a late failure looks like.
@@ -116,6 +126,13 @@ pub async fn commit(
             }
         }
     }
+}
+
+/// The error a late failure of the upstream connection is reported as.
+pub fn interrupted(reason: &str) -> UpstreamError {
+    UpstreamError::truncated(format!(
+        "the upstream connection failed mid-response: {reason}"
+    ))
 }
 
 /// The SSE bytes that close a stream after a late failure: finish any partial event, then an
@@ -184,10 +201,7 @@ impl Pump {
             }
             let result = match self.body.next().await {
                 Some(Ok(chunk)) => self.translator.chunk(chunk),
-                Some(Err(e)) => Err(UpstreamError::truncated(format!(
-                    "the upstream connection failed mid-response: {}",
-                    e.0
-                ))),
+                Some(Err(e)) => Err(interrupted(&e.0)),
                 None => {
                     self.ended = true;
                     self.translator.end()
@@ -206,30 +220,135 @@ impl Pump {
     }
 }
 
-/// The client's body: `first`, then the rest of the upstream body through `translator`.
-/// `on_late_failure` is called once, with the reason, if the upstream fails after commit.
-pub fn client_body(
+/// An attempt's body once it has produced its first client bytes: those bytes, and what
+/// produces the rest.
+pub struct ClientBody {
     committed: Committed,
     translator: Box<dyn Translate>,
     body: UpstreamBody,
     framing: Framing,
     on_late_failure: LateFailureHook,
-) -> BodyStream {
-    let pump = Pump {
-        pending: Some(committed.first),
-        translator,
-        body,
-        ended: committed.ended,
-        done: false,
-        framing,
-        tail: [0; 2],
-        tail_len: 0,
-        on_late_failure: Some(on_late_failure),
-    };
-    Box::pin(stream::unfold(pump, |mut pump| async move {
-        let item = pump.next().await?;
-        Some((item, pump))
-    }))
+}
+
+impl ClientBody {
+    /// `committed`, then the rest of `body` through `translator`. `on_late_failure` is called
+    /// once, with the reason, if the upstream fails after the commit point.
+    pub fn new(
+        committed: Committed,
+        translator: Box<dyn Translate>,
+        body: UpstreamBody,
+        framing: Framing,
+        on_late_failure: LateFailureHook,
+    ) -> Self {
+        Self {
+            committed,
+            translator,
+            body,
+            framing,
+            on_late_failure,
+        }
+    }
+
+    /// The response body: a [`Relay`] when the rest passes unchanged, else the translated stream.
+    pub fn into_response_body(self) -> ResponseBody {
+        if self.translator.relays() && !self.committed.ended {
+            ResponseBody::Relay(Relay(self))
+        } else {
+            ResponseBody::Stream(self.into_stream())
+        }
+    }
+
+    /// The client's bytes as a stream, every upstream chunk through the translator.
+    pub fn into_stream(self) -> BodyStream {
+        let pump = Pump {
+            pending: Some(self.committed.first),
+            translator: self.translator,
+            body: self.body,
+            ended: self.committed.ended,
+            done: false,
+            framing: self.framing,
+            tail: [0; 2],
+            tail_len: 0,
+            on_late_failure: Some(self.on_late_failure),
+        };
+        Box::pin(stream::unfold(pump, |mut pump| async move {
+            let item = pump.next().await?;
+            Some((item, pump))
+        }))
+    }
+}
+
+/// A pass-through after its first bytes were checked: the rest of the upstream body goes to the
+/// client unchanged. Any host can pump it through the core ([`Relay::into_stream`], which also
+/// judges how it ends); a host that made the upstream body may carry the rest itself
+/// ([`Relay::take_rest`]), so no code of the proxy runs per chunk.
+pub struct Relay(ClientBody);
+
+/// What a host needs to carry a [`Relay`] itself, the rest being its own body type `T`.
+pub struct RelayParts<T> {
+    /// The bytes to send first.
+    pub first: Bytes,
+    /// The rest of the upstream body, to send unchanged.
+    pub rest: T,
+    /// How the body is framed: what a failure of `rest` turns into ([`Framing::failure_tail`]).
+    pub framing: Framing,
+    /// To call once, with the reason, if `rest` fails.
+    pub on_late_failure: LateFailureHook,
+}
+
+impl Relay {
+    /// The client's bytes as a stream pumped through the core.
+    pub fn into_stream(self) -> BodyStream {
+        self.0.into_stream()
+    }
+
+    /// The parts, if the upstream body is the host's own `T`; else the relay, unchanged.
+    pub fn take_rest<T: 'static>(self) -> Result<RelayParts<T>, Relay> {
+        if !self.0.body.as_any().is::<T>() {
+            return Err(self);
+        }
+        let ClientBody {
+            committed,
+            translator,
+            body,
+            framing,
+            on_late_failure,
+        } = self.0;
+        match body.into_any().downcast::<T>() {
+            Ok(rest) => Ok(RelayParts {
+                first: committed.first,
+                rest: *rest,
+                framing,
+                on_late_failure,
+            }),
+            // Cannot happen (the type was just checked); were it to, the client would get the
+            // first bytes and the translator's verdict on a body that ended there.
+            Err(_) => Err(Relay(ClientBody {
+                committed,
+                translator,
+                body: Box::new(stream::empty()),
+                framing,
+                on_late_failure,
+            })),
+        }
+    }
+}
+
+impl Framing {
+    /// What ends a body whose upstream failed with `reason` after bytes the core did not
+    /// watch (a relay the host carried): for SSE a blank line closes any partial event (an
+    /// extra one is harmless between events), then the error event and `[DONE]`; `None` for
+    /// JSON, which is aborted.
+    pub fn failure_tail(self, reason: &str) -> Option<Bytes> {
+        match self {
+            Framing::Sse => {
+                let mut tail = BytesMut::from(&b"\n\n"[..]);
+                tail.extend_from_slice(&sse_error_tail(&interrupted(reason).error, b"\n\n"));
+                Some(tail.freeze())
+            }
+            Framing::Json => None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -246,7 +365,7 @@ pub(crate) mod tests {
         if let Some(f) = fail {
             items.push(Err(BodyError(f.to_owned())));
         }
-        Box::pin(stream::iter(items))
+        Box::new(stream::iter(items))
     }
 
     struct Identity;
@@ -297,13 +416,14 @@ pub(crate) mod tests {
         let c = run(commit(&mut Identity, &mut b)).ok().unwrap();
         let logged = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
         let sink = logged.clone();
-        let s = client_body(
+        let s = ClientBody::new(
             c,
             Box::new(Identity),
             b,
             Framing::Sse,
             Box::new(move |m| sink.borrow_mut().push_str(m)),
-        );
+        )
+        .into_stream();
         let (out, abort) = run(collect(s));
         assert_eq!(abort, None);
         assert_eq!(
@@ -320,13 +440,10 @@ pub(crate) mod tests {
     fn late_json_failure_aborts() {
         let mut b = body(&["{\"id\":"], Some("reset"));
         let c = run(commit(&mut Identity, &mut b)).ok().unwrap();
-        let (out, abort) = run(collect(client_body(
-            c,
-            Box::new(Identity),
-            b,
-            Framing::Json,
-            Box::new(|_| {}),
-        )));
+        let (out, abort) = run(collect(
+            ClientBody::new(c, Box::new(Identity), b, Framing::Json, Box::new(|_| {}))
+                .into_stream(),
+        ));
         assert_eq!(out, "{\"id\":");
         assert!(abort.is_some());
     }

@@ -147,6 +147,11 @@ impl Translate for PassThrough {
         }
         Ok(held.map(Bytes::from).unwrap_or_default())
     }
+
+    /// Once the first event is out, every byte passes unchanged (only the end is judged).
+    fn relays(&self) -> bool {
+        self.head.is_none()
+    }
 }
 
 /// Where the first SSE event ends (after its blank line), if it is complete.

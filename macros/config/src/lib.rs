@@ -19,7 +19,7 @@ pub mod providers;
 pub mod schema;
 
 pub use providers::ProviderSpec;
-pub use schema::{Route, RoutesFile, Target, Via};
+pub use schema::{LogConfig, LogFormat, LogLevel, Route, RoutesFile, Target, Via};
 
 #[cfg(test)]
 mod tests;

@@ -10,10 +10,10 @@ use toml::Spanned;
 
 use crate::diagnostic::{did_you_mean, Diagnostic};
 use crate::providers::{self, ProviderSpec, PROVIDERS};
-use crate::schema::{Route, RoutesFile, Target, Via};
+use crate::schema::{named, LogConfig, LogFormat, LogLevel, Route, RoutesFile, Target, Via};
 
 const TOP_LEVEL_KEYS: [&str; 2] = ["server", "routes"];
-const SERVER_KEYS: [&str; 1] = ["auth_token"];
+const SERVER_KEYS: [&str; 3] = ["auth_token", "log", "log_format"];
 const TARGET_KEYS: [&str; 6] = [
     "provider",
     "model",
@@ -55,6 +55,17 @@ pub fn parse(source: &str) -> Result<RoutesFile> {
         }
     };
 
+    let log = LogConfig {
+        level: match server.get("log") {
+            Some(value) => one_of(value, "`log`", &LogLevel::NAMES)?,
+            None => LogConfig::DEFAULT.level,
+        },
+        format: match server.get("log_format") {
+            Some(value) => one_of(value, "`log_format`", &LogFormat::NAMES)?,
+            None => LogConfig::DEFAULT.format,
+        },
+    };
+
     let routes_value = root.get("routes").ok_or_else(|| {
         Diagnostic::new(root_span.clone(), "routes.toml defines no routes").help(
             "add at least one route: `[[routes.my-model]]` with `provider`, `model` and `api_keys`",
@@ -75,6 +86,7 @@ pub fn parse(source: &str) -> Result<RoutesFile> {
         .collect::<Result<Vec<_>>>()?;
     Ok(RoutesFile {
         auth_token,
+        log,
         routes: leak_slice(routes),
     })
 }
@@ -314,6 +326,24 @@ fn string<'a>(value: &'a Spanned<DeValue<'_>>, what: &str) -> Result<&'a str> {
         )
         .help("put the value in double quotes")),
     }
+}
+
+/// One of a fixed set of names.
+fn one_of<T: Copy>(value: &Spanned<DeValue<'_>>, what: &str, names: &[(&str, T)]) -> Result<T> {
+    let text = string(value, what)?;
+    named(text, names).ok_or_else(|| {
+        let list: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
+        let quoted = list
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let d = Diagnostic::new(value.span(), format!("{what} cannot be `{text}`"));
+        match did_you_mean(text, &list) {
+            Some(s) => d.help(format!("did you mean `{s}`? One of: {quoted}")),
+            None => d.help(format!("use one of: {quoted}")),
+        }
+    })
 }
 
 fn positive_u32(value: &Spanned<DeValue<'_>>, what: &str) -> Result<u32> {

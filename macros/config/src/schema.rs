@@ -11,8 +11,86 @@ use std::fmt;
 pub struct RoutesFile {
     /// Name of the secret holding the proxy's own bearer token (`[server] auth_token`).
     pub auth_token: &'static str,
+    /// What the proxy logs (`[server] log`, `log_format`).
+    pub log: LogConfig,
     /// Routes in file order.
     pub routes: &'static [Route],
+}
+
+/// What the proxy logs, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogConfig {
+    /// Which requests are logged.
+    pub level: LogLevel,
+    /// How a request is written.
+    pub format: LogFormat,
+}
+
+/// Which requests are logged (`[server] log`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// None.
+    Off,
+    /// Only failed attempts and requests that failed.
+    Errors,
+    /// Every attempt of every request.
+    Info,
+}
+
+/// How a request is written (`[server] log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One line per attempt: `route=.. target=.. provider=.. model=.. key=.. status=.. ms=..`.
+    Text,
+    /// One JSON object per request, its attempts in a list.
+    Json,
+}
+
+impl LogLevel {
+    /// Every level, with the name routes.toml uses for it.
+    pub const NAMES: [(&'static str, LogLevel); 3] = [
+        ("off", LogLevel::Off),
+        ("errors", LogLevel::Errors),
+        ("info", LogLevel::Info),
+    ];
+}
+
+impl LogFormat {
+    /// Every format, with the name routes.toml uses for it.
+    pub const NAMES: [(&'static str, LogFormat); 2] =
+        [("text", LogFormat::Text), ("json", LogFormat::Json)];
+}
+
+impl LogConfig {
+    /// What is logged when routes.toml says nothing: every attempt, as text.
+    pub const DEFAULT: LogConfig = LogConfig {
+        level: LogLevel::Info,
+        format: LogFormat::Text,
+    };
+
+    /// Reads `LEVEL` or `LEVEL,FORMAT` (`errors`, `info,json`), as the `PROXY_LOG` variable
+    /// overrides routes.toml at run time; `None` if it is not that.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (level, format) = match text.split_once(',') {
+            Some((level, format)) => (level, Some(format)),
+            None => (text, None),
+        };
+        Some(LogConfig {
+            level: named(level, &LogLevel::NAMES)?,
+            format: match format {
+                Some(format) => named(format, &LogFormat::NAMES)?,
+                None => LogFormat::Text,
+            },
+        })
+    }
+}
+
+/// The value called `name` in `names`.
+pub fn named<T: Copy>(name: &str, names: &[(&str, T)]) -> Option<T> {
+    names
+        .iter()
+        .find(|(n, _)| *n == name.trim())
+        .map(|(_, v)| *v)
 }
 
 /// A model name clients send, and the targets tried for it in order.

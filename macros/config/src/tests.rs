@@ -5,7 +5,7 @@
 #![cfg(feature = "parse")]
 
 use crate::parse::parse;
-use crate::schema::{Target, Via};
+use crate::schema::{LogConfig, LogFormat, LogLevel, Target, Via};
 
 fn expectation<'a>(source: &'a str, key: &str) -> &'a str {
     source
@@ -149,4 +149,41 @@ max_tokens = 2048
     assert_eq!(rest.account_id, Some("CF_ACCOUNT_ID"));
     assert_eq!(rest.vias, [Via::Key("CF_API_TOKEN")]);
     assert_eq!(rest.max_tokens, Some(2048));
+}
+
+#[test]
+fn logging_defaults_to_every_attempt_as_text_and_is_set_in_server() {
+    let routes = "\n[[routes.fast]]\nprovider = \"openai\"\nmodel = \"m\"\napi_keys = [\"K\"]\n";
+    let file = parse(&format!("[server]\nauth_token = \"T\"\n{routes}")).expect("valid");
+    assert_eq!(file.log, LogConfig::DEFAULT);
+    let file = parse(&format!(
+        "[server]\nauth_token = \"T\"\nlog = \"errors\"\nlog_format = \"json\"\n{routes}"
+    ))
+    .expect("valid");
+    assert_eq!(
+        file.log,
+        LogConfig {
+            level: LogLevel::Errors,
+            format: LogFormat::Json
+        }
+    );
+}
+
+#[test]
+fn the_run_time_override_reads_level_and_optional_format() {
+    let config = |level, format| Some(LogConfig { level, format });
+    assert_eq!(
+        LogConfig::parse("off"),
+        config(LogLevel::Off, LogFormat::Text)
+    );
+    assert_eq!(
+        LogConfig::parse("info,json"),
+        config(LogLevel::Info, LogFormat::Json)
+    );
+    assert_eq!(
+        LogConfig::parse(" errors , text "),
+        config(LogLevel::Errors, LogFormat::Text)
+    );
+    assert_eq!(LogConfig::parse("verbose"), None);
+    assert_eq!(LogConfig::parse("info,xml"), None);
 }

@@ -1,0 +1,222 @@
+//! Bodies between the runtime and the core: an upstream's `ReadableStream` read chunk by chunk
+//! ([`JsBody`]), and a pass-through's rest handed back to the runtime ([`relay`]), which pipes
+//! it in its own code, so no Rust runs per chunk.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use worker::js_sys::{Reflect, Uint8Array};
+use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
+use worker::wasm_bindgen_futures::{spawn_local, JsFuture};
+use worker::web_sys::{self, ReadableStream, ReadableStreamDefaultReader, WritableStream};
+
+use super::binding::js_error_text;
+use crate::core::host::BodyError;
+use crate::core::stream::{interrupted, too_large, Framing, RelayParts, MAX_WHOLE_BODY};
+use crate::core::verdict::UpstreamError;
+
+#[wasm_bindgen]
+extern "C" {
+    /// workerd's byte stream whose writable side feeds its readable side with no JavaScript in
+    /// between: piping into it is done in the runtime's own code.
+    #[wasm_bindgen(extends = web_sys::TransformStream)]
+    type IdentityTransformStream;
+
+    #[wasm_bindgen(constructor, catch)]
+    fn new() -> Result<IdentityTransformStream, JsValue>;
+}
+
+/// An upstream body read in Rust, one `read()` per chunk, until the core has what it needs;
+/// [`JsBody::into_stream`] gives the stream back, unlocked, for the runtime to carry the rest.
+pub struct JsBody {
+    stream: Option<ReadableStream>,
+    reader: Option<ReadableStreamDefaultReader>,
+    pending: Option<JsFuture>,
+    done: bool,
+}
+
+impl JsBody {
+    /// A body reading `stream`.
+    pub fn new(stream: ReadableStream) -> Self {
+        Self {
+            stream: Some(stream),
+            reader: None,
+            pending: None,
+            done: false,
+        }
+    }
+
+    /// The stream, from where reading stopped, with the reader's lock released.
+    pub fn into_stream(mut self) -> Option<ReadableStream> {
+        if let Some(reader) = self.reader.take() {
+            reader.release_lock();
+        }
+        self.stream.take()
+    }
+
+    fn read(&mut self) -> Result<JsFuture, JsValue> {
+        let reader = match &self.reader {
+            Some(reader) => reader,
+            None => {
+                let stream = self
+                    .stream
+                    .as_ref()
+                    .ok_or_else(|| JsValue::from_str("the body was handed on"))?;
+                self.reader.insert(
+                    stream
+                        .get_reader()
+                        .unchecked_into::<ReadableStreamDefaultReader>(),
+                )
+            }
+        };
+        Ok(JsFuture::from(reader.read()))
+    }
+}
+
+impl Stream for JsBody {
+    type Item = Result<Bytes, BodyError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        let pending = match this.pending.take() {
+            Some(pending) => pending,
+            None => match this.read() {
+                Ok(pending) => pending,
+                Err(e) => {
+                    this.done = true;
+                    return Poll::Ready(Some(Err(BodyError(js_error_text(&e)))));
+                }
+            },
+        };
+        let pending = this.pending.insert(pending);
+        let result = match Pin::new(pending).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(result) => result,
+        };
+        this.pending = None;
+        let chunk = result.and_then(|read| {
+            let done = Reflect::get(&read, &JsValue::from_str("done"))?;
+            if done.as_bool() == Some(true) {
+                return Ok(None);
+            }
+            let value = Reflect::get(&read, &JsValue::from_str("value"))?;
+            Ok(Some(Bytes::from(
+                value.unchecked_into::<Uint8Array>().to_vec(),
+            )))
+        });
+        match chunk {
+            Ok(Some(bytes)) => Poll::Ready(Some(Ok(bytes))),
+            Ok(None) => {
+                this.done = true;
+                Poll::Ready(None)
+            }
+            Err(e) => {
+                this.done = true;
+                Poll::Ready(Some(Err(BodyError(js_error_text(&e)))))
+            }
+        }
+    }
+}
+
+impl Drop for JsBody {
+    /// A body the core stopped reading (an error answer it did not need) is cancelled, so the
+    /// runtime can let the upstream connection go.
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.cancel();
+        } else if let Some(stream) = self.stream.take() {
+            let _ = stream.cancel();
+        }
+    }
+}
+
+/// The client's body for a pass-through: `first`, then the rest of the upstream stream piped
+/// by the runtime. If the upstream fails midway, an SSE body ends with the core's error event
+/// and `[DONE]`; a JSON body is aborted.
+pub fn relay(parts: RelayParts<JsBody>) -> Result<ReadableStream, JsValue> {
+    let pipe = IdentityTransformStream::new()?;
+    let readable = pipe.readable();
+    let writable = pipe.writable();
+    let RelayParts {
+        first,
+        rest,
+        framing,
+        on_late_failure,
+    } = parts;
+    let rest = rest.into_stream();
+    spawn_local(async move {
+        let sse = framing == Framing::Sse;
+        let result = async {
+            write(&writable, &first, false).await?;
+            let Some(rest) = rest else {
+                return close(&writable).await;
+            };
+            let options = web_sys::StreamPipeOptions::new();
+            // An SSE body stays open after a failure, for the error event.
+            options.set_prevent_abort(sse);
+            JsFuture::from(rest.pipe_to_with_options(&writable, &options)).await?;
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            let reason = js_error_text(&e);
+            on_late_failure(&reason);
+            if let Some(tail) = framing.failure_tail(&reason) {
+                let _ = write(&writable, &tail, true).await;
+            }
+        }
+    });
+    Ok(readable)
+}
+
+/// The whole body of a JSON relay: `first` and the rest, read to the end.
+pub async fn collect(parts: RelayParts<JsBody>) -> Result<Bytes, UpstreamError> {
+    let RelayParts {
+        first,
+        mut rest,
+        on_late_failure,
+        ..
+    } = parts;
+    let mut body = BytesMut::from(&first[..]);
+    while let Some(chunk) = rest.next().await {
+        match chunk {
+            Ok(chunk) if body.len() + chunk.len() > MAX_WHOLE_BODY => {
+                let error = too_large();
+                on_late_failure(&error.error.message);
+                return Err(error);
+            }
+            Ok(chunk) => body.extend_from_slice(&chunk),
+            Err(e) => {
+                on_late_failure(&e.0);
+                return Err(interrupted(&e.0));
+            }
+        }
+    }
+    Ok(body.freeze())
+}
+
+/// Writes `bytes` to `writable` (and closes it when `last`), waiting until the reader took them.
+async fn write(writable: &WritableStream, bytes: &[u8], last: bool) -> Result<(), JsValue> {
+    let writer = writable.get_writer()?;
+    let chunk = Uint8Array::from(bytes);
+    let written = JsFuture::from(writer.write_with_chunk(&chunk)).await;
+    if last && written.is_ok() {
+        let _ = JsFuture::from(writer.close()).await;
+    } else {
+        writer.release_lock();
+    }
+    written.map(|_| ())
+}
+
+async fn close(writable: &WritableStream) -> Result<(), JsValue> {
+    JsFuture::from(writable.close()).await.map(|_| ())
+}

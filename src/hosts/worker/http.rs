@@ -1,0 +1,129 @@
+//! The platform's `Request` → the core's [`IncomingRequest`], and the core's
+//! [`ProxyResponse`] → the platform's `Response`.
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use worker::js_sys::{ArrayBuffer, Uint8Array};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys::{self, ReadableStream};
+
+use super::body::{self, JsBody};
+use crate::core::error::{ProxyError, MAX_BODY_BYTES};
+use crate::core::http::{
+    path_of_url, BodyStream, IncomingRequest, Method, ProxyResponse, RequestBody, RequestHeaders,
+    ResponseBody,
+};
+use crate::core::stream::Framing;
+
+/// The request's own headers, read by name when the core asks.
+struct Headers(web_sys::Headers);
+
+impl RequestHeaders for Headers {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name).ok().flatten()
+    }
+}
+
+/// The core's view of `request`. Only a POST's body is read (no other endpoint takes one),
+/// and not at all when its declared length is over the limit.
+pub async fn incoming(request: web_sys::Request) -> IncomingRequest {
+    let method = Method::parse(&request.method());
+    let headers = Headers(request.headers());
+    let declared_too_large = headers
+        .get("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|n| n > MAX_BODY_BYTES);
+    let body = if method != Method::Post {
+        RequestBody::Complete(Bytes::new())
+    } else if declared_too_large {
+        RequestBody::TooLarge
+    } else {
+        match request.array_buffer() {
+            Ok(promise) => match JsFuture::from(promise).await {
+                Ok(buffer) => {
+                    let bytes = Uint8Array::new(buffer.unchecked_ref::<ArrayBuffer>());
+                    if bytes.length() as usize > MAX_BODY_BYTES {
+                        RequestBody::TooLarge
+                    } else {
+                        RequestBody::Complete(Bytes::from(bytes.to_vec()))
+                    }
+                }
+                // A broken body gets the usual 400 downstream.
+                Err(_) => RequestBody::Complete(Bytes::new()),
+            },
+            Err(_) => RequestBody::Complete(Bytes::new()),
+        }
+    };
+    IncomingRequest {
+        method,
+        path: path_of_url(&request.url()).to_owned(),
+        headers: Box::new(headers),
+        body,
+    }
+}
+
+/// The platform's response for `response`.
+pub async fn outgoing(response: ProxyResponse) -> Result<web_sys::Response, JsValue> {
+    let headers = web_sys::Headers::new()?;
+    for (name, value) in &response.headers {
+        headers.set(name, value)?;
+    }
+    let init = web_sys::ResponseInit::new();
+    init.set_status(response.status);
+    init.set_headers(&headers);
+    match response.body {
+        ResponseBody::Full(bytes) if bytes.is_empty() => {
+            web_sys::Response::new_with_opt_str_and_init(None, &init)
+        }
+        ResponseBody::Full(bytes) => web_sys::Response::new_with_opt_buffer_source_and_init(
+            Some(&Uint8Array::from(&bytes[..])),
+            &init,
+        ),
+        ResponseBody::Stream(stream) => web_sys::Response::new_with_opt_readable_stream_and_init(
+            Some(&readable(stream)?),
+            &init,
+        ),
+        ResponseBody::Relay(relay) => {
+            let stream = match relay.take_rest::<JsBody>() {
+                // A whole JSON answer is small and of no use until complete: reading it here
+                // costs less than handing the rest to the runtime.
+                Ok(parts) if parts.framing == Framing::Json => {
+                    let init = &init;
+                    return match body::collect(parts).await {
+                        Ok(bytes) => web_sys::Response::new_with_opt_buffer_source_and_init(
+                            Some(&Uint8Array::from(&bytes[..])),
+                            init,
+                        ),
+                        // Nothing was sent yet, so the client gets the error, not a cut body.
+                        Err(error) => {
+                            let error = ProxyError::Upstream {
+                                status: 502,
+                                error: error.error,
+                            };
+                            Box::pin(outgoing(error.into_response())).await
+                        }
+                    };
+                }
+                Ok(parts) => body::relay(parts)?,
+                // Not a fetch's or a binding's stream (a binding's whole answer): through Rust.
+                Err(relay) => readable(relay.into_stream())?,
+            };
+            web_sys::Response::new_with_opt_readable_stream_and_init(Some(&stream), &init)
+        }
+    }
+}
+
+/// A `ReadableStream` pulling from `stream`; an abort errors it, so the client's connection is
+/// cut rather than a body looking complete.
+fn readable(stream: BodyStream) -> Result<ReadableStream, JsValue> {
+    let response: web_sys::Response = worker::Response::from_stream(stream.map(|item| {
+        item.map(Vec::from)
+            .map_err(|e| worker::Error::RustError(e.0))
+    }))
+    .map_err(|e| JsValue::from_str(&e.to_string()))?
+    .into();
+    response
+        .body()
+        .ok_or_else(|| JsValue::from_str("a streamed response without a body"))
+}

@@ -100,11 +100,10 @@ mod native {
                 let response = handle::<Table, _>(&InstantUpstream, incoming())
                     .now_or_never()
                     .unwrap_or_else(|| unreachable!());
-                let body = match response.body {
-                    ResponseBody::Stream(body) => body,
-                    ResponseBody::Relay(relay) => relay.into_stream(),
-                    ResponseBody::Full(_) => unreachable!(),
+                let ResponseBody::Upstream(body) = response.body else {
+                    unreachable!()
                 };
+                let body = body.into_stream();
                 let bytes: usize = body
                     .map(|c| c.map_or(0, |c| c.len()))
                     .collect::<Vec<_>>()

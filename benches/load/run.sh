@@ -9,12 +9,14 @@
 #              Worker's floor (wrangler dev's own proxy would hide the Worker)
 #   Worker     the proxy's Worker under plain `workerd serve`
 #
+# The routes (tests/routes/bench.toml) log errors only; a last table measures `info` and JSON.
+#
 # For each connection count: requests/s, p50/p99 and CPU per request (the process's utime +
 # stime from /proc over the run, divided by the requests) for a JSON answer and a 20-event
-# stream, pass-through and translated (Anthropic, Gemini). Then: time to the first content
-# event of a paced stream (200 events 2 ms apart, one per write), CPU per event on paced
-# streams and on unpaced 1,000-event ones, peak RSS, and memory around one 200,000-event
-# stream. Prints Markdown for the README.
+# stream (an event per write, back to back), pass-through and translated (Anthropic, Gemini).
+# Then: time to the first content event of a paced stream (200 events 2 ms apart), CPU per
+# event on paced streams and on unpaced 1,000-event ones, the cost of logging, peak RSS, and
+# memory around one 200,000-event stream. Prints Markdown for the README.
 #
 # Usage: benches/load/run.sh [seconds per wrk run, default 10]   (CONNS="1 16 64" by default)
 set -euo pipefail
@@ -48,8 +50,11 @@ mkdir -p "$out/nginx-body" "$out/nginx-proxy"
 nginx -c "$out/nginx.conf" 2> "$out/nginx.log" & nginx_pid=$!; pids+=($nginx_pid)
 BENCH_PROXY_TOKEN=bench-token BENCH_KEY=bench-key target/bench/native/ai-worker-proxy \
   --listen "127.0.0.1:$NATIVE" 2> "$out/native.log" & native_pid=$!; pids+=($native_pid)
-sed -e "s|@PORT@|$WORKER|g" benches/load/workerd.capnp.in > "$out/workerd.capnp"
-node_modules/.bin/workerd serve "$out/workerd.capnp" --experimental > "$out/workerd.log" 2>&1 & worker_pid=$!; pids+=($worker_pid)
+worker() { # port PROXY_LOG config-name
+  sed -e "s|@PORT@|$1|g" -e "s|@LOG@|$2|g" benches/load/workerd.capnp.in > "$out/$3.capnp"
+  node_modules/.bin/workerd serve "$out/$3.capnp" --experimental > "$out/$3.log" 2>&1 &
+}
+worker "$WORKER" errors workerd; worker_pid=$!; pids+=($worker_pid)
 sed -e "s|@PORT@|$JSW|g" benches/load/passthrough.capnp.in > "$out/passthrough.capnp"
 node_modules/.bin/workerd serve "$out/passthrough.capnp" > "$out/passthrough.log" 2>&1 & jsw_pid=$!; pids+=($jsw_pid)
 wait_for "http://127.0.0.1:$NATIVE/health"
@@ -105,7 +110,7 @@ systems=(
   "Worker (Gemini)|$worker_pid|$(proxy $WORKER)|bench-token|$(json bench-gemini)|$(proxy $WORKER)|bench-token|$(sse bench-gemini)"
 )
 
-echo "## Throughput ($secs s per row, wrk -t2, 20-event streams in one write)"
+echo "## Throughput ($secs s per row, wrk -t2, 20-event streams)"
 echo
 echo "| system | c | JSON req/s | p50 | p99 | CPU/req | stream req/s | p50 | p99 | CPU/req |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
@@ -143,7 +148,7 @@ for kind in "paced:e200/p2:200" "long:e1000:1000"; do
   if [ "$prefix" = paced ]; then
     echo "## CPU per event, paced streams ($events events 2 ms apart, 4 at a time)"
   else
-    echo "## CPU per event, unpaced streams ($events events in one write, 4 at a time)"
+    echo "## CPU per event, unpaced streams ($events events back to back, 4 at a time)"
   fi
   echo
   echo "| system | pass-through | Anthropic | Gemini |"
@@ -153,6 +158,26 @@ for kind in "paced:e200/p2:200" "long:e1000:1000"; do
   echo "| native host | $(per_event "$native_pid" "$(proxy $NATIVE)" bench-token "$(sse "$(route "$prefix" "")")" "$events") | $(per_event "$native_pid" "$(proxy $NATIVE)" bench-token "$(sse "$(route "$prefix" -claude)")" "$events") | $(per_event "$native_pid" "$(proxy $NATIVE)" bench-token "$(sse "$(route "$prefix" -gemini)")" "$events") |"
   echo "| JS pass-through Worker | $(per_event "$jsw_pid" "http://127.0.0.1:$JSW/$path$OPENAI" k "$(sse m)" "$events") | $(per_event "$jsw_pid" "http://127.0.0.1:$JSW/$path$CLAUDE" k "$(sse m)" "$events") | $(per_event "$jsw_pid" "http://127.0.0.1:$JSW/$path$GEMINI_SSE" k "$(sse m)" "$events") |"
   echo "| Worker | $(per_event "$worker_pid" "$(proxy $WORKER)" bench-token "$(sse "$(route "$prefix" "")")" "$events") | $(per_event "$worker_pid" "$(proxy $WORKER)" bench-token "$(sse "$(route "$prefix" -claude)")" "$events") | $(per_event "$worker_pid" "$(proxy $WORKER)" bench-token "$(sse "$(route "$prefix" -gemini)")" "$events") |"
+done
+
+echo
+echo "## The cost of logging (pass-through, c=64; the rows above log errors only)"
+echo
+echo "| system | PROXY_LOG | JSON req/s | CPU/req | stream req/s | CPU/req |"
+echo "|---|---|---:|---:|---:|---:|"
+port=18800
+for log in errors info info,json; do
+  BENCH_PROXY_TOKEN=bench-token BENCH_KEY=bench-key PROXY_LOG=$log target/bench/native/ai-worker-proxy \
+    --listen "127.0.0.1:$port" 2> "$out/native-$log.log" & n=$!; pids+=($n)
+  worker $((port + 1)) "$log" "workerd-$log"; w=$!; pids+=($w)
+  wait_for "http://127.0.0.1:$port/health"; wait_for "http://127.0.0.1:$((port + 1))/health"
+  for sys in "native host:$n:$port" "Worker:$w:$((port + 1))"; do
+    IFS=: read -r name pid p <<<"$sys"
+    read -r jrps _ _ jcpu _ <<<"$(measure "$pid" "$(proxy "$p")" bench-token "$(json bench)" 64)"
+    read -r srps _ _ scpu _ <<<"$(measure "$pid" "$(proxy "$p")" bench-token "$(sse bench)" 64)"
+    echo "| $name | \`$log\` | $jrps | ${jcpu} µs | $srps | ${scpu} µs |"
+  done
+  kill "$n" "$w"; port=$((port + 2))
 done
 
 echo

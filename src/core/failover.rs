@@ -8,7 +8,7 @@ use std::fmt;
 
 use crate::core::error::{ErrorObject, ProxyError};
 use crate::core::host::{BindingError, Host, UpstreamBody};
-use crate::core::http::ProxyResponse;
+use crate::core::http::{ProxyResponse, ResponseBody};
 use crate::core::log::{self, LogConfig, RequestLog};
 use crate::core::provider::{PrepareError, Provider};
 use crate::core::request::ChatRequest;
@@ -300,8 +300,13 @@ impl<'a, H: Host> Failover<'a, H> {
         ProxyResponse {
             status: 200,
             headers,
-            body: ClientBody::new(committed, translator, body, framing, on_late_failure)
-                .into_response_body(),
+            body: ResponseBody::Upstream(ClientBody::new(
+                committed,
+                translator,
+                body,
+                framing,
+                on_late_failure,
+            )),
         }
     }
 }

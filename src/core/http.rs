@@ -5,7 +5,7 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures_util::Stream;
 
-pub use crate::core::stream::Relay;
+pub use crate::core::stream::ClientBody;
 
 /// The methods the proxy distinguishes; anything else is `Other`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,19 +120,16 @@ pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, StreamAbort>>>>;
 pub enum ResponseBody {
     /// A body known in full.
     Full(Bytes),
-    /// A body streamed as it is produced.
-    Stream(BodyStream),
-    /// A pass-through after its first bytes were checked: the rest of the upstream body goes
-    /// out unchanged, which a host may carry itself.
-    Relay(Relay),
+    /// An upstream's answer after its first bytes, to stream as the host can best
+    /// ([`ClientBody`]).
+    Upstream(ClientBody),
 }
 
 impl std::fmt::Debug for ResponseBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ResponseBody::Full(b) => f.debug_tuple("Full").field(b).finish(),
-            ResponseBody::Stream(_) => f.write_str("Stream(..)"),
-            ResponseBody::Relay(_) => f.write_str("Relay(..)"),
+            ResponseBody::Upstream(_) => f.write_str("Upstream(..)"),
         }
     }
 }

@@ -11,7 +11,7 @@ use futures_util::stream::{self, StreamExt};
 
 use crate::core::error::ErrorObject;
 use crate::core::host::UpstreamBody;
-use crate::core::http::{BodyStream, ResponseBody, StreamAbort};
+use crate::core::http::{BodyStream, StreamAbort};
 use crate::core::verdict::UpstreamError;
 
 /// Translates an upstream response body, chunk by chunk, into the client's body.
@@ -155,65 +155,133 @@ pub fn sse_error_tail(error: &ErrorObject, output_tail: &[u8]) -> Bytes {
 /// Called once, with the reason, when an upstream fails after the commit point.
 pub type LateFailureHook = Box<dyn FnOnce(&str)>;
 
-struct Pump {
-    pending: Option<Bytes>,
+/// The logic of a client body after its first bytes, without its I/O: fed what the upstream
+/// does (a chunk, its end, a failure), it says what the client gets next. The core's own pump
+/// ([`ClientBody::into_stream`]) drives it; a host that reads the upstream itself (the Worker,
+/// in the runtime's JavaScript) drives it directly, a call per chunk.
+pub struct BodyDriver {
     translator: Box<dyn Translate>,
-    body: UpstreamBody,
-    ended: bool,
-    done: bool,
     framing: Framing,
+    /// The last two bytes sent, to close a partial SSE event before an error event.
     tail: [u8; 2],
     tail_len: usize,
     on_late_failure: Option<LateFailureHook>,
+    done: bool,
 }
 
-impl Pump {
+impl BodyDriver {
+    fn new(
+        first: &[u8],
+        translator: Box<dyn Translate>,
+        framing: Framing,
+        on_late_failure: LateFailureHook,
+    ) -> Self {
+        let mut driver = Self {
+            translator,
+            framing,
+            tail: [0; 2],
+            tail_len: 0,
+            on_late_failure: Some(on_late_failure),
+            done: false,
+        };
+        driver.remember(first);
+        driver
+    }
+
+    /// Whether the body is over (ended, failed or aborted): nothing more is to be read.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// How the client's body is framed.
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// The client's bytes for one upstream chunk (possibly none yet).
+    pub fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, StreamAbort> {
+        if self.done {
+            return Ok(Bytes::new());
+        }
+        let result = self.translator.chunk(upstream);
+        self.step(result)
+    }
+
+    /// The client's last bytes, the upstream body having ended.
+    pub fn end(&mut self) -> Result<Bytes, StreamAbort> {
+        if self.done {
+            return Ok(Bytes::new());
+        }
+        let result = self.translator.end();
+        self.done = true;
+        self.step(result)
+    }
+
+    /// The client's last bytes, reading the upstream body having failed with `reason`.
+    pub fn fail(&mut self, reason: &str) -> Result<Bytes, StreamAbort> {
+        if self.done {
+            return Ok(Bytes::new());
+        }
+        self.step(Err(interrupted(reason)))
+    }
+
+    fn step(&mut self, result: Result<Bytes, UpstreamError>) -> Result<Bytes, StreamAbort> {
+        match result {
+            Ok(out) => {
+                self.remember(&out);
+                Ok(out)
+            }
+            Err(error) => {
+                self.done = true;
+                if let Some(log) = self.on_late_failure.take() {
+                    log(&error.error.message);
+                }
+                match self.framing {
+                    Framing::Sse => Ok(sse_error_tail(
+                        &error.error,
+                        &self.tail[2 - self.tail_len..],
+                    )),
+                    Framing::Json => Err(StreamAbort(error.error.message)),
+                }
+            }
+        }
+    }
+
     fn remember(&mut self, out: &[u8]) {
         for &b in &out[out.len().saturating_sub(2)..] {
             self.tail = [self.tail[1], b];
             self.tail_len = (self.tail_len + 1).min(2);
         }
     }
+}
 
-    fn fail(&mut self, error: UpstreamError) -> Option<Result<Bytes, StreamAbort>> {
-        self.done = true;
-        if let Some(log) = self.on_late_failure.take() {
-            log(&error.error.message);
-        }
-        match self.framing {
-            Framing::Sse => Some(Ok(sse_error_tail(
-                &error.error,
-                &self.tail[2 - self.tail_len..],
-            ))),
-            Framing::Json => Some(Err(StreamAbort(error.error.message))),
-        }
-    }
+/// The core's pump: `pending`, then what `driver` makes of the rest of `body`.
+struct Pump {
+    pending: Option<Bytes>,
+    driver: BodyDriver,
+    body: UpstreamBody,
+    finished: bool,
+}
 
+impl Pump {
     async fn next(&mut self) -> Option<Result<Bytes, StreamAbort>> {
         if let Some(first) = self.pending.take() {
-            self.remember(&first);
             return Some(Ok(first));
         }
-        while !self.done {
-            if self.ended {
-                self.done = true;
-                return None;
-            }
-            let result = match self.body.next().await {
-                Some(Ok(chunk)) => self.translator.chunk(chunk),
-                Some(Err(e)) => Err(interrupted(&e.0)),
-                None => {
-                    self.ended = true;
-                    self.translator.end()
-                }
+        while !self.finished {
+            let step = match self.body.next().await {
+                Some(Ok(chunk)) => self.driver.chunk(chunk),
+                Some(Err(e)) => self.driver.fail(&e.0),
+                None => self.driver.end(),
             };
-            match result {
+            self.finished = self.driver.is_done();
+            match step {
                 Ok(out) if out.is_empty() => continue,
-                Ok(out) => {
-                    self.remember(&out);
-                    return Some(Ok(out));
+                Ok(out) => return Some(Ok(out)),
+                Err(abort) => {
+                    self.finished = true;
+                    return Some(Err(abort));
                 }
-                Err(error) => return self.fail(error),
             }
         }
         None
@@ -221,13 +289,39 @@ impl Pump {
 }
 
 /// An attempt's body once it has produced its first client bytes: those bytes, and what
-/// produces the rest.
+/// produces the rest. A host sends it one of three ways: pumped through the core
+/// ([`ClientBody::into_stream`], any host); or, when the upstream body is the host's own,
+/// read by the host itself and fed to a [`BodyDriver`] ([`ClientBody::take_driver`]), or, for a
+/// pass-through, carried unchanged ([`ClientBody::take_rest`]).
 pub struct ClientBody {
     committed: Committed,
     translator: Box<dyn Translate>,
     body: UpstreamBody,
     framing: Framing,
     on_late_failure: LateFailureHook,
+}
+
+/// What a host needs to read the rest of a body itself: the bytes to send first, the rest of
+/// the upstream body as the host's own type `T`, and the driver to feed it to.
+pub struct DriverParts<T> {
+    /// The bytes to send first.
+    pub first: Bytes,
+    /// The rest of the upstream body (already ended when `driver.is_done()`).
+    pub rest: T,
+    /// What the client gets from the rest.
+    pub driver: BodyDriver,
+}
+
+/// What a host needs to carry the rest of a pass-through itself, the rest being its own `T`.
+pub struct RelayParts<T> {
+    /// The bytes to send first.
+    pub first: Bytes,
+    /// The rest of the upstream body, to send unchanged.
+    pub rest: T,
+    /// How the body is framed: what a failure of `rest` turns into ([`Framing::failure_tail`]).
+    pub framing: Framing,
+    /// To call once, with the reason, if `rest` fails.
+    pub on_late_failure: LateFailureHook,
 }
 
 impl ClientBody {
@@ -249,87 +343,93 @@ impl ClientBody {
         }
     }
 
-    /// The response body: a [`Relay`] when the rest passes unchanged, else the translated stream.
-    pub fn into_response_body(self) -> ResponseBody {
-        if self.translator.relays() && !self.committed.ended {
-            ResponseBody::Relay(Relay(self))
-        } else {
-            ResponseBody::Stream(self.into_stream())
-        }
+    /// How the client's body is framed.
+    pub fn framing(&self) -> Framing {
+        self.framing
+    }
+
+    /// Whether the rest goes to the client unchanged (a pass-through after its first event).
+    pub fn relays(&self) -> bool {
+        self.translator.relays() && !self.committed.ended
     }
 
     /// The client's bytes as a stream, every upstream chunk through the translator.
     pub fn into_stream(self) -> BodyStream {
+        let Self {
+            committed,
+            translator,
+            body,
+            framing,
+            on_late_failure,
+        } = self;
+        let mut driver = BodyDriver::new(&committed.first, translator, framing, on_late_failure);
+        driver.done = committed.ended;
         let pump = Pump {
-            pending: Some(self.committed.first),
-            translator: self.translator,
-            body: self.body,
-            ended: self.committed.ended,
-            done: false,
-            framing: self.framing,
-            tail: [0; 2],
-            tail_len: 0,
-            on_late_failure: Some(self.on_late_failure),
+            pending: Some(committed.first),
+            finished: driver.is_done(),
+            driver,
+            body,
         };
         Box::pin(stream::unfold(pump, |mut pump| async move {
             let item = pump.next().await?;
             Some((item, pump))
         }))
     }
-}
 
-/// A pass-through after its first bytes were checked: the rest of the upstream body goes to the
-/// client unchanged. Any host can pump it through the core ([`Relay::into_stream`], which also
-/// judges how it ends); a host that made the upstream body may carry the rest itself
-/// ([`Relay::take_rest`]), so no code of the proxy runs per chunk.
-pub struct Relay(ClientBody);
-
-/// What a host needs to carry a [`Relay`] itself, the rest being its own body type `T`.
-pub struct RelayParts<T> {
-    /// The bytes to send first.
-    pub first: Bytes,
-    /// The rest of the upstream body, to send unchanged.
-    pub rest: T,
-    /// How the body is framed: what a failure of `rest` turns into ([`Framing::failure_tail`]).
-    pub framing: Framing,
-    /// To call once, with the reason, if `rest` fails.
-    pub on_late_failure: LateFailureHook,
-}
-
-impl Relay {
-    /// The client's bytes as a stream pumped through the core.
-    pub fn into_stream(self) -> BodyStream {
-        self.0.into_stream()
+    /// The parts for reading the rest in the host, if the upstream body is the host's own `T`;
+    /// else the body, unchanged.
+    pub fn take_driver<T: 'static>(self) -> Result<DriverParts<T>, ClientBody> {
+        let (this, rest) = self.take::<T>()?;
+        let mut driver = BodyDriver::new(
+            &this.committed.first,
+            this.translator,
+            this.framing,
+            this.on_late_failure,
+        );
+        driver.done = this.committed.ended;
+        Ok(DriverParts {
+            first: this.committed.first,
+            rest,
+            driver,
+        })
     }
 
-    /// The parts, if the upstream body is the host's own `T`; else the relay, unchanged.
-    pub fn take_rest<T: 'static>(self) -> Result<RelayParts<T>, Relay> {
-        if !self.0.body.as_any().is::<T>() {
+    /// The parts for carrying the rest of a pass-through unchanged, if the upstream body is the
+    /// host's own `T`; else the body, unchanged. (Check [`ClientBody::relays`] first.)
+    pub fn take_rest<T: 'static>(self) -> Result<RelayParts<T>, ClientBody> {
+        let (this, rest) = self.take::<T>()?;
+        Ok(RelayParts {
+            first: this.committed.first,
+            rest,
+            framing: this.framing,
+            on_late_failure: this.on_late_failure,
+        })
+    }
+
+    /// The upstream body as `T`, with the rest of the parts (their body emptied).
+    fn take<T: 'static>(self) -> Result<(ClientBody, T), ClientBody> {
+        if !self.body.as_any().is::<T>() {
             return Err(self);
         }
-        let ClientBody {
+        let Self {
             committed,
             translator,
             body,
             framing,
             on_late_failure,
-        } = self.0;
+        } = self;
+        let rest = Self {
+            committed,
+            translator,
+            body: Box::new(stream::empty()),
+            framing,
+            on_late_failure,
+        };
         match body.into_any().downcast::<T>() {
-            Ok(rest) => Ok(RelayParts {
-                first: committed.first,
-                rest: *rest,
-                framing,
-                on_late_failure,
-            }),
+            Ok(body) => Ok((rest, *body)),
             // Cannot happen (the type was just checked); were it to, the client would get the
             // first bytes and the translator's verdict on a body that ended there.
-            Err(_) => Err(Relay(ClientBody {
-                committed,
-                translator,
-                body: Box::new(stream::empty()),
-                framing,
-                on_late_failure,
-            })),
+            Err(_) => Err(rest),
         }
     }
 }

@@ -265,8 +265,7 @@ async fn incoming(request: hyper::Request<Incoming>) -> IncomingRequest {
 fn outgoing(response: ProxyResponse) -> hyper::Response<Body> {
     let body = match response.body {
         ResponseBody::Full(bytes) => Body::Full(Some(bytes)),
-        ResponseBody::Stream(body) => Body::Stream(Gather::new(body)),
-        ResponseBody::Relay(relay) => Body::Stream(Gather::new(relay.into_stream())),
+        ResponseBody::Upstream(body) => Body::Stream(Gather::new(body.into_stream())),
     };
     let mut builder = hyper::Response::builder().status(response.status);
     for (name, value) in &response.headers {

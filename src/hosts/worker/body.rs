@@ -1,6 +1,9 @@
-//! Bodies between the runtime and the core: an upstream's `ReadableStream` read chunk by chunk
-//! ([`JsBody`]), and a pass-through's rest handed back to the runtime ([`relay`]), which pipes
-//! it in its own code, so no Rust runs per chunk.
+//! Bodies between the runtime and the core. An upstream's `ReadableStream` is read in Rust
+//! until the core has its first bytes ([`JsBody`]); then the runtime carries the rest: a
+//! pass-through's unchanged ([`relay`]: piped in the runtime's own code), a translated one
+//! read in JavaScript and fed to the core's driver a chunk at a time ([`translate`]), a JSON
+//! answer read whole ([`collect`]). The Workers runtime meters CPU, and a Rust future awaiting
+//! a JavaScript promise costs several calls across the boundary per chunk.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -15,8 +18,10 @@ use worker::web_sys::{self, ReadableStream, ReadableStreamDefaultReader, Writabl
 
 use super::binding::js_error_text;
 use crate::core::host::BodyError;
-use crate::core::stream::{interrupted, too_large, Framing, RelayParts, MAX_WHOLE_BODY};
-use crate::core::verdict::UpstreamError;
+use crate::core::http::StreamAbort;
+use crate::core::stream::{
+    too_large, BodyDriver, DriverParts, Framing, RelayParts, MAX_WHOLE_BODY,
+};
 
 #[wasm_bindgen]
 extern "C" {
@@ -178,30 +183,134 @@ pub fn relay(parts: RelayParts<JsBody>) -> Result<ReadableStream, JsValue> {
     Ok(readable)
 }
 
-/// The whole body of a JSON relay: `first` and the rest, read to the end.
-pub async fn collect(parts: RelayParts<JsBody>) -> Result<Bytes, UpstreamError> {
-    let RelayParts {
+/// A whole JSON body: `first` and what the driver makes of the rest, read to the end. (A JSON
+/// answer is small and of no use until complete: reading it here costs less than handing it to
+/// the runtime, and a failure can still be answered as an error.)
+pub async fn collect(parts: DriverParts<JsBody>) -> Result<Bytes, String> {
+    let DriverParts {
         first,
         mut rest,
-        on_late_failure,
-        ..
+        mut driver,
     } = parts;
     let mut body = BytesMut::from(&first[..]);
-    while let Some(chunk) = rest.next().await {
-        match chunk {
-            Ok(chunk) if body.len() + chunk.len() > MAX_WHOLE_BODY => {
-                let error = too_large();
-                on_late_failure(&error.error.message);
-                return Err(error);
+    while !driver.is_done() {
+        let out = match rest.next().await {
+            Some(Ok(chunk)) if body.len() + chunk.len() > MAX_WHOLE_BODY => {
+                driver.fail(&too_large().error.message)
             }
-            Ok(chunk) => body.extend_from_slice(&chunk),
-            Err(e) => {
-                on_late_failure(&e.0);
-                return Err(interrupted(&e.0));
-            }
-        }
+            Some(Ok(chunk)) => driver.chunk(chunk),
+            Some(Err(e)) => driver.fail(&e.0),
+            None => driver.end(),
+        };
+        body.extend_from_slice(&out.map_err(|abort| abort.0)?);
     }
     Ok(body.freeze())
+}
+
+// The client's stream for a translated body, read and fed to a `Translation` in the runtime's
+// JavaScript: per upstream chunk one `read()` and one synchronous call into the module, with
+// no Rust future and no promise of the proxy's own in between.
+#[wasm_bindgen(inline_js = r#"
+export function translatedStream(first, rest, translation) {
+  const reader = rest.getReader();
+  return new ReadableStream({
+    start(controller) {
+      if (first.length > 0) controller.enqueue(first);
+      if (translation.done()) {
+        translation.free();
+        controller.close();
+      }
+    },
+    async pull(controller) {
+      try {
+        for (;;) {
+          let read;
+          try {
+            read = await reader.read();
+          } catch (e) {
+            read = { failed: String(e && e.message ? e.message : e) };
+          }
+          const out = read.failed !== undefined ? translation.fail(read.failed)
+            : read.done ? translation.end() : translation.chunk(read.value);
+          if (out.length > 0) controller.enqueue(out);
+          if (translation.done()) {
+            translation.free();
+            controller.close();
+            if (!read.done) reader.cancel().catch(() => {});
+            return;
+          }
+          if (out.length > 0) return;
+        }
+      } catch (e) {
+        controller.error(e);
+        reader.cancel().catch(() => {});
+      }
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = translatedStream)]
+    fn translated_stream(
+        first: &Uint8Array,
+        rest: &ReadableStream,
+        translation: Translation,
+    ) -> ReadableStream;
+}
+
+/// A [`BodyDriver`] for the JavaScript that reads a translated body ([`translate`]).
+#[wasm_bindgen]
+pub struct Translation(BodyDriver);
+
+#[wasm_bindgen]
+impl Translation {
+    /// The client's bytes for one upstream chunk; throws to abort a JSON body.
+    pub fn chunk(&mut self, upstream: &[u8]) -> Result<Vec<u8>, JsValue> {
+        aborting(self.0.chunk(Bytes::copy_from_slice(upstream)))
+    }
+
+    /// The client's last bytes, the upstream having ended.
+    pub fn end(&mut self) -> Result<Vec<u8>, JsValue> {
+        aborting(self.0.end())
+    }
+
+    /// The client's last bytes, reading the upstream having failed with `reason`.
+    pub fn fail(&mut self, reason: &str) -> Result<Vec<u8>, JsValue> {
+        aborting(self.0.fail(reason))
+    }
+
+    /// Whether the body is over.
+    pub fn done(&self) -> bool {
+        self.0.is_done()
+    }
+}
+
+fn aborting(step: Result<Bytes, StreamAbort>) -> Result<Vec<u8>, JsValue> {
+    step.map(Vec::from)
+        .map_err(|abort| JsValue::from_str(&abort.0))
+}
+
+/// The client's stream for a translated body that the runtime reads (see
+/// [`translated_stream`]).
+pub fn translate(parts: DriverParts<JsBody>) -> Result<ReadableStream, JsValue> {
+    let DriverParts {
+        first,
+        rest,
+        driver,
+    } = parts;
+    let rest = match rest.into_stream() {
+        Some(rest) => rest,
+        // An upstream without a body: nothing more to read.
+        None => web_sys::ReadableStream::new()?,
+    };
+    Ok(translated_stream(
+        &Uint8Array::from(&first[..]),
+        &rest,
+        Translation(driver),
+    ))
 }
 
 /// Writes `bytes` to `writable` (and closes it when `last`), waiting until the reader took them.

@@ -14,7 +14,8 @@ use crate::core::http::{
     path_of_url, BodyStream, IncomingRequest, Method, ProxyResponse, RequestBody, RequestHeaders,
     ResponseBody,
 };
-use crate::core::stream::Framing;
+use crate::core::stream::{ClientBody, DriverParts, Framing};
+use crate::core::verdict::UpstreamError;
 
 /// The request's own headers, read by name when the core asks.
 struct Headers(web_sys::Headers);
@@ -80,37 +81,56 @@ pub async fn outgoing(response: ProxyResponse) -> Result<web_sys::Response, JsVa
             Some(&Uint8Array::from(&bytes[..])),
             &init,
         ),
-        ResponseBody::Stream(stream) => web_sys::Response::new_with_opt_readable_stream_and_init(
-            Some(&readable(stream)?),
-            &init,
-        ),
-        ResponseBody::Relay(relay) => {
-            let stream = match relay.take_rest::<JsBody>() {
-                // A whole JSON answer is small and of no use until complete: reading it here
-                // costs less than handing the rest to the runtime.
-                Ok(parts) if parts.framing == Framing::Json => {
-                    let init = &init;
+        ResponseBody::Upstream(body) => {
+            let stream = match upstream(body) {
+                Carried::Stream(stream) => stream?,
+                Carried::Whole(parts) => {
                     return match body::collect(parts).await {
                         Ok(bytes) => web_sys::Response::new_with_opt_buffer_source_and_init(
                             Some(&Uint8Array::from(&bytes[..])),
-                            init,
+                            &init,
                         ),
                         // Nothing was sent yet, so the client gets the error, not a cut body.
-                        Err(error) => {
+                        Err(message) => {
                             let error = ProxyError::Upstream {
                                 status: 502,
-                                error: error.error,
+                                error: UpstreamError::truncated(message).error,
                             };
                             Box::pin(outgoing(error.into_response())).await
                         }
                     };
                 }
-                Ok(parts) => body::relay(parts)?,
-                // Not a fetch's or a binding's stream (a binding's whole answer): through Rust.
-                Err(relay) => readable(relay.into_stream())?,
             };
             web_sys::Response::new_with_opt_readable_stream_and_init(Some(&stream), &init)
         }
+    }
+}
+
+/// How an upstream's answer goes to the client.
+enum Carried {
+    /// As this stream.
+    Stream(Result<ReadableStream, JsValue>),
+    /// Read whole first (JSON).
+    Whole(DriverParts<JsBody>),
+}
+
+/// The cheapest way to carry `body` that keeps its meaning: a JSON answer read whole; a
+/// pass-through stream handed to the runtime after its first event; a translated stream read
+/// by the runtime and fed to the translator a chunk at a time. A body that is not a fetch's or
+/// a binding's stream goes through the core's own pump.
+fn upstream(body: ClientBody) -> Carried {
+    let body = if body.framing() == Framing::Sse && body.relays() {
+        match body.take_rest::<JsBody>() {
+            Ok(parts) => return Carried::Stream(body::relay(parts)),
+            Err(body) => body,
+        }
+    } else {
+        body
+    };
+    match body.take_driver::<JsBody>() {
+        Ok(parts) if parts.driver.framing() == Framing::Json => Carried::Whole(parts),
+        Ok(parts) => Carried::Stream(body::translate(parts)),
+        Err(body) => Carried::Stream(readable(body.into_stream())),
     }
 }
 

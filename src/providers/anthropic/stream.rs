@@ -84,7 +84,7 @@ impl StreamTranslator {
         if self.stopped {
             return Ok(());
         }
-        let event: Event = match serde_json::from_str(&sse.data) {
+        let event = match Event::parse(&sse.data) {
             Ok(event) => event,
             // A `ping` with odd data, or a new event type with a new shape: nothing to say.
             Err(_) if sse.event != "error" && !is_known(&sse.event) => return Ok(()),

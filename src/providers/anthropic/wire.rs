@@ -1,6 +1,8 @@
 //! Serde types of what Anthropic sends back, read leniently: unknown block, delta and event
 //! types are tolerated.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -117,9 +119,8 @@ impl Usage {
     }
 }
 
-/// One streaming event, by its `type` field.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// One streaming event, by its `type` field (read with [`Event::parse`]).
+#[derive(Debug)]
 pub enum Event {
     /// The message envelope with empty content.
     MessageStart {
@@ -145,7 +146,6 @@ pub enum Event {
         /// `stop_reason`, `stop_sequence`.
         delta: MessageDeltaBody,
         /// Cumulative usage.
-        #[serde(default)]
         usage: Usage,
     },
     /// The message is complete.
@@ -156,42 +156,115 @@ pub enum Event {
         error: ErrorBody,
     },
     /// `ping`, `content_block_stop` and event types added later: nothing to translate.
-    #[serde(other)]
     Ignored,
 }
 
 /// `content_block_delta.delta`.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[derive(Debug)]
 pub enum Delta {
     /// Text.
     TextDelta {
         /// The text.
-        #[serde(default)]
         text: String,
     },
     /// A fragment of a tool's JSON input.
     InputJsonDelta {
         /// The fragment.
-        #[serde(default)]
         partial_json: String,
     },
     /// Reasoning text.
     ThinkingDelta {
         /// The text.
-        #[serde(default)]
         thinking: String,
     },
     /// `signature_delta`, `citations_delta` and anything newer.
-    #[serde(other)]
     Other,
 }
 
+/// Every field any event has, read in one pass: serde's internally tagged enums would first
+/// buffer each event into a tree to find its `type`, which is most of an event's cost.
+#[derive(Deserialize)]
+struct AnyEvent<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    index: Option<u64>,
+    message: Option<Message>,
+    content_block: Option<Block>,
+    #[serde(borrow)]
+    delta: Option<AnyDelta<'a>>,
+    usage: Option<Usage>,
+    error: Option<ErrorBody>,
+}
+
+/// Every field of `content_block_delta.delta` and `message_delta.delta`.
+#[derive(Deserialize)]
+struct AnyDelta<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    partial_json: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    thinking: Option<Cow<'a, str>>,
+    stop_reason: Option<String>,
+}
+
+impl Event {
+    /// Reads an event's `data`. A field its type requires being absent is an error, as is a
+    /// delta of a `content_block_delta` without a `type`.
+    pub fn parse(data: &str) -> Result<Event, serde_json::Error> {
+        use serde::de::Error;
+        let missing = |field| serde_json::Error::missing_field(field);
+        let event: AnyEvent<'_> = serde_json::from_str(data)?;
+        let owned = |text: Option<Cow<'_, str>>| text.map(Cow::into_owned).unwrap_or_default();
+        Ok(match event.kind.as_ref() {
+            "message_start" => Event::MessageStart {
+                message: event.message.ok_or_else(|| missing("message"))?,
+            },
+            "content_block_start" => Event::ContentBlockStart {
+                index: event.index.ok_or_else(|| missing("index"))?,
+                content_block: event
+                    .content_block
+                    .ok_or_else(|| missing("content_block"))?,
+            },
+            "content_block_delta" => {
+                let delta = event.delta.ok_or_else(|| missing("delta"))?;
+                Event::ContentBlockDelta {
+                    index: event.index.ok_or_else(|| missing("index"))?,
+                    delta: match delta.kind.ok_or_else(|| missing("type"))?.as_ref() {
+                        "text_delta" => Delta::TextDelta {
+                            text: owned(delta.text),
+                        },
+                        "input_json_delta" => Delta::InputJsonDelta {
+                            partial_json: owned(delta.partial_json),
+                        },
+                        "thinking_delta" => Delta::ThinkingDelta {
+                            thinking: owned(delta.thinking),
+                        },
+                        _ => Delta::Other,
+                    },
+                }
+            }
+            "message_delta" => Event::MessageDelta {
+                delta: MessageDeltaBody {
+                    stop_reason: event.delta.ok_or_else(|| missing("delta"))?.stop_reason,
+                },
+                usage: event.usage.unwrap_or_default(),
+            },
+            "message_stop" => Event::MessageStop,
+            "error" => Event::Error {
+                error: event.error.ok_or_else(|| missing("error"))?,
+            },
+            _ => Event::Ignored,
+        })
+    }
+}
+
 /// `message_delta.delta`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct MessageDeltaBody {
     /// Why generation stopped.
-    #[serde(default)]
     pub stop_reason: Option<String>,
 }
 
@@ -211,4 +284,55 @@ pub struct ErrorBody {
 pub struct ErrorEnvelope {
     /// The error.
     pub error: ErrorBody,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_read_by_type_and_need_their_fields() {
+        let text = Event::parse(
+            r#"{"type":"content_block_delta","index":2,"delta":{"type":"text_delta","text":"Hi \"you\""}}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(text, Event::ContentBlockDelta { index: 2, delta: Delta::TextDelta { text } } if text == "Hi \"you\"")
+        );
+        let signature = Event::parse(
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":"x"}}"#,
+        )
+        .unwrap();
+        assert!(matches!(
+            signature,
+            Event::ContentBlockDelta {
+                delta: Delta::Other,
+                ..
+            }
+        ));
+        let stop = Event::parse(
+            r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}"#,
+        )
+        .unwrap();
+        assert!(
+            matches!(stop, Event::MessageDelta { delta, usage } if delta.stop_reason.as_deref() == Some("end_turn") && usage.output_tokens == Some(15))
+        );
+        assert!(matches!(
+            Event::parse(r#"{"type":"ping"}"#).unwrap(),
+            Event::Ignored
+        ));
+        assert!(matches!(
+            Event::parse(r#"{"type":"brand_new","delta":{"anything":[1]}}"#).unwrap(),
+            Event::Ignored
+        ));
+        for broken in [
+            r#"{"type":"content_block_delta","index":0}"#,
+            r#"{"type":"content_block_delta","index":0,"delta":{"text":"no type"}}"#,
+            r#"{"type":"message_start"}"#,
+            r#"{"type":"error"}"#,
+            r#"{"index":0}"#,
+        ] {
+            assert!(Event::parse(broken).is_err(), "{broken}");
+        }
+    }
 }

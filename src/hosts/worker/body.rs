@@ -13,26 +13,15 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use worker::js_sys::{Reflect, Uint8Array};
 use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
-use worker::wasm_bindgen_futures::{spawn_local, JsFuture};
-use worker::web_sys::{self, ReadableStream, ReadableStreamDefaultReader, WritableStream};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys::{self, ReadableStream, ReadableStreamDefaultReader};
 
 use super::binding::js_error_text;
 use crate::core::host::BodyError;
 use crate::core::http::StreamAbort;
 use crate::core::stream::{
-    too_large, BodyDriver, DriverParts, Framing, RelayParts, MAX_WHOLE_BODY,
+    too_large, BodyDriver, DriverParts, Framing, LateFailureHook, RelayParts, MAX_WHOLE_BODY,
 };
-
-#[wasm_bindgen]
-extern "C" {
-    /// workerd's byte stream whose writable side feeds its readable side with no JavaScript in
-    /// between: piping into it is done in the runtime's own code.
-    #[wasm_bindgen(extends = web_sys::TransformStream)]
-    type IdentityTransformStream;
-
-    #[wasm_bindgen(constructor, catch)]
-    fn new() -> Result<IdentityTransformStream, JsValue>;
-}
 
 /// An upstream body read in Rust, one `read()` per chunk, until the core has what it needs;
 /// [`JsBody::into_stream`] gives the stream back, unlocked, for the runtime to carry the rest.
@@ -144,43 +133,76 @@ impl Drop for JsBody {
     }
 }
 
-/// The client's body for a pass-through: `first`, then the rest of the upstream stream piped
-/// by the runtime. If the upstream fails midway, an SSE body ends with the core's error event
-/// and `[DONE]`; a JSON body is aborted.
+// The client's body for a pass-through: `first`, then the rest of the upstream stream piped by
+// the runtime. If the upstream fails midway, the body ends with `end.failed(reason)`'s bytes (the
+// core's error event and `[DONE]`). All in JavaScript: the request's I/O context may be gone
+// when the pipe settles, and a Rust future waiting on it would never be woken (nor freed).
+#[wasm_bindgen(inline_js = r#"
+export function relayStream(first, rest, end) {
+  const { readable, writable } = new IdentityTransformStream();
+  const writer = writable.getWriter();
+  writer.write(first)
+    .then(() => {
+      writer.releaseLock();
+      return rest.pipeTo(writable, { preventAbort: true });
+    })
+    .then(() => end.free(), (e) => {
+      const tail = end.failed(String(e && e.message ? e.message : e));
+      end.free();
+      const last = writable.getWriter();
+      return last.write(tail).then(() => last.close());
+    })
+    .catch(() => {});
+  return readable;
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = relayStream)]
+    fn relay_stream(first: &Uint8Array, rest: &ReadableStream, end: RelayEnd) -> ReadableStream;
+}
+
+/// What ends a relayed SSE body whose upstream failed (for [`relay`]'s JavaScript).
+#[wasm_bindgen]
+pub struct RelayEnd {
+    framing: Framing,
+    on_late_failure: Option<LateFailureHook>,
+}
+
+#[wasm_bindgen]
+impl RelayEnd {
+    /// Reports the failure and gives the bytes that end the body.
+    pub fn failed(&mut self, reason: &str) -> Vec<u8> {
+        if let Some(log) = self.on_late_failure.take() {
+            log(reason);
+        }
+        self.framing
+            .failure_tail(reason)
+            .map(Vec::from)
+            .unwrap_or_default()
+    }
+}
+
+/// The client's body for an SSE pass-through: `first`, then the rest of the upstream stream
+/// piped by the runtime, with no proxy code per chunk.
 pub fn relay(parts: RelayParts<JsBody>) -> Result<ReadableStream, JsValue> {
-    let pipe = IdentityTransformStream::new()?;
-    let readable = pipe.readable();
-    let writable = pipe.writable();
     let RelayParts {
         first,
         rest,
         framing,
         on_late_failure,
     } = parts;
-    let rest = rest.into_stream();
-    spawn_local(async move {
-        let sse = framing == Framing::Sse;
-        let result = async {
-            write(&writable, &first, false).await?;
-            let Some(rest) = rest else {
-                return close(&writable).await;
-            };
-            let options = web_sys::StreamPipeOptions::new();
-            // An SSE body stays open after a failure, for the error event.
-            options.set_prevent_abort(sse);
-            JsFuture::from(rest.pipe_to_with_options(&writable, &options)).await?;
-            Ok(())
-        }
-        .await;
-        if let Err(e) = result {
-            let reason = js_error_text(&e);
-            on_late_failure(&reason);
-            if let Some(tail) = framing.failure_tail(&reason) {
-                let _ = write(&writable, &tail, true).await;
-            }
-        }
-    });
-    Ok(readable)
+    let rest = match rest.into_stream() {
+        Some(rest) => rest,
+        None => web_sys::ReadableStream::new()?,
+    };
+    Ok(relay_stream(
+        &Uint8Array::from(&first[..]),
+        &rest,
+        RelayEnd {
+            framing,
+            on_late_failure: Some(on_late_failure),
+        },
+    ))
 }
 
 /// A whole JSON body: `first` and what the driver makes of the rest, read to the end. (A JSON
@@ -311,21 +333,4 @@ pub fn translate(parts: DriverParts<JsBody>) -> Result<ReadableStream, JsValue> 
         &rest,
         Translation(driver),
     ))
-}
-
-/// Writes `bytes` to `writable` (and closes it when `last`), waiting until the reader took them.
-async fn write(writable: &WritableStream, bytes: &[u8], last: bool) -> Result<(), JsValue> {
-    let writer = writable.get_writer()?;
-    let chunk = Uint8Array::from(bytes);
-    let written = JsFuture::from(writer.write_with_chunk(&chunk)).await;
-    if last && written.is_ok() {
-        let _ = JsFuture::from(writer.close()).await;
-    } else {
-        writer.release_lock();
-    }
-    written.map(|_| ())
-}
-
-async fn close(writable: &WritableStream) -> Result<(), JsValue> {
-    JsFuture::from(writable.close()).await.map(|_| ())
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The Worker's size for a routes file naming only OpenAI and for one naming all five providers
-# (and for the project's own routes.toml): `build/index_bg.wasm` as worker-build leaves it,
+# (and for the project's own routes.toml): `build/worker/index.wasm` as worker-build leaves it,
 # raw and gzipped (`gzip -9`). A provider no route names is never instantiated, so it is not
 # compiled in. Prints a Markdown table for the README.
 #
@@ -19,7 +19,7 @@ for routes in "${files[@]}"; do
     exit 1
   }
   providers=$(grep -oE '^provider = "[^"]+"' "$routes" | cut -d'"' -f2 | sort -u | paste -sd, - | sed 's/,/, /g')
-  raw=$(stat -c %s build/index_bg.wasm)
-  gz=$(gzip -9 -c build/index_bg.wasm | wc -c)
+  raw=$(stat -c %s build/worker/index.wasm)
+  gz=$(gzip -9 -c build/worker/index.wasm | wc -c)
   printf '| `%s` | %s | %d KB | %d KB |\n' "$routes" "$providers" $((raw / 1000)) $((gz / 1000))
 done

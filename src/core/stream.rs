@@ -170,8 +170,9 @@ pub struct BodyDriver {
 }
 
 impl BodyDriver {
+    /// The driver of what follows `committed`.
     fn new(
-        first: &[u8],
+        committed: &Committed,
         translator: Box<dyn Translate>,
         framing: Framing,
         on_late_failure: LateFailureHook,
@@ -182,9 +183,9 @@ impl BodyDriver {
             tail: [0; 2],
             tail_len: 0,
             on_late_failure: Some(on_late_failure),
-            done: false,
+            done: committed.ended,
         };
-        driver.remember(first);
+        driver.remember(&committed.first);
         driver
     }
 
@@ -355,17 +356,9 @@ impl ClientBody {
 
     /// The client's bytes as a stream, every upstream chunk through the translator.
     pub fn into_stream(self) -> BodyStream {
-        let Self {
-            committed,
-            translator,
-            body,
-            framing,
-            on_late_failure,
-        } = self;
-        let mut driver = BodyDriver::new(&committed.first, translator, framing, on_late_failure);
-        driver.done = committed.ended;
+        let (first, driver, body) = self.into_driver();
         let pump = Pump {
-            pending: Some(committed.first),
+            pending: Some(first),
             finished: driver.is_done(),
             driver,
             body,
@@ -380,18 +373,23 @@ impl ClientBody {
     /// else the body, unchanged.
     pub fn take_driver<T: 'static>(self) -> Result<DriverParts<T>, ClientBody> {
         let (this, rest) = self.take::<T>()?;
-        let mut driver = BodyDriver::new(
-            &this.committed.first,
-            this.translator,
-            this.framing,
-            this.on_late_failure,
-        );
-        driver.done = this.committed.ended;
+        let (first, driver, _) = this.into_driver();
         Ok(DriverParts {
-            first: this.committed.first,
+            first,
             rest,
             driver,
         })
+    }
+
+    /// The first bytes, the driver of what follows them, and the upstream body.
+    fn into_driver(self) -> (Bytes, BodyDriver, UpstreamBody) {
+        let driver = BodyDriver::new(
+            &self.committed,
+            self.translator,
+            self.framing,
+            self.on_late_failure,
+        );
+        (self.committed.first, driver, self.body)
     }
 
     /// The parts for carrying the rest of a pass-through unchanged, if the upstream body is the

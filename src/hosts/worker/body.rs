@@ -14,7 +14,7 @@ use futures_util::{Stream, StreamExt};
 use worker::js_sys::{Reflect, Uint8Array};
 use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::web_sys::{self, ReadableStream, ReadableStreamDefaultReader};
+use worker::web_sys::{ReadableStream, ReadableStreamDefaultReader};
 
 use super::binding::js_error_text;
 use crate::core::host::BodyError;
@@ -43,12 +43,16 @@ impl JsBody {
         }
     }
 
-    /// The stream, from where reading stopped, with the reader's lock released.
-    pub fn into_stream(mut self) -> Option<ReadableStream> {
+    /// The stream, from where reading stopped, with the reader's lock released (an empty
+    /// one for an upstream that sent no body).
+    pub fn into_stream(mut self) -> Result<ReadableStream, JsValue> {
         if let Some(reader) = self.reader.take() {
             reader.release_lock();
         }
-        self.stream.take()
+        match self.stream.take() {
+            Some(stream) => Ok(stream),
+            None => ReadableStream::new(),
+        }
     }
 
     fn read(&mut self) -> Result<JsFuture, JsValue> {
@@ -191,10 +195,7 @@ pub fn relay(parts: RelayParts<JsBody>) -> Result<ReadableStream, JsValue> {
         framing,
         on_late_failure,
     } = parts;
-    let rest = match rest.into_stream() {
-        Some(rest) => rest,
-        None => web_sys::ReadableStream::new()?,
-    };
+    let rest = rest.into_stream()?;
     Ok(relay_stream(
         &Uint8Array::from(&first[..]),
         &rest,
@@ -323,11 +324,7 @@ pub fn translate(parts: DriverParts<JsBody>) -> Result<ReadableStream, JsValue> 
         rest,
         driver,
     } = parts;
-    let rest = match rest.into_stream() {
-        Some(rest) => rest,
-        // An upstream without a body: nothing more to read.
-        None => web_sys::ReadableStream::new()?,
-    };
+    let rest = rest.into_stream()?;
     Ok(translated_stream(
         &Uint8Array::from(&first[..]),
         &rest,

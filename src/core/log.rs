@@ -139,11 +139,7 @@ impl RequestLog {
     }
 
     fn entry(&self, index: usize, via: Via, status: &str, ms: u64) -> Entry {
-        let (provider, model) = self
-            .route
-            .targets
-            .get(index)
-            .map_or(("-", "-"), |t| (t.provider, t.model));
+        let (provider, model) = names(self.route, index);
         Entry {
             target: index + 1,
             provider,
@@ -164,6 +160,14 @@ impl RequestLog {
     }
 }
 
+/// The provider and model of target `index` of `route`.
+fn names(route: &Route, index: usize) -> (&'static str, &'static str) {
+    route
+        .targets
+        .get(index)
+        .map_or(("-", "-"), |t| (t.provider, t.model))
+}
+
 fn json(line: &impl Serialize) -> String {
     // Serialising plain structs of strings and numbers cannot fail.
     serde_json::to_string(line).unwrap_or_default()
@@ -178,11 +182,7 @@ struct AttemptLabel<'a> {
 
 impl fmt::Display for AttemptLabel<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (provider, model) = self
-            .route
-            .targets
-            .get(self.index)
-            .map_or(("-", "-"), |t| (t.provider, t.model));
+        let (provider, model) = names(self.route, self.index);
         write!(
             f,
             "route={} target={}/{} provider={provider} model={model} key={}",

@@ -129,7 +129,7 @@ pub async fn commit(
 }
 
 /// The error a late failure of the upstream connection is reported as.
-pub fn interrupted(reason: &str) -> UpstreamError {
+fn interrupted(reason: &str) -> UpstreamError {
     UpstreamError::truncated(format!(
         "the upstream connection failed mid-response: {reason}"
     ))

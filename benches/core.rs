@@ -10,11 +10,16 @@ mod native {
     use std::hint::black_box;
 
     use ai_worker_proxy::core::handle;
-    use ai_worker_proxy::core::host::{Host, NetworkError, UpstreamRequest, UpstreamResponse};
+    use ai_worker_proxy::core::health::KeyHealth;
+    use ai_worker_proxy::core::host::{
+        Host, NetworkError, Timeouts, UpstreamRequest, UpstreamResponse,
+    };
+
+    static HEALTH: std::sync::LazyLock<KeyHealth> = std::sync::LazyLock::new(KeyHealth::new);
     use ai_worker_proxy::core::http::{IncomingRequest, Method, RequestBody, ResponseBody};
     use ai_worker_proxy::core::provider::Provider;
     use ai_worker_proxy::core::request::ChatRequest;
-    use ai_worker_proxy::core::route::{Target, Via};
+    use ai_worker_proxy::core::route::{Target, TargetPolicy, Via};
     use ai_worker_proxy::core::stream::Translate;
     use ai_worker_proxy::providers::anthropic::stream::StreamTranslator;
     use ai_worker_proxy::providers::anthropic::Anthropic;
@@ -35,6 +40,7 @@ mod native {
         vias: &[Via::Key("ANTHROPIC_KEY_1")],
         max_tokens: None,
         account_id: None,
+        policy: TargetPolicy::DEFAULT,
     };
     const CLAUDE_START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_4QpJur2dWWDjF6C758FbBw5vm12BaVipnK\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-3-opus-latest\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":11,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
     static GEMINI: Target = Target {
@@ -44,6 +50,7 @@ mod native {
         vias: &[Via::Key("GOOGLE_KEY_1")],
         max_tokens: None,
         account_id: None,
+        policy: TargetPolicy::DEFAULT,
     };
     const GEMINI_EVENT: &str = "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Hello\"}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 9,\"candidatesTokenCount\": 1,\"totalTokenCount\": 10},\"modelVersion\": \"gemini-2.5-flash\",\"responseId\": \"mAitaJfXMtqr1dkPt8Tg0Q0\"}\r\n\r\n";
     const CLAUDE_DELTA: &str = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n";
@@ -53,7 +60,11 @@ mod native {
     struct InstantUpstream;
 
     impl Host for InstantUpstream {
-        async fn send(&self, _request: UpstreamRequest) -> Result<UpstreamResponse, NetworkError> {
+        async fn send(
+            &self,
+            _request: UpstreamRequest,
+            _timeouts: Timeouts,
+        ) -> Result<UpstreamResponse, NetworkError> {
             let chunks = (0..STREAM_CHUNKS)
                 .map(|_| Ok(Bytes::from_static(CHUNK.as_bytes())))
                 .chain(std::iter::once(Ok(Bytes::from_static(b"data: [DONE]\n\n"))));
@@ -68,6 +79,10 @@ mod native {
         }
         fn now_ms(&self) -> u64 {
             0
+        }
+        async fn sleep(&self, _ms: u64) {}
+        fn health(&self) -> &KeyHealth {
+            &HEALTH
         }
         fn log(&self, _line: &str) {}
     }

@@ -10,13 +10,15 @@ use std::rc::Rc;
 
 use ai_worker_proxy::core::error::ProxyError;
 use ai_worker_proxy::core::failover::Failover;
+use ai_worker_proxy::core::health::KeyHealth;
 use ai_worker_proxy::core::host::{
-    BindingCall, BindingError, BodyError, Host, NetworkError, UpstreamRequest, UpstreamResponse,
+    BindingCall, BindingError, BodyError, Host, NetworkError, Timeouts, UpstreamRequest,
+    UpstreamResponse,
 };
 use ai_worker_proxy::core::http::{ProxyResponse, ResponseBody};
 use ai_worker_proxy::core::log::{LogConfig, LogFormat, LogLevel};
 use ai_worker_proxy::core::request::ChatRequest;
-use ai_worker_proxy::core::route::{Route, Target, Via};
+use ai_worker_proxy::core::route::{RequestLimits, Route, Target, TargetPolicy, Via};
 use ai_worker_proxy::providers::google::Google;
 use ai_worker_proxy::providers::openai::OpenAi;
 use ai_worker_proxy::providers::workers_ai::WorkersAi;
@@ -43,7 +45,7 @@ async fn complete_logging<H: Host>(
     request: &ChatRequest,
     log: LogConfig,
 ) -> Result<ProxyResponse, ProxyError> {
-    let mut failover = Failover::new(host, route, request, log);
+    let mut failover = Failover::new(host, route, request, log, RequestLimits::DEFAULT);
     for (index, target) in route.targets.iter().enumerate() {
         let settled = match target.provider {
             "google" => failover.target::<Google>(index).await,
@@ -74,10 +76,15 @@ struct FakeHost {
     /// What the AI binding's `run` does: `None` = no binding; `Ok(json)` answers; `Err(message)`
     /// throws.
     ai: Option<Result<&'static str, &'static str>>,
+    health: Rc<KeyHealth>,
 }
 
 impl Host for FakeHost {
-    async fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, NetworkError> {
+    async fn send(
+        &self,
+        request: UpstreamRequest,
+        _timeouts: Timeouts,
+    ) -> Result<UpstreamResponse, NetworkError> {
         let key = request
             .headers
             .iter()
@@ -120,6 +127,10 @@ impl Host for FakeHost {
     fn now_ms(&self) -> u64 {
         0
     }
+    async fn sleep(&self, _ms: u64) {}
+    fn health(&self) -> &KeyHealth {
+        &self.health
+    }
     fn log(&self, line: &str) {
         self.logs.borrow_mut().push(line.to_owned());
     }
@@ -127,6 +138,7 @@ impl Host for FakeHost {
         &self,
         binding: &str,
         call: BindingCall,
+        _timeouts: Timeouts,
     ) -> Result<UpstreamResponse, BindingError> {
         assert_eq!((binding, call.method), ("AI", "run"));
         let model: String = serde_json::from_slice(&call.args[0]).unwrap();
@@ -203,6 +215,7 @@ const fn target(model: &'static str, vias: &'static [Via]) -> Target {
         vias,
         max_tokens: None,
         account_id: None,
+        policy: TargetPolicy::DEFAULT,
     }
 }
 
@@ -443,6 +456,7 @@ fn a_gemini_invalid_key_400_rotates_but_a_schema_400_is_returned() {
             vias: keys!["K_401", "K_400", "K_OK"],
             max_tokens: None,
             account_id: None,
+            policy: TargetPolicy::DEFAULT,
         }],
     };
     let h = host(&[
@@ -474,6 +488,7 @@ fn a_gemini_invalid_key_400_rotates_but_a_schema_400_is_returned() {
             vias: keys!["K_401", "K_OK"],
             max_tokens: None,
             account_id: None,
+            policy: TargetPolicy::DEFAULT,
         }],
     };
     let h = host(&[
@@ -496,11 +511,13 @@ const WAI_BINDING: Target = Target {
     vias: &[Via::Binding("AI")],
     max_tokens: None,
     account_id: None,
+    policy: TargetPolicy::DEFAULT,
 };
 
 const WAI_REST: Target = Target {
     vias: keys!["K_429", "K_OK"],
     account_id: Some("ACCOUNT"),
+    policy: TargetPolicy::DEFAULT,
     ..WAI_BINDING
 };
 
@@ -573,6 +590,7 @@ fn workers_ai_rest_without_its_account_secret_moves_on() {
         targets: &[
             Target {
                 account_id: Some("NOT_SET"),
+                policy: TargetPolicy::DEFAULT,
                 ..WAI_REST
             },
             target("m", keys!["K_OK"]),
@@ -641,6 +659,7 @@ fn a_pass_through_stream_is_relayed_after_its_first_event() {
             vias: keys!["K_OK"],
             max_tokens: None,
             account_id: None,
+            policy: TargetPolicy::DEFAULT,
         }],
     };
     let h = host(&[(

@@ -3,7 +3,10 @@
 //! target's provider type in order. A provider no route names is never instantiated, so it is
 //! not compiled into the Worker.
 
-use ai_worker_proxy_config::{providers, LogFormat, LogLevel, Route, RoutesFile, Target, Via};
+use ai_worker_proxy_config::{
+    providers, CooldownPolicy, Deadlines, KeyStrategy, LogFormat, LogLevel, RequestLimits,
+    RetryPolicy, Route, RoutesFile, Target, TargetPolicy, Via,
+};
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
@@ -20,6 +23,10 @@ pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, Str
         LogFormat::Text => quote!(Text),
         LogFormat::Json => quote!(Json),
     };
+    let RequestLimits {
+        total_timeout_ms,
+        max_subrequests,
+    } = file.limits;
     let routes = file.routes.iter().map(route);
     let find_arms = file.routes.iter().enumerate().map(|(i, route)| {
         let name = route.name;
@@ -33,7 +40,10 @@ pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, Str
         .collect::<Result<Vec<_>, String>>()?;
     Ok(quote! {
         use crate::core::log::{LogConfig, LogFormat, LogLevel};
-        use crate::core::route::{Route, Routes, Target, Via};
+        use crate::core::route::{
+            CooldownPolicy, Deadlines, KeyStrategy, RequestLimits, RetryPolicy, Route, Routes,
+            Target, TargetPolicy, Via,
+        };
 
         /// Name of the secret that holds the proxy's bearer token (`[server].auth_token`).
         pub const AUTH_TOKEN_SECRET: &str = #auth;
@@ -50,6 +60,11 @@ pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, Str
             const LOG: LogConfig = LogConfig {
                 level: LogLevel::#level,
                 format: LogFormat::#format,
+            };
+
+            const LIMITS: RequestLimits = RequestLimits {
+                total_timeout_ms: #total_timeout_ms,
+                max_subrequests: #max_subrequests,
             };
 
             fn routes() -> &'static [Route] {
@@ -69,7 +84,7 @@ pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, Str
                 request: &crate::core::request::ChatRequest,
             ) -> Result<crate::core::http::ProxyResponse, crate::core::error::ProxyError> {
                 let mut failover =
-                    crate::core::failover::Failover::new(host, route, request, Self::LOG);
+                    crate::core::failover::Failover::new(host, route, request, Self::LOG, Self::LIMITS);
                 match route.name {
                     #(#dispatch_arms)*
                     // Only `find` hands out routes, and each has its arm above.
@@ -141,13 +156,42 @@ fn target(target: &Target) -> TokenStream {
         vias,
         max_tokens,
         account_id,
+        policy,
     } = target;
+    let TargetPolicy {
+        deadlines,
+        key_strategy,
+        retry,
+        cooldown,
+    } = policy;
     let vias = vias.iter().map(|via| match via {
         Via::Key(name) => quote!(Via::Key(#name)),
         Via::Binding(name) => quote!(Via::Binding(#name)),
     });
     let max_tokens = option(max_tokens.map(Literal::u32_unsuffixed));
     let account_id = option(*account_id);
+    let Deadlines {
+        connect_ms,
+        headers_ms,
+        first_token_ms,
+        idle_ms,
+    } = deadlines;
+    let key_strategy = match key_strategy {
+        KeyStrategy::Ordered => quote!(Ordered),
+        KeyStrategy::RoundRobin => quote!(RoundRobin),
+        KeyStrategy::Sticky => quote!(Sticky),
+    };
+    let RetryPolicy {
+        attempts,
+        base_ms,
+        max_ms,
+    } = retry;
+    let CooldownPolicy {
+        rate_limited_ms,
+        rejected_ms,
+        failed_ms,
+        max_ms: cooldown_max_ms,
+    } = cooldown;
     quote! {
         Target {
             provider: #provider,
@@ -156,6 +200,26 @@ fn target(target: &Target) -> TokenStream {
             vias: &[#(#vias),*],
             max_tokens: #max_tokens,
             account_id: #account_id,
+            policy: TargetPolicy {
+                deadlines: Deadlines {
+                    connect_ms: #connect_ms,
+                    headers_ms: #headers_ms,
+                    first_token_ms: #first_token_ms,
+                    idle_ms: #idle_ms,
+                },
+                key_strategy: KeyStrategy::#key_strategy,
+                retry: RetryPolicy {
+                    attempts: #attempts,
+                    base_ms: #base_ms,
+                    max_ms: #max_ms,
+                },
+                cooldown: CooldownPolicy {
+                    rate_limited_ms: #rate_limited_ms,
+                    rejected_ms: #rejected_ms,
+                    failed_ms: #failed_ms,
+                    max_ms: #cooldown_max_ms,
+                },
+            },
         }
     }
 }

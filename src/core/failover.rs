@@ -83,7 +83,9 @@ impl<'a, H: Host> Failover<'a, H> {
         route: &'static Route,
         request: &'a ChatRequest,
         log: LogConfig,
+        limits: crate::core::route::RequestLimits,
     ) -> Self {
+        let _ = limits;
         Self {
             host,
             route,
@@ -143,16 +145,22 @@ impl<'a, H: Host> Failover<'a, H> {
     ) -> Option<Result<ProxyResponse, ProxyError>> {
         let host = self.host;
         let started = host.now_ms();
+        let deadlines = target.policy.deadlines;
+        let timeouts = crate::core::host::Timeouts {
+            connect_ms: deadlines.connect_ms,
+            idle_ms: deadlines.idle_ms,
+            deadline_ms: started + 900_000,
+        };
         let sent = match via {
             Via::Key(name) => match host.secret(name) {
                 Some(key) => host
-                    .send(P::request(target, prepared, &key))
+                    .send(P::request(target, prepared, &key), timeouts)
                     .await
                     .map_err(|e| Outcome::Network(e.0)),
                 None => Err(Outcome::KeyNotSet),
             },
             Via::Binding(name) => match P::binding_call(target, prepared) {
-                Some(call) => match host.call_binding(name, call).await {
+                Some(call) => match host.call_binding(name, call, timeouts).await {
                     Ok(response) => Ok(response),
                     Err(BindingError::Unavailable(reason)) => Err(Outcome::Unavailable(reason)),
                     // A throw is an answer, not a lost connection: judged like a status.

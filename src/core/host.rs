@@ -6,6 +6,8 @@ use std::any::Any;
 use bytes::Bytes;
 use futures_util::Stream;
 
+use crate::core::health::{Cooldown, KeyHealth};
+
 /// An upstream request, fully built by a provider.
 #[derive(Debug, Clone)]
 pub struct UpstreamRequest {
@@ -29,9 +31,51 @@ impl UpstreamRequest {
     }
 }
 
+/// The limits a host enforces on one attempt's connection and body. (The core races the
+/// response headers and the first token against [`Host::sleep`] itself.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Longest time to connect (TCP and TLS). A host that cannot tell connecting from waiting
+    /// for headers (the Worker's `fetch`) leaves it to the core's headers deadline.
+    pub connect_ms: u64,
+    /// Longest silence between two body chunks: the body then ends with a [`BodyError`].
+    pub idle_ms: u64,
+    /// When the whole request must be over, in ms since the epoch: the body then ends with a
+    /// [`BodyError`].
+    pub deadline_ms: u64,
+}
+
 /// A failure reading an upstream body after its headers arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BodyError(pub String);
+
+impl BodyError {
+    /// The body stayed silent longer than `idle_timeout`.
+    pub fn idle(ms: u64) -> Self {
+        Self(format!("no data for {} (idle_timeout)", seconds(ms)))
+    }
+
+    /// The request's `total_timeout` passed while the body was still coming.
+    pub fn deadline() -> Self {
+        Self(DEADLINE_PASSED.to_owned())
+    }
+
+    /// Whether this is the request's deadline passing, after which nothing can be retried.
+    pub fn is_deadline(&self) -> bool {
+        self.0 == DEADLINE_PASSED
+    }
+}
+
+const DEADLINE_PASSED: &str = "the request's total_timeout passed";
+
+/// `1.5 s`, `30 s`: a duration in ms as routes.toml writes it.
+pub fn seconds(ms: u64) -> String {
+    if ms % 1000 == 0 {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{} s", ms as f64 / 1000.0)
+    }
+}
 
 /// An upstream body, read as it arrives. The host that made it may take it back
 /// ([`BodySource::into_any`]) to carry the rest itself (the Worker hands a pass-through to the
@@ -94,8 +138,13 @@ pub enum BindingError {
 /// JS futures are `!Send`, so the native host runs the core on a current-thread runtime too.
 #[allow(async_fn_in_trait)]
 pub trait Host: Clone + 'static {
-    /// Sends a request and returns once the response headers have arrived.
-    async fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, NetworkError>;
+    /// Sends a request and returns once the response headers have arrived. Dropping the future
+    /// (or, later, the body) abandons the request: the host cancels it upstream.
+    async fn send(
+        &self,
+        request: UpstreamRequest,
+        timeouts: Timeouts,
+    ) -> Result<UpstreamResponse, NetworkError>;
     /// Calls the binding named `binding`. Its answer comes back as if it were an HTTP response,
     /// so the failover loop and the translators treat bindings and HTTP alike: a value as its
     /// JSON (`application/json`), a byte stream as its bytes (`text/event-stream`). Hosts
@@ -104,11 +153,24 @@ pub trait Host: Clone + 'static {
         &self,
         binding: &str,
         call: BindingCall,
+        timeouts: Timeouts,
     ) -> Result<UpstreamResponse, BindingError> {
-        let _ = call;
+        let _ = (call, timeouts);
         Err(BindingError::Unavailable(format!(
             "this host has no `{binding}` binding (bindings exist on the Worker only); use a target with `api_keys` here"
         )))
+    }
+    /// Resolves after `ms` milliseconds.
+    async fn sleep(&self, ms: u64);
+    /// The cool-down memory of this process (native) or isolate (Worker).
+    fn health(&self) -> &KeyHealth;
+    /// Merges the cool-downs other instances shared into [`Host::health`], when this host shares
+    /// them and its copy is stale. Hosts that share nothing keep this default.
+    async fn refresh_health(&self) {}
+    /// Shares a cool-down this instance just recorded with other instances, without delaying
+    /// the response. Hosts that share nothing keep this default.
+    fn share_cooldown(&self, key: &str, cooldown: Cooldown) {
+        let _ = (key, cooldown);
     }
     /// A secret's value by name, if set.
     fn secret(&self, name: &str) -> Option<String>;

@@ -7,6 +7,7 @@ pub mod completion;
 pub mod error;
 pub mod failover;
 pub mod handler;
+pub mod health;
 pub mod host;
 pub mod http;
 pub mod log;

@@ -8,7 +8,10 @@ use crate::core::http::ProxyResponse;
 use crate::core::log::LogConfig;
 use crate::core::request::ChatRequest;
 
-pub use ai_worker_proxy_config::{Route, Target, Via};
+pub use ai_worker_proxy_config::{
+    CooldownPolicy, Deadlines, KeyStrategy, RequestLimits, RetryPolicy, Route, Target,
+    TargetPolicy, Via,
+};
 
 /// A routing table compiled from routes.toml.
 #[allow(async_fn_in_trait)] // the futures are deliberately not `Send` (see `Host`)
@@ -18,6 +21,9 @@ pub trait Routes {
 
     /// What is logged (`[server] log`, `log_format`).
     const LOG: LogConfig;
+
+    /// Limits on a whole request (`[server] total_timeout`, `max_subrequests`).
+    const LIMITS: RequestLimits;
 
     /// Every route, in file order.
     fn routes() -> &'static [Route];

@@ -265,6 +265,7 @@ mod tests {
             vias: &[crate::core::route::Via::Key("NVIDIA_KEY_1")],
             max_tokens: None,
             account_id: None,
+            policy: crate::core::route::TargetPolicy::DEFAULT,
         };
         let req = ChatRequest::parse(
             br#"{"model":"fast","messages":[{"role":"user","content":"hi"}],"stream":true}"#,

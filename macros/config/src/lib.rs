@@ -19,7 +19,10 @@ pub mod providers;
 pub mod schema;
 
 pub use providers::ProviderSpec;
-pub use schema::{LogConfig, LogFormat, LogLevel, Route, RoutesFile, Target, Via};
+pub use schema::{
+    CooldownPolicy, Deadlines, KeyStrategy, LogConfig, LogFormat, LogLevel, RequestLimits,
+    RetryPolicy, Route, RoutesFile, Target, TargetPolicy, Via,
+};
 
 #[cfg(test)]
 mod tests;

@@ -10,23 +10,93 @@ use toml::Spanned;
 
 use crate::diagnostic::{did_you_mean, Diagnostic};
 use crate::providers::{self, ProviderSpec, PROVIDERS};
-use crate::schema::{named, LogConfig, LogFormat, LogLevel, Route, RoutesFile, Target, Via};
+use crate::schema::{
+    named, CooldownPolicy, Deadlines, KeyStrategy, LogConfig, LogFormat, LogLevel, RequestLimits,
+    RetryPolicy, Route, RoutesFile, Target, TargetPolicy, Via,
+};
 
 const TOP_LEVEL_KEYS: [&str; 2] = ["server", "routes"];
-const SERVER_KEYS: [&str; 3] = ["auth_token", "log", "log_format"];
-const TARGET_KEYS: [&str; 6] = [
+const SERVER_KEYS: [&str; 12] = [
+    "auth_token",
+    "log",
+    "log_format",
+    "total_timeout",
+    "max_subrequests",
+    "connect_timeout",
+    "headers_timeout",
+    "first_token_timeout",
+    "idle_timeout",
+    "key_strategy",
+    "retry",
+    "cooldown",
+];
+const TARGET_KEYS: [&str; 13] = [
     "provider",
     "model",
     "base_url",
     "api_keys",
     "max_tokens",
     "account_id",
+    "connect_timeout",
+    "headers_timeout",
+    "first_token_timeout",
+    "idle_timeout",
+    "key_strategy",
+    "retry",
+    "cooldown",
 ];
+const RETRY_KEYS: [&str; 3] = ["attempts", "base_ms", "max_ms"];
+const COOLDOWN_KEYS: [&str; 4] = ["rate_limited", "rejected", "failed", "max"];
+
+/// The longest any timeout or cool-down may be: a day.
+const MAX_SECONDS: f64 = 86_400.0;
+
+/// `base` (a target inherits `[server]`'s), with whatever `table` sets instead.
+fn policy(table: &DeTable<'_>, base: &TargetPolicy) -> Result<TargetPolicy> {
+    let seconds_or = |key: &str, base: u64| -> Result<u64> {
+        table.get(key).map_or(Ok(base), |v| seconds(v, key, false))
+    };
+    Ok(TargetPolicy {
+        deadlines: Deadlines {
+            connect_ms: seconds_or("connect_timeout", base.deadlines.connect_ms)?,
+            headers_ms: seconds_or("headers_timeout", base.deadlines.headers_ms)?,
+            first_token_ms: seconds_or("first_token_timeout", base.deadlines.first_token_ms)?,
+            idle_ms: seconds_or("idle_timeout", base.deadlines.idle_ms)?,
+        },
+        key_strategy: match table.get("key_strategy") {
+            Some(v) => one_of(v, "`key_strategy`", &KeyStrategy::NAMES)?,
+            None => base.key_strategy,
+        },
+        retry: match table.get("retry") {
+            Some(v) => retry(v, &base.retry)?,
+            None => base.retry,
+        },
+        cooldown: match table.get("cooldown") {
+            Some(v) => cooldown(v, &base.cooldown)?,
+            None => base.cooldown,
+        },
+    })
+}
+
+/// A routes file and the warnings it deserves (they do not stop the build).
+#[derive(Debug)]
+pub struct Checked {
+    /// The file.
+    pub file: RoutesFile,
+    /// What may go wrong at run time, located in the file.
+    pub warnings: Vec<Diagnostic>,
+}
 
 type Result<T> = std::result::Result<T, Diagnostic>;
 
 /// Parses and validates a whole routes.toml.
 pub fn parse(source: &str) -> Result<RoutesFile> {
+    check(source).map(|checked| checked.file)
+}
+
+/// Parses and validates a whole routes.toml, and finds what deserves a warning: a route whose
+/// worst case makes more upstream calls than `max_subrequests` allows.
+pub fn check(source: &str) -> Result<Checked> {
     let root = DeTable::parse(source).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         Diagnostic::new(span, format!("invalid TOML: {}", e.message().trim_end()))
@@ -66,6 +136,18 @@ pub fn parse(source: &str) -> Result<RoutesFile> {
         },
     };
 
+    let limits = RequestLimits {
+        total_timeout_ms: match server.get("total_timeout") {
+            Some(v) => seconds(v, "total_timeout", false)?,
+            None => RequestLimits::DEFAULT.total_timeout_ms,
+        },
+        max_subrequests: match server.get("max_subrequests") {
+            Some(v) => positive_u32(v, "`max_subrequests`")?,
+            None => RequestLimits::DEFAULT.max_subrequests,
+        },
+    };
+    let policies = policy(server, &TargetPolicy::DEFAULT)?;
+
     let routes_value = root.get("routes").ok_or_else(|| {
         Diagnostic::new(root_span.clone(), "routes.toml defines no routes").help(
             "add at least one route: `[[routes.my-model]]` with `provider`, `model` and `api_keys`",
@@ -80,18 +162,48 @@ pub fn parse(source: &str) -> Result<RoutesFile> {
         return Err(Diagnostic::new(routes_value.span(), "routes.toml defines no routes")
             .help("add at least one route: `[[routes.my-model]]` with `provider`, `model` and `api_keys`"));
     }
-    let routes = routes_table
-        .iter()
-        .map(|(name, value)| route(name, value))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(RoutesFile {
-        auth_token,
-        log,
-        routes: leak_slice(routes),
+    let mut routes = Vec::with_capacity(routes_table.len());
+    let mut warnings = Vec::new();
+    for (name, value) in routes_table.iter() {
+        let route = route(name, value, &policies)?;
+        let calls = worst_case_calls(&route);
+        if calls > u64::from(limits.max_subrequests) {
+            warnings.push(
+                Diagnostic::new(name.span(), format!(
+                    "route `{}` may make up to {calls} upstream calls on one request, more than `max_subrequests` ({})",
+                    route.name, limits.max_subrequests
+                ))
+                .help("every key and every retry is one subrequest; the proxy stops at the limit (the Workers Free plan allows 50 per request): list fewer keys, lower `retry.attempts`, or raise `[server] max_subrequests` on a paid plan"),
+            );
+        }
+        routes.push(route);
+    }
+    Ok(Checked {
+        file: RoutesFile {
+            auth_token,
+            log,
+            limits,
+            routes: leak_slice(routes),
+        },
+        warnings,
     })
 }
 
-fn route(name: &Spanned<std::borrow::Cow<'_, str>>, value: &Spanned<DeValue<'_>>) -> Result<Route> {
+/// Upstream calls a request makes on `route` when every one fails: each via of each target,
+/// each retried as its target's `retry` allows.
+pub fn worst_case_calls(route: &Route) -> u64 {
+    route
+        .targets
+        .iter()
+        .map(|t| t.vias.len() as u64 * (1 + u64::from(t.policy.retry.attempts)))
+        .sum()
+}
+
+fn route(
+    name: &Spanned<std::borrow::Cow<'_, str>>,
+    value: &Spanned<DeValue<'_>>,
+    policies: &TargetPolicy,
+) -> Result<Route> {
     let route_name = name.get_ref().as_ref();
     if route_name.is_empty()
         || route_name
@@ -118,7 +230,7 @@ fn route(name: &Spanned<std::borrow::Cow<'_, str>>, value: &Spanned<DeValue<'_>>
     }
     let targets = targets
         .iter()
-        .map(|t| target(route_name, name.span(), t))
+        .map(|t| target(route_name, name.span(), t, policies))
         .collect::<Result<Vec<_>>>()?;
     Ok(Route {
         name: leak(route_name),
@@ -130,6 +242,7 @@ fn target(
     route_name: &str,
     route_span: Range<usize>,
     value: &Spanned<DeValue<'_>>,
+    policies: &TargetPolicy,
 ) -> Result<Target> {
     let what = format!("a target of route `{route_name}`");
     let table = as_table(
@@ -143,7 +256,12 @@ fn target(
     } else {
         value.span()
     };
+    if let Some((key, _)) = table.get_key_value("total_timeout") {
+        return Err(Diagnostic::new(key.span(), "`total_timeout` bounds a whole request, every target included, so it cannot be set on one target")
+            .help("move it to `[server]`; on a target, `headers_timeout`, `first_token_timeout` and `idle_timeout` bound its own attempts"));
+    }
     reject_unknown_keys(table, &TARGET_KEYS, &format!("in {what}"))?;
+    let policy = policy(table, policies)?;
 
     let provider_value = table.get("provider").ok_or_else(|| {
         Diagnostic::new(header.clone(), format!("{what} has no `provider`")).help(format!(
@@ -255,6 +373,88 @@ fn target(
         vias: leak_slice(vias),
         max_tokens,
         account_id,
+        policy,
+    })
+}
+
+/// A duration in seconds (fractions allowed), as whole milliseconds: positive, or also zero
+/// where `zero_ok`, and at most a day.
+fn seconds(value: &Spanned<DeValue<'_>>, key: &str, zero_ok: bool) -> Result<u64> {
+    let secs = match value.get_ref() {
+        DeValue::Integer(i) => i64::from_str_radix(i.as_str(), i.radix())
+            .ok()
+            .map(|n| n as f64),
+        DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
+        _ => None,
+    };
+    let ms = secs
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s <= MAX_SECONDS)
+        .map(|s| (s * 1000.0).round() as u64)
+        .filter(|ms| zero_ok || *ms > 0);
+    let least = if zero_ok {
+        "zero or more"
+    } else {
+        "more than zero"
+    };
+    ms.ok_or_else(|| {
+        Diagnostic::new(
+            value.span(),
+            format!("`{key}` must be a number of seconds, {least} and at most a day (86400)"),
+        )
+        .help(format!("e.g. `{key} = 30` or `{key} = 2.5`"))
+    })
+}
+
+/// A `retry = { attempts, base_ms, max_ms }` table; what it leaves out comes from `base`.
+fn retry(value: &Spanned<DeValue<'_>>, base: &RetryPolicy) -> Result<RetryPolicy> {
+    let table = as_table(
+        value,
+        "`retry`",
+        "an inline table: `retry = { attempts = 2, base_ms = 200, max_ms = 2000 }`",
+    )?;
+    reject_unknown_keys(table, &RETRY_KEYS, "in `retry`")?;
+    let whole = |key: &str, base: u64, least: u64, most: u64| -> Result<u64> {
+        let Some(v) = table.get(key) else {
+            return Ok(base);
+        };
+        let n = match v.get_ref() {
+            DeValue::Integer(i) => u64::from_str_radix(i.as_str(), i.radix()).ok(),
+            _ => None,
+        };
+        n.filter(|n| (least..=most).contains(n)).ok_or_else(|| {
+            Diagnostic::new(
+                v.span(),
+                format!("`retry.{key}` must be a whole number from {least} to {most}"),
+            )
+            .help("e.g. `retry = { attempts = 2, base_ms = 200, max_ms = 2000 }`")
+        })
+    };
+    let attempts = whole("attempts", u64::from(base.attempts), 0, 10)? as u32;
+    let base_ms = whole("base_ms", base.base_ms, 1, 60_000)?;
+    let max_ms = whole("max_ms", base.max_ms.max(base_ms), base_ms, 600_000)?;
+    Ok(RetryPolicy {
+        attempts,
+        base_ms,
+        max_ms,
+    })
+}
+
+/// A `cooldown = { rate_limited, rejected, failed, max }` table in seconds; what it leaves out
+/// comes from `base`.
+fn cooldown(value: &Spanned<DeValue<'_>>, base: &CooldownPolicy) -> Result<CooldownPolicy> {
+    let table = as_table(value, "`cooldown`", "an inline table of seconds: `cooldown = { rate_limited = 5, rejected = 600, failed = 5, max = 600 }`")?;
+    reject_unknown_keys(table, &COOLDOWN_KEYS, "in `cooldown`")?;
+    let secs = |key: &str, base: u64| -> Result<u64> {
+        match table.get(key) {
+            Some(v) => seconds(v, &format!("cooldown.{key}"), true),
+            None => Ok(base),
+        }
+    };
+    Ok(CooldownPolicy {
+        rate_limited_ms: secs("rate_limited", base.rate_limited_ms)?,
+        rejected_ms: secs("rejected", base.rejected_ms)?,
+        failed_ms: secs("failed", base.failed_ms)?,
+        max_ms: secs("max", base.max_ms)?,
     })
 }
 

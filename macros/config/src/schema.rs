@@ -13,6 +13,9 @@ pub struct RoutesFile {
     pub auth_token: &'static str,
     /// What the proxy logs (`[server] log`, `log_format`).
     pub log: LogConfig,
+    /// Limits on a whole request, all attempts together (`[server] total_timeout`,
+    /// `max_subrequests`).
+    pub limits: RequestLimits,
     /// Routes in file order.
     pub routes: &'static [Route],
 }
@@ -119,6 +122,141 @@ pub struct Target {
     /// Name of the secret holding the account id the provider's URL names (`cloudflare-ai` over
     /// REST only).
     pub account_id: Option<&'static str>,
+    /// Deadlines, key strategy, retries and cool-downs: the target's own, else `[server]`'s.
+    pub policy: TargetPolicy,
+}
+
+/// How a target's attempts are timed, ordered, retried and remembered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TargetPolicy {
+    /// How long each step of an attempt may take (`connect_timeout`, `headers_timeout`,
+    /// `first_token_timeout`, `idle_timeout`).
+    pub deadlines: Deadlines,
+    /// Which healthy key is tried first (`key_strategy`).
+    pub key_strategy: KeyStrategy,
+    /// Same-key retries after a 5xx or a network error (`retry`).
+    pub retry: RetryPolicy,
+    /// How long a failing key is skipped (`cooldown`).
+    pub cooldown: CooldownPolicy,
+}
+
+impl TargetPolicy {
+    /// When neither the target nor `[server]` says anything.
+    pub const DEFAULT: TargetPolicy = TargetPolicy {
+        deadlines: Deadlines::DEFAULT,
+        key_strategy: KeyStrategy::Ordered,
+        retry: RetryPolicy::DEFAULT,
+        cooldown: CooldownPolicy::DEFAULT,
+    };
+}
+
+/// Limits on a whole request, all its attempts together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// The whole request, every attempt included, in ms (`total_timeout`).
+    pub total_timeout_ms: u64,
+    /// Most upstream calls one request may make (`max_subrequests`): the Workers platform
+    /// allows 50 per request on the Free plan.
+    pub max_subrequests: u32,
+}
+
+impl RequestLimits {
+    /// When routes.toml says nothing: 15 minutes, and the Free plan's 50 subrequests.
+    pub const DEFAULT: RequestLimits = RequestLimits {
+        total_timeout_ms: 900_000,
+        max_subrequests: 50,
+    };
+}
+
+/// How long each step of one attempt may take, in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// Connecting, TCP and TLS (`connect_timeout`).
+    pub connect_ms: u64,
+    /// From sending to the response headers (`headers_timeout`).
+    pub headers_ms: u64,
+    /// From sending to a stream's first event that carries text, reasoning or a tool call
+    /// (`first_token_timeout`).
+    pub first_token_ms: u64,
+    /// Between two chunks of a body (`idle_timeout`).
+    pub idle_ms: u64,
+}
+
+impl Deadlines {
+    /// When routes.toml says nothing. Generous: a non-streamed reasoning answer can take
+    /// minutes before its headers, and a thinking model can be silent as long before its first
+    /// token; a hung upstream is still given up in bounded time.
+    pub const DEFAULT: Deadlines = Deadlines {
+        connect_ms: 10_000,
+        headers_ms: 600_000,
+        first_token_ms: 300_000,
+        idle_ms: 120_000,
+    };
+}
+
+/// Which healthy key of a target is tried first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyStrategy {
+    /// In `api_keys` order.
+    Ordered,
+    /// Each request starts one key further along, spreading load over the healthy keys.
+    RoundRobin,
+    /// A session id (the `x-session-id` header, the request's `user`, or Anthropic's
+    /// `metadata.user_id`) picks the key, so a conversation stays on one key and keeps its
+    /// provider's prompt cache warm.
+    Sticky,
+}
+
+impl KeyStrategy {
+    /// Every strategy, with the name routes.toml uses for it.
+    pub const NAMES: [(&'static str, KeyStrategy); 3] = [
+        ("ordered", KeyStrategy::Ordered),
+        ("round-robin", KeyStrategy::RoundRobin),
+        ("sticky", KeyStrategy::Sticky),
+    ];
+}
+
+/// Same-key retries after a 5xx or a network error, with exponential backoff and full jitter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Retries on the same key after the first try (0: off).
+    pub attempts: u32,
+    /// The first backoff's upper bound, in ms; it doubles on each retry.
+    pub base_ms: u64,
+    /// The largest backoff, in ms.
+    pub max_ms: u64,
+}
+
+impl RetryPolicy {
+    /// Off: a failing key hands over to the next one at once.
+    pub const DEFAULT: RetryPolicy = RetryPolicy {
+        attempts: 0,
+        base_ms: 200,
+        max_ms: 2_000,
+    };
+}
+
+/// How long a failing key × model is skipped, in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CooldownPolicy {
+    /// After a 429 without a `Retry-After` hint; doubled on each repeat.
+    pub rate_limited_ms: u64,
+    /// After 401/403/402 or a key-invalid answer.
+    pub rejected_ms: u64,
+    /// After a 5xx, a network error or a timeout.
+    pub failed_ms: u64,
+    /// The longest cool-down, hints included (0: keys never cool down).
+    pub max_ms: u64,
+}
+
+impl CooldownPolicy {
+    /// When routes.toml says nothing.
+    pub const DEFAULT: CooldownPolicy = CooldownPolicy {
+        rate_limited_ms: 5_000,
+        rejected_ms: 600_000,
+        failed_ms: 5_000,
+        max_ms: 600_000,
+    };
 }
 
 /// One way to reach a target.

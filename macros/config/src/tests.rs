@@ -5,7 +5,7 @@
 #![cfg(feature = "parse")]
 
 use crate::parse::parse;
-use crate::schema::{LogConfig, LogFormat, LogLevel, Target, Via};
+use crate::schema::{LogConfig, LogFormat, LogLevel, Target, TargetPolicy, Via};
 
 fn expectation<'a>(source: &'a str, key: &str) -> &'a str {
     source
@@ -104,6 +104,7 @@ api_keys = ["NVIDIA_KEY_1", "NVIDIA_KEY_2"]
             vias: &[Via::Key("GOOGLE_KEY_1")],
             max_tokens: None,
             account_id: None,
+            policy: TargetPolicy::DEFAULT,
         }
     );
     assert_eq!(

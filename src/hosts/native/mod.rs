@@ -27,23 +27,26 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioTimer;
 
-use crate::core::host::{BodyError, Host, NetworkError, UpstreamRequest, UpstreamResponse};
+use crate::core::health::KeyHealth;
+use crate::core::host::{
+    BodyError, Host, NetworkError, Timeouts, UpstreamRequest, UpstreamResponse,
+};
 
-/// How long an upstream may stay silent (before its headers, or between body bytes) before the
-/// attempt is given up. Idle time, not total time: long streams must not be cut.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// What every server thread shares: the secrets of `.dev.vars` now, and whatever state later
-/// features must keep the same across threads.
+/// What every server thread shares: the secrets of `.dev.vars`, and the cool-down memory, so
+/// that a key one thread saw fail is skipped by all.
 #[derive(Debug, Default)]
 pub struct Shared {
     dev_vars: HashMap<String, String>,
+    health: KeyHealth,
 }
 
 impl Shared {
     /// Shared state whose secrets come from the environment first, then from `dev_vars`.
     pub fn new(dev_vars: HashMap<String, String>) -> Arc<Self> {
-        Arc::new(Self { dev_vars })
+        Arc::new(Self {
+            dev_vars,
+            health: KeyHealth::new(),
+        })
     }
 }
 
@@ -57,7 +60,8 @@ pub struct NativeHost {
 type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 struct Inner {
-    client: HttpsClient,
+    /// One client per connect timeout in use (a connector setting): routes.toml has few.
+    clients: RefCell<Vec<(u64, HttpsClient)>>,
     shared: Arc<Shared>,
     /// Secrets read so far, by name (`None`: not set): the environment is read once per name.
     secrets: RefCell<HashMap<String, Option<String>>>,
@@ -79,28 +83,44 @@ impl NativeHost {
     /// A host for the calling thread, which must be running a `tokio::task::LocalSet` when the
     /// host sends (the server's threads do).
     pub fn new(shared: Arc<Shared>) -> Result<Self, String> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_all_versions()
-            .wrap_connector(http);
-        let client = Client::builder(LocalExecutor)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(https);
         Ok(Self {
             inner: Rc::new(Inner {
-                client,
+                clients: RefCell::new(Vec::new()),
                 shared,
                 secrets: RefCell::new(HashMap::new()),
             }),
         })
     }
+
+    /// This thread's client that gives up connecting after `connect_ms`.
+    fn client(&self, connect_ms: u64) -> HttpsClient {
+        let mut clients = self.inner.clients.borrow_mut();
+        if let Some((_, client)) = clients.iter().find(|(ms, _)| *ms == connect_ms) {
+            return client.clone();
+        }
+        let client = build_client(Duration::from_millis(connect_ms));
+        clients.push((connect_ms, client.clone()));
+        client
+    }
+}
+
+/// A pooled HTTP/1 and HTTP/2 client over TLS or plain TCP. It never follows redirects (hyper
+/// has no such layer): a key must not travel to the host a `Location` names.
+fn build_client(connect_timeout: Duration) -> HttpsClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_webpki_roots()
+        .https_or_http()
+        .enable_all_versions()
+        .wrap_connector(http);
+    Client::builder(LocalExecutor)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(https)
 }
 
 /// The error and its causes (kept short; never holds a key).
@@ -115,10 +135,28 @@ fn describe(error: &dyn std::error::Error) -> String {
     parts.join(": ")
 }
 
-/// An upstream body's data, given up after [`IDLE_TIMEOUT`] without a byte.
+/// An upstream body's data, given up after `idle` without a byte or at the request's
+/// deadline, whichever comes first.
 struct IdleBody {
     body: Incoming,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    idle: Duration,
+    /// The request's own deadline (`total_timeout`).
+    end: tokio::time::Instant,
+    timer: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl IdleBody {
+    fn new(body: Incoming, timeouts: &Timeouts, now_ms: u64) -> Self {
+        let now = tokio::time::Instant::now();
+        let end = now + Duration::from_millis(timeouts.deadline_ms.saturating_sub(now_ms));
+        let idle = Duration::from_millis(timeouts.idle_ms);
+        Self {
+            body,
+            idle,
+            end,
+            timer: Box::pin(tokio::time::sleep_until(end.min(now + idle))),
+        }
+    }
 }
 
 impl Stream for IdleBody {
@@ -129,9 +167,8 @@ impl Stream for IdleBody {
         loop {
             match Pin::new(&mut this.body).poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => {
-                    this.deadline
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + IDLE_TIMEOUT);
+                    let next = tokio::time::Instant::now() + this.idle;
+                    this.timer.as_mut().reset(next.min(this.end));
                     // Trailers carry no data.
                     if let Ok(data) = frame.into_data() {
                         return Poll::Ready(Some(Ok(data)));
@@ -142,11 +179,13 @@ impl Stream for IdleBody {
                 }
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => {
-                    return match this.deadline.as_mut().poll(cx) {
-                        Poll::Ready(()) => Poll::Ready(Some(Err(BodyError(format!(
-                            "no data for {} s",
-                            IDLE_TIMEOUT.as_secs()
-                        ))))),
+                    return match this.timer.as_mut().poll(cx) {
+                        Poll::Ready(()) if tokio::time::Instant::now() >= this.end => {
+                            Poll::Ready(Some(Err(BodyError::deadline())))
+                        }
+                        Poll::Ready(()) => {
+                            Poll::Ready(Some(Err(BodyError::idle(this.idle.as_millis() as u64))))
+                        }
                         Poll::Pending => Poll::Pending,
                     };
                 }
@@ -156,7 +195,11 @@ impl Stream for IdleBody {
 }
 
 impl Host for NativeHost {
-    async fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, NetworkError> {
+    async fn send(
+        &self,
+        request: UpstreamRequest,
+        timeouts: Timeouts,
+    ) -> Result<UpstreamResponse, NetworkError> {
         let mut builder = hyper::Request::post(&request.url);
         for (name, value) in &request.headers {
             builder = builder.header(*name, value);
@@ -164,14 +207,12 @@ impl Host for NativeHost {
         let outbound = builder
             .body(Full::new(request.body))
             .map_err(|e| NetworkError(describe(&e)))?;
-        let response = tokio::time::timeout(IDLE_TIMEOUT, self.inner.client.request(outbound))
+        // The core races the headers against its own deadline and drops this future when it
+        // loses, which cancels the request.
+        let response = self
+            .client(timeouts.connect_ms)
+            .request(outbound)
             .await
-            .map_err(|_| {
-                NetworkError(format!(
-                    "no response headers within {} s",
-                    IDLE_TIMEOUT.as_secs()
-                ))
-            })?
             .map_err(|e| NetworkError(describe(&e)))?;
         let status = response.status().as_u16();
         let content_type = response
@@ -179,15 +220,20 @@ impl Host for NativeHost {
             .get(hyper::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = IdleBody {
-            body: response.into_body(),
-            deadline: Box::pin(tokio::time::sleep(IDLE_TIMEOUT)),
-        };
+        let body = IdleBody::new(response.into_body(), &timeouts, self.now_ms());
         Ok(UpstreamResponse {
             status,
             content_type,
             body: Box::new(body),
         })
+    }
+
+    async fn sleep(&self, ms: u64) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+
+    fn health(&self) -> &KeyHealth {
+        &self.inner.shared.health
     }
 
     fn secret(&self, name: &str) -> Option<String> {

@@ -18,10 +18,14 @@ use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::{event, web_sys, Context, Env};
 
+use crate::core::health::KeyHealth;
 use crate::core::host::{
-    BindingCall, BindingError, Host, NetworkError, UpstreamRequest, UpstreamResponse,
+    BindingCall, BindingError, Host, NetworkError, Timeouts, UpstreamRequest, UpstreamResponse,
 };
 use body::JsBody;
+
+/// This isolate's cool-down memory.
+static HEALTH: std::sync::LazyLock<KeyHealth> = std::sync::LazyLock::new(KeyHealth::new);
 
 thread_local! {
     /// The secrets and vars read so far in this isolate, by name (`None`: not set).
@@ -40,7 +44,12 @@ fn network(e: JsValue) -> NetworkError {
 }
 
 impl Host for WorkerHost {
-    async fn send(&self, request: UpstreamRequest) -> Result<UpstreamResponse, NetworkError> {
+    async fn send(
+        &self,
+        request: UpstreamRequest,
+        timeouts: Timeouts,
+    ) -> Result<UpstreamResponse, NetworkError> {
+        let _ = timeouts;
         let headers = web_sys::Headers::new().map_err(network)?;
         for (name, value) in &request.headers {
             headers.set(name, value).map_err(network)?;
@@ -71,8 +80,23 @@ impl Host for WorkerHost {
         &self,
         binding: &str,
         call: BindingCall,
+        timeouts: Timeouts,
     ) -> Result<UpstreamResponse, BindingError> {
+        let _ = timeouts;
         binding::call_binding(&self.env, binding, call).await
+    }
+
+    async fn sleep(&self, ms: u64) {
+        let ms = ms.min(i32::MAX as u64) as i32;
+        let promise = worker::js_sys::Promise::new(&mut |resolve, _| {
+            let global: web_sys::WorkerGlobalScope = worker::js_sys::global().unchecked_into();
+            let _ = global.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+        });
+        let _ = JsFuture::from(promise).await;
+    }
+
+    fn health(&self) -> &KeyHealth {
+        &HEALTH
     }
 
     /// Secrets and vars are fixed for an isolate's life (a new version is a new isolate), so

@@ -207,6 +207,7 @@ mod tests {
             vias: &[Via::Key("ANTHROPIC_KEY_1")],
             max_tokens: None,
             account_id: None,
+            policy: crate::core::route::TargetPolicy::DEFAULT,
         };
         let req = ChatRequest::parse(
             br#"{"model":"deep-think","messages":[{"role":"user","content":"hi"}]}"#,

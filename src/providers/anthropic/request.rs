@@ -386,6 +386,7 @@ mod tests {
             vias: &[Via::Key("ANTHROPIC_KEY_1")],
             max_tokens,
             account_id: None,
+            policy: crate::core::route::TargetPolicy::DEFAULT,
         }
     }
 

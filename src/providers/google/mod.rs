@@ -222,6 +222,7 @@ mod tests {
             vias: &[Via::Key("GOOGLE_KEY_1")],
             max_tokens: None,
             account_id: None,
+            policy: crate::core::route::TargetPolicy::DEFAULT,
         }))
     }
 

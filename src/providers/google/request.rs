@@ -514,6 +514,7 @@ mod tests {
             vias: &[Via::Key("GOOGLE_KEY_1")],
             max_tokens,
             account_id: None,
+            policy: crate::core::route::TargetPolicy::DEFAULT,
         }
     }
 

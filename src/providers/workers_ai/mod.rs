@@ -374,6 +374,7 @@ mod tests {
             vias: &[Via::Key("CF_API_TOKEN")],
             max_tokens: None,
             account_id: Some("CF_ACCOUNT_ID"),
+            policy: crate::core::route::TargetPolicy::DEFAULT,
         };
         let req =
             ChatRequest::parse(br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#)

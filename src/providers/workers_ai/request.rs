@@ -251,6 +251,7 @@ mod tests {
         vias: &[Via::Binding("AI")],
         max_tokens: None,
         account_id: None,
+        policy: crate::core::route::TargetPolicy::DEFAULT,
     };
 
     const CHAT: Target = Target {

@@ -71,6 +71,7 @@ mod native {
             Ok(UpstreamResponse {
                 status: 200,
                 content_type: None,
+                retry_after: None,
                 body: Box::new(stream::iter(chunks)),
             })
         }

@@ -4,6 +4,11 @@
 //! only the incomplete line tail between calls; complete lines are read straight from the
 //! caller's chunk. `\r\n`, `\r` and `\n` all end a line, `data:` lines are joined with `\n`,
 //! comments (`:`) and unknown fields are ignored, and a leading UTF-8 BOM is skipped.
+//!
+//! [`cut`] ends a stream that failed mid-event so that the client's SDK still reads an error.
+
+pub mod cut;
+pub mod json_prefix;
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -10,6 +10,7 @@ use std::rc::Rc;
 
 use ai_worker_proxy::core::error::ProxyError;
 use ai_worker_proxy::core::failover::Failover;
+use ai_worker_proxy::core::failover::{Outcome, Stop};
 use ai_worker_proxy::core::health::KeyHealth;
 use ai_worker_proxy::core::host::{
     BindingCall, BindingError, BodyError, Host, NetworkError, Timeouts, UpstreamRequest,
@@ -18,7 +19,11 @@ use ai_worker_proxy::core::host::{
 use ai_worker_proxy::core::http::{ProxyResponse, ResponseBody};
 use ai_worker_proxy::core::log::{LogConfig, LogFormat, LogLevel};
 use ai_worker_proxy::core::request::ChatRequest;
-use ai_worker_proxy::core::route::{RequestLimits, Route, Target, TargetPolicy, Via};
+use ai_worker_proxy::core::route::{
+    CooldownPolicy, Deadlines, KeyStrategy, RequestLimits, RetryPolicy, Route, Target,
+    TargetPolicy, Via,
+};
+use ai_worker_proxy::providers::anthropic::Anthropic;
 use ai_worker_proxy::providers::google::Google;
 use ai_worker_proxy::providers::openai::OpenAi;
 use ai_worker_proxy::providers::workers_ai::WorkersAi;
@@ -45,9 +50,20 @@ async fn complete_logging<H: Host>(
     request: &ChatRequest,
     log: LogConfig,
 ) -> Result<ProxyResponse, ProxyError> {
-    let mut failover = Failover::new(host, route, request, log, RequestLimits::DEFAULT);
+    complete_within(host, route, request, log, RequestLimits::DEFAULT).await
+}
+
+async fn complete_within<H: Host>(
+    host: &H,
+    route: &'static Route,
+    request: &ChatRequest,
+    log: LogConfig,
+    limits: RequestLimits,
+) -> Result<ProxyResponse, ProxyError> {
+    let mut failover = Failover::new(host, route, request, log, limits);
     for (index, target) in route.targets.iter().enumerate() {
         let settled = match target.provider {
+            "anthropic" => failover.target::<Anthropic>(index).await,
             "google" => failover.target::<Google>(index).await,
             "cloudflare-ai" => failover.target::<WorkersAi>(index).await,
             _ => failover.target::<OpenAi>(index).await,
@@ -63,8 +79,14 @@ async fn complete_logging<H: Host>(
 #[derive(Clone)]
 enum Reply {
     Status(u16, &'static str),
+    /// A status with a `retry-after` header.
+    Hinted(u16, &'static str),
     Network,
     Ok(Vec<&'static str>, Option<&'static str>),
+    /// Accepts the request and never answers.
+    Hang,
+    /// A 200 whose body sends these chunks, then hangs.
+    OkThenHang(Vec<&'static str>),
 }
 
 #[derive(Clone, Default)]
@@ -77,6 +99,8 @@ struct FakeHost {
     /// throws.
     ai: Option<Result<&'static str, &'static str>>,
     health: Rc<KeyHealth>,
+    /// Virtual time: `sleep` moves it on, so deadlines pass without waiting.
+    clock: Rc<std::cell::Cell<u64>>,
 }
 
 impl Host for FakeHost {
@@ -101,8 +125,25 @@ impl Host for FakeHost {
             .get(key.as_str())
             .cloned()
             .unwrap_or(Reply::Status(401, "{}"));
+        let mut retry_after = None;
         let (status, items): (u16, Vec<Result<Bytes, BodyError>>) = match reply {
             Reply::Network => return Err(NetworkError("connection refused".into())),
+            Reply::Hang => std::future::pending().await,
+            Reply::OkThenHang(chunks) => {
+                let chunks = chunks
+                    .into_iter()
+                    .map(|c| Ok::<_, BodyError>(Bytes::from_static(c.as_bytes())));
+                return Ok(UpstreamResponse {
+                    status: 200,
+                    content_type: None,
+                    retry_after: None,
+                    body: Box::new(stream::iter(chunks).chain(stream::pending())),
+                });
+            }
+            Reply::Hinted(status, hint) => {
+                retry_after = Some(hint.to_owned());
+                (status, vec![Ok(Bytes::from_static(b"{}"))])
+            }
             Reply::Status(status, body) => (status, vec![Ok(Bytes::from_static(body.as_bytes()))]),
             Reply::Ok(chunks, fail) => {
                 let mut items: Vec<_> = chunks
@@ -118,6 +159,7 @@ impl Host for FakeHost {
         Ok(UpstreamResponse {
             status,
             content_type: None,
+            retry_after,
             body: Box::new(stream::iter(items)),
         })
     }
@@ -125,9 +167,11 @@ impl Host for FakeHost {
         self.secrets.get(name).map(|s| s.to_string())
     }
     fn now_ms(&self) -> u64 {
-        0
+        self.clock.get()
     }
-    async fn sleep(&self, _ms: u64) {}
+    async fn sleep(&self, ms: u64) {
+        self.clock.set(self.clock.get() + ms);
+    }
     fn health(&self) -> &KeyHealth {
         &self.health
     }
@@ -153,13 +197,14 @@ impl Host for FakeHost {
             Some(Ok(json)) => Ok(UpstreamResponse {
                 status: 200,
                 content_type: Some("application/json".into()),
+                retry_after: None,
                 body: Box::new(stream::iter([Ok(Bytes::from_static(json.as_bytes()))])),
             }),
         }
     }
 }
 
-const SECRETS: [(&str, &str); 8] = [
+const SECRETS: [(&str, &str); 16] = [
     ("K_OK", "v-ok"),
     ("K_429", "v-429"),
     ("K_500", "v-500"),
@@ -168,6 +213,14 @@ const SECRETS: [(&str, &str); 8] = [
     ("K_403", "v-403"),
     ("K_400", "v-400"),
     ("K_NET", "v-net"),
+    ("K_HANG", "v-hang"),
+    ("K_ROLE", "v-role"),
+    ("K_OK_SSE", "v-ok-sse"),
+    ("K_HINT", "v-hint"),
+    ("K_OK2", "v-ok2"),
+    ("K_OK3", "v-ok3"),
+    ("K_404", "v-404"),
+    ("K_307", "v-307"),
 ];
 
 const JSON_OK: &str = r#"{"id":"chatcmpl-1","object":"chat.completion","choices":[]}"#;
@@ -741,4 +794,414 @@ fn logging_follows_its_level_and_format() {
         ),
         json
     );
+}
+
+// ---- deadlines, cool-downs, key strategies, retries, limits (the fault-tolerance rules)
+
+const fn with(model: &'static str, vias: &'static [Via], policy: TargetPolicy) -> Target {
+    Target {
+        policy,
+        ..target(model, vias)
+    }
+}
+
+const SHORT: Deadlines = Deadlines {
+    connect_ms: 1_000,
+    headers_ms: 1_000,
+    first_token_ms: 1_500,
+    idle_ms: 1_000,
+};
+
+const FAST: TargetPolicy = TargetPolicy {
+    deadlines: SHORT,
+    ..TargetPolicy::DEFAULT
+};
+
+const ROLE_CHUNK: &str =
+    "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n";
+
+fn run_with(
+    host: &FakeHost,
+    route: &'static Route,
+    request: &ChatRequest,
+    limits: RequestLimits,
+) -> Result<(u16, String), ProxyError> {
+    let response = complete_within(host, route, request, LogConfig::DEFAULT, limits)
+        .now_or_never()
+        .expect("the fake host's clock makes every deadline pass at once")?;
+    Ok((response.status, body_text(response.body)))
+}
+
+fn outcomes(error: &ProxyError) -> Vec<Outcome> {
+    match error {
+        ProxyError::AllFailed { attempts, .. } => {
+            attempts.iter().map(|a| a.outcome.clone()).collect()
+        }
+        other => panic!("expected AllFailed, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_hung_key_is_given_up_at_the_headers_deadline_and_the_next_key_answers() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[with("m", keys!["K_HANG", "K_OK"], FAST)],
+    };
+    let h = host(&[("v-hang", Reply::Hang)]);
+    assert_eq!(run(&h, &ROUTE, false).unwrap(), (200, JSON_OK.to_owned()));
+    assert_eq!(keys_sent(&h), ["v-hang", "v-ok"]);
+    assert_eq!(h.clock.get(), 1_000, "waited exactly headers_timeout");
+    let logs = h.logs.borrow().join("\n");
+    assert!(logs.contains("key=K_HANG status=timeout ms=1000"), "{logs}");
+}
+
+#[test]
+fn a_stream_that_sends_only_its_role_chunk_fails_over_at_the_first_token_deadline() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[with("m", keys!["K_ROLE", "K_OK_SSE"], FAST)],
+    };
+    let h = host(&[
+        (
+            "v-role",
+            Reply::OkThenHang(vec![ROLE_CHUNK, ": keep-alive\n\n"]),
+        ),
+        ("v-ok-sse", Reply::Ok(SSE_OK.to_vec(), None)),
+    ]);
+    let (status, body) = run(&h, &ROUTE, true).unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(body, SSE_OK.concat());
+    assert_eq!(keys_sent(&h), ["v-role", "v-ok-sse"]);
+    assert_eq!(h.clock.get(), 1_500, "waited exactly first_token_timeout");
+}
+
+#[test]
+fn the_total_deadline_ends_the_request_with_504_and_tries_nothing_after_it() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[
+            target("m", keys!["K_HANG", "K_OK"]),
+            target("n", keys!["K_OK"]),
+        ],
+    };
+    let h = host(&[("v-hang", Reply::Hang)]);
+    let limits = RequestLimits {
+        total_timeout_ms: 5_000,
+        ..RequestLimits::DEFAULT
+    };
+    let error = run_with(&h, &ROUTE, &request(false), limits).unwrap_err();
+    assert_eq!(error.status(), 504);
+    assert_eq!(keys_sent(&h), ["v-hang"]);
+    assert!(matches!(
+        error,
+        ProxyError::AllFailed {
+            stop: Some(Stop::Deadline(5_000)),
+            ..
+        }
+    ));
+    let object = error.to_error_object();
+    assert_eq!(object.code.as_deref(), Some("deadline_exceeded"));
+    assert!(
+        object.message.contains("total_timeout of 5 s passed"),
+        "{}",
+        object.message
+    );
+}
+
+#[test]
+fn a_key_that_answered_429_is_skipped_until_its_retry_after_passes() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[target("m", keys!["K_HINT", "K_OK"])],
+    };
+    let h = host(&[("v-hint", Reply::Hinted(429, "30"))]);
+    assert_eq!(run(&h, &ROUTE, false).unwrap().0, 200);
+    assert_eq!(keys_sent(&h), ["v-hint", "v-ok"]);
+    h.sent.borrow_mut().clear();
+    assert_eq!(run(&h, &ROUTE, false).unwrap().0, 200);
+    assert_eq!(keys_sent(&h), ["v-ok"], "the cooled key costs no request");
+    let logs = h.logs.borrow().join("\n");
+    assert!(logs.contains("key=K_HINT status=cooling-down"), "{logs}");
+    h.clock.set(h.clock.get() + 30_000);
+    h.sent.borrow_mut().clear();
+    run(&h, &ROUTE, false).unwrap();
+    assert_eq!(
+        keys_sent(&h),
+        ["v-hint", "v-ok"],
+        "tried again once the hint passed"
+    );
+}
+
+#[test]
+fn when_every_key_cools_down_the_answer_is_429_at_once_with_the_earliest_recovery() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[target("m", keys!["K_HINT"]), target("n", keys!["K_401"])],
+    };
+    let h = host(&[("v-hint", Reply::Hinted(429, "12"))]);
+    let first = run(&h, &ROUTE, false).unwrap_err();
+    assert_eq!(
+        first.status(),
+        500,
+        "a 429 then a 401 is not all rate-limited"
+    );
+    h.sent.borrow_mut().clear();
+    let second = run(&h, &ROUTE, false).unwrap_err();
+    assert!(
+        h.sent.borrow().is_empty(),
+        "no upstream call while every key cools down"
+    );
+    assert_eq!(second.status(), 429);
+    assert_eq!(
+        outcomes(&second),
+        [Outcome::CoolingDown(12_000), Outcome::CoolingDown(600_000)]
+    );
+    assert_eq!(second.retry_after_secs(), Some(12));
+    let response = second.into_response();
+    assert!(response.headers.contains(&("retry-after", "12".to_owned())));
+    let body = body_text(response.body);
+    assert!(
+        body.contains("with key K_HINT: cooling down (12s left)"),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_429_without_a_hint_cools_for_the_policy_default_and_a_shorter_hint_never_shortens_it() {
+    static POLICY: TargetPolicy = TargetPolicy {
+        cooldown: CooldownPolicy {
+            rate_limited_ms: 20_000,
+            ..CooldownPolicy::DEFAULT
+        },
+        ..TargetPolicy::DEFAULT
+    };
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[with("m", keys!["K_429"], POLICY)],
+    };
+    let h = host(&[]);
+    run(&h, &ROUTE, false).unwrap_err();
+    let error = run(&h, &ROUTE, false).unwrap_err();
+    assert_eq!(outcomes(&error), [Outcome::CoolingDown(20_000)]);
+}
+
+#[test]
+fn round_robin_spreads_requests_over_the_healthy_keys() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[with(
+            "m",
+            keys!["K_OK", "K_OK2", "K_OK3"],
+            TargetPolicy {
+                key_strategy: KeyStrategy::RoundRobin,
+                ..TargetPolicy::DEFAULT
+            },
+        )],
+    };
+    let h = host(&[
+        ("v-ok2", Reply::Ok(vec![JSON_OK], None)),
+        ("v-ok3", Reply::Ok(vec![JSON_OK], None)),
+    ]);
+    for _ in 0..6 {
+        run(&h, &ROUTE, false).unwrap();
+    }
+    assert_eq!(
+        keys_sent(&h),
+        ["v-ok", "v-ok2", "v-ok3", "v-ok", "v-ok2", "v-ok3"]
+    );
+}
+
+#[test]
+fn sticky_keeps_a_session_on_one_key_and_moves_it_only_while_that_key_cools() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[with(
+            "m",
+            keys!["K_A", "K_B", "K_C"],
+            TargetPolicy {
+                key_strategy: KeyStrategy::Sticky,
+                ..TargetPolicy::DEFAULT
+            },
+        )],
+    };
+    let ok = || Reply::Ok(vec![JSON_OK], None);
+    let h = host(&[("v-a", ok()), ("v-b", ok()), ("v-c", ok())]);
+    let mut h = h;
+    h.secrets = Rc::new(HashMap::from([
+        ("K_A", "v-a"),
+        ("K_B", "v-b"),
+        ("K_C", "v-c"),
+    ]));
+    let session = |user: &str| {
+        ChatRequest::parse(
+            format!(
+                r#"{{"model":"r","messages":[{{"role":"user","content":"hi"}}],"user":"{user}"}}"#
+            )
+            .as_bytes(),
+        )
+        .unwrap()
+    };
+    for _ in 0..5 {
+        run_with(&h, &ROUTE, &session("alice"), RequestLimits::DEFAULT).unwrap();
+    }
+    let sent = keys_sent(&h);
+    assert!(
+        sent.iter().all(|k| *k == sent[0]),
+        "one key for one session: {sent:?}"
+    );
+    h.sent.borrow_mut().clear();
+    for user in 0..12 {
+        run_with(
+            &h,
+            &ROUTE,
+            &session(&format!("user-{user}")),
+            RequestLimits::DEFAULT,
+        )
+        .unwrap();
+    }
+    let mut used = keys_sent(&h);
+    used.sort();
+    used.dedup();
+    assert!(used.len() >= 2, "sessions spread over the keys: {used:?}");
+}
+
+#[test]
+fn same_key_retries_back_off_within_the_cap_and_never_retry_a_client_error() {
+    static POLICY: TargetPolicy = TargetPolicy {
+        retry: RetryPolicy {
+            attempts: 2,
+            base_ms: 200,
+            max_ms: 300,
+        },
+        ..TargetPolicy::DEFAULT
+    };
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[with("m", keys!["K_500", "K_OK"], POLICY)],
+    };
+    let h = host(&[]);
+    assert_eq!(run(&h, &ROUTE, false).unwrap().0, 200);
+    assert_eq!(keys_sent(&h), ["v-500", "v-500", "v-500", "v-ok"]);
+    assert!(
+        h.clock.get() <= 200 + 300,
+        "full jitter stays under base, then the cap"
+    );
+
+    static CLIENT: Route = Route {
+        name: "r",
+        targets: &[with("m", keys!["K_400", "K_OK"], POLICY)],
+    };
+    let h = host(&[]);
+    assert_eq!(run(&h, &CLIENT, false).unwrap_err().status(), 400);
+    assert_eq!(keys_sent(&h), ["v-400"]);
+    static LIMITED: Route = Route {
+        name: "r",
+        targets: &[with("m", keys!["K_429", "K_OK"], POLICY)],
+    };
+    let h = host(&[]);
+    run(&h, &LIMITED, false).unwrap();
+    assert_eq!(
+        keys_sent(&h),
+        ["v-429", "v-ok"],
+        "a 429 moves to the next key at once"
+    );
+}
+
+#[test]
+fn the_loop_stops_before_exceeding_max_subrequests() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[
+            target("m", keys!["K_500", "K_529", "K_NET"]),
+            target("n", keys!["K_500", "K_OK"]),
+        ],
+    };
+    let h = host(&[]);
+    let limits = RequestLimits {
+        max_subrequests: 4,
+        ..RequestLimits::DEFAULT
+    };
+    let error = run_with(&h, &ROUTE, &request(false), limits).unwrap_err();
+    assert_eq!(keys_sent(&h), ["v-500", "v-529", "v-net", "v-500"]);
+    assert!(error
+        .to_error_object()
+        .message
+        .ends_with("a request may make at most 4 upstream calls (max_subrequests)."));
+}
+
+#[test]
+fn upstream_404_and_redirects_fail_over() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[target("m", keys!["K_404", "K_307", "K_OK"])],
+    };
+    let h = host(&[
+        (
+            "v-404",
+            Reply::Status(404, r#"{"error":{"message":"no such model"}}"#),
+        ),
+        ("v-307", Reply::Status(307, "")),
+    ]);
+    let mut h = h;
+    let mut secrets: HashMap<&'static str, &'static str> = SECRETS.into_iter().collect();
+    secrets.extend([("K_404", "v-404"), ("K_307", "v-307")]);
+    h.secrets = Rc::new(secrets);
+    assert_eq!(run(&h, &ROUTE, false).unwrap().0, 200);
+    assert_eq!(keys_sent(&h), ["v-404", "v-307", "v-ok"]);
+}
+
+#[test]
+fn a_target_that_cannot_express_the_request_is_skipped_and_never_hides_a_429() {
+    static ROUTE: Route = Route {
+        name: "r",
+        targets: &[
+            Target {
+                provider: "anthropic",
+                base_url: "http://up",
+                ..target("claude", keys!["K_OK"])
+            },
+            target("m", keys!["K_OK"]),
+        ],
+    };
+    let two =
+        ChatRequest::parse(br#"{"model":"r","messages":[{"role":"user","content":"hi"}],"n":2}"#)
+            .unwrap();
+    let h = host(&[]);
+    assert_eq!(
+        run_with(&h, &ROUTE, &two, RequestLimits::DEFAULT)
+            .unwrap()
+            .0,
+        200
+    );
+    assert_eq!(keys_sent(&h), ["v-ok"], "the OpenAI target took it");
+
+    static ONLY: Route = Route {
+        name: "r",
+        targets: &[Target {
+            provider: "anthropic",
+            base_url: "http://up",
+            ..target("claude", keys!["K_OK"])
+        }],
+    };
+    let error = run_with(&host(&[]), &ONLY, &two, RequestLimits::DEFAULT).unwrap_err();
+    assert_eq!(error.status(), 400, "no target can: the client's error");
+    assert_eq!(error.to_error_object().param.as_deref(), Some("n"));
+
+    static LIMITED: Route = Route {
+        name: "r",
+        targets: &[
+            target("m", keys!["K_429"]),
+            Target {
+                provider: "anthropic",
+                base_url: "http://up",
+                ..target("claude", keys!["K_OK"])
+            },
+        ],
+    };
+    let error = run_with(&host(&[]), &LIMITED, &two, RequestLimits::DEFAULT).unwrap_err();
+    assert_eq!(error.status(), 429, "the 429 is not hidden by the 400");
+    assert!(error
+        .to_error_object()
+        .message
+        .contains("cannot take this request"));
 }

@@ -5,7 +5,8 @@ use askama::Template;
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::core::failover::{Attempt, Outcome};
+use crate::core::failover::{Attempt, Outcome, Stop};
+use crate::core::host::seconds;
 use crate::core::http::ProxyResponse;
 
 /// Largest request body accepted; a chat request with a few base64 images fits comfortably.
@@ -50,6 +51,8 @@ pub enum ProxyError {
         route: &'static str,
         /// One entry per target/key tried, in order.
         attempts: Vec<Attempt>,
+        /// Why the loop stopped early, if it did.
+        stop: Option<Stop>,
     },
 }
 
@@ -161,11 +164,21 @@ impl ProxyError {
             ProxyError::BodyTooLarge => 413,
             ProxyError::InvalidJson(_) | ProxyError::InvalidRequest { .. } => 400,
             ProxyError::Upstream { status, .. } => *status,
+            ProxyError::AllFailed {
+                stop: Some(Stop::Deadline(_)),
+                ..
+            } => 504,
             ProxyError::AllFailed { attempts, .. } => {
-                let all = |f: fn(&Outcome) -> bool| {
-                    !attempts.is_empty() && attempts.iter().all(|a| f(&a.outcome))
-                };
-                if all(|o| matches!(o, Outcome::Status(429))) {
+                // A target that could not take the request never hides the others' answers.
+                let mut tried = attempts
+                    .iter()
+                    .filter(|a| !matches!(a.outcome, Outcome::CannotExpress(_)))
+                    .peekable();
+                let rate_limited = tried.peek().is_some()
+                    && tried.all(|a| {
+                        matches!(a.outcome, Outcome::Status(429) | Outcome::CoolingDown(_))
+                    });
+                if rate_limited {
                     429
                 } else {
                     500
@@ -223,12 +236,27 @@ impl ProxyError {
                 Some("model_not_found"),
             ),
             ProxyError::Upstream { error, .. } => error.clone(),
-            ProxyError::AllFailed { route, attempts } => {
-                let message = AllFailedMessage { route, attempts }
+            ProxyError::AllFailed {
+                route,
+                attempts,
+                stop,
+            } => {
+                let mut message = AllFailedMessage { route, attempts }
                     .render()
                     .unwrap_or_else(|_| format!("every provider for `{route}` failed"));
+                match stop {
+                    Some(Stop::Deadline(ms)) => message.push_str(&format!(
+                        ". Stopped: the request's total_timeout of {} passed.",
+                        seconds(*ms)
+                    )),
+                    Some(Stop::Subrequests(max)) => message.push_str(&format!(
+                        ". Stopped before the next attempt: a request may make at most {max} upstream calls (max_subrequests)."
+                    )),
+                    None => {}
+                }
                 match self.status() {
                     429 => ErrorObject::new(message, "rate_limit_error", None, Some("rate_limit_exceeded")),
+                    504 => ErrorObject::new(message, "timeout_error", None, Some("deadline_exceeded")),
                     _ => ErrorObject::new(message, "upstream_error", None, Some("all_providers_failed")),
                 }
             }
@@ -241,7 +269,27 @@ impl ProxyError {
         if let ProxyError::MethodNotAllowed(allow) = self {
             response.headers.push(("allow", allow.to_owned()));
         }
+        if let Some(secs) = self.retry_after_secs() {
+            response.headers.push(("retry-after", secs.to_string()));
+        }
         response
+    }
+
+    /// For a 429 while keys cool down: whole seconds until the first one recovers.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        let ProxyError::AllFailed { attempts, .. } = self else {
+            return None;
+        };
+        if self.status() != 429 {
+            return None;
+        }
+        attempts
+            .iter()
+            .filter_map(|a| match a.outcome {
+                Outcome::CoolingDown(ms) => Some(ms.div_ceil(1000).max(1)),
+                _ => None,
+            })
+            .min()
     }
 }
 
@@ -278,6 +326,7 @@ mod tests {
                 attempt("K1", Outcome::Status(429)),
                 attempt("K2", Outcome::Status(429)),
             ],
+            stop: None,
         };
         assert_eq!(limited.status(), 429);
         let mixed = ProxyError::AllFailed {
@@ -286,6 +335,7 @@ mod tests {
                 attempt("K1", Outcome::Status(429)),
                 attempt("K2", Outcome::Network("connection refused".into())),
             ],
+            stop: None,
         };
         assert_eq!(mixed.status(), 500);
     }
@@ -302,6 +352,7 @@ mod tests {
                     Outcome::Network("connection refused".into()),
                 ),
             ],
+            stop: None,
         };
         assert_eq!(
             e.to_error_object().message,

@@ -1,18 +1,27 @@
-//! The failover loop: each key of a target in order, then the next target, until one answers.
-//! It knows no wire format: each target's [`Provider`] prepares the request, builds each call,
-//! reads failures and translates the body, and [`UpstreamError::verdict`] says what a failure
-//! means. The generated routing table calls [`Failover::target`] for each target of a route,
-//! with the target's provider type.
+//! The failover loop: each key of a target (in the target's `key_strategy` order, cooling keys
+//! skipped), then the next target, until one answers, within the request's deadlines and
+//! subrequest budget. It knows no wire format: each target's [`Provider`] prepares the request,
+//! builds each call, reads failures and translates the body, and [`UpstreamError::verdict`] says
+//! what a failure means. The generated routing table calls [`Failover::target`] for each target
+//! of a route, with the target's provider type.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures_util::future::{select, Either};
 
 use crate::core::error::{ErrorObject, ProxyError};
-use crate::core::host::{BindingError, Host, UpstreamBody};
+use crate::core::health::{KeyHealth, Strike};
+use crate::core::host::{
+    seconds, BindingError, BodyError, Host, Timeouts, UpstreamBody, UpstreamResponse,
+};
 use crate::core::http::{ProxyResponse, ResponseBody};
 use crate::core::log::{self, LogConfig, RequestLog};
 use crate::core::provider::{PrepareError, Provider};
 use crate::core::request::ChatRequest;
-use crate::core::route::{Route, Target, Via};
+use crate::core::route::{KeyStrategy, RequestLimits, Route, Target, Via};
 use crate::core::stream::{self, ClientBody, EarlyFailure, Framing};
 use crate::core::verdict::{self, UpstreamError, Verdict};
 
@@ -45,16 +54,28 @@ pub enum Outcome {
     FailedBeforeFirstByte(u16, String),
     /// The target needs a binding this host does not have (Workers AI on the native host).
     Unavailable(String),
+    /// A deadline passed: which one, in words.
+    Timeout(String),
+    /// Not tried: the key × model failed recently and is skipped for this many more ms.
+    CoolingDown(u64),
+    /// Not tried: this target cannot express the request (the client's error, if no target can).
+    CannotExpress(String),
 }
 
 impl fmt::Display for Attempt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} {}", self.provider, self.model)?;
+        if let Outcome::CannotExpress(reason) = &self.outcome {
+            return write!(f, ": cannot take this request ({reason})");
+        }
         match self.via {
             Via::Key(name) => write!(f, " with key {name}")?,
             Via::Binding(name) => write!(f, " via the {name} binding")?,
         }
         match &self.outcome {
+            Outcome::Status(status @ 300..=399) => {
+                write!(f, ": HTTP {status} (redirects are not followed)")
+            }
             Outcome::Status(status) => write!(f, ": HTTP {status}"),
             Outcome::Network(reason) => write!(f, ": network error ({reason})"),
             Outcome::KeyNotSet => f.write_str(": secret not set"),
@@ -62,8 +83,31 @@ impl fmt::Display for Attempt {
                 write!(f, ": HTTP 200 then {status} ({reason})")
             }
             Outcome::Unavailable(reason) => write!(f, ": unavailable ({reason})"),
+            Outcome::Timeout(reason) => write!(f, ": timed out ({reason})"),
+            Outcome::CoolingDown(ms) => {
+                write!(f, ": cooling down ({}s left)", ms.div_ceil(1000))
+            }
+            Outcome::CannotExpress(_) => Ok(()),
         }
     }
+}
+
+/// Why the loop stopped before every key of every target was tried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// The request's `total_timeout` (ms) passed.
+    Deadline(u64),
+    /// The request made `max_subrequests` upstream calls.
+    Subrequests(u32),
+}
+
+/// What one attempt came to.
+enum Tried {
+    /// The request is settled: answered, or the client's error.
+    Settled(Result<ProxyResponse, ProxyError>),
+    /// The attempt failed; `true` if the same key may be tried again (a 5xx, a network error or
+    /// a timeout, and nothing reached the client).
+    Failed(bool),
 }
 
 /// One request's way through a route: the attempts so far, and what every attempt needs.
@@ -71,37 +115,59 @@ pub struct Failover<'a, H> {
     host: &'a H,
     route: &'static Route,
     request: &'a ChatRequest,
+    limits: RequestLimits,
     attempts: Vec<Attempt>,
     log: RequestLog,
+    /// When the request must be over (`total_timeout`), in ms since the epoch.
+    deadline_ms: u64,
+    /// Upstream calls made so far (each a Workers subrequest).
+    calls: u32,
+    stopped: Option<Stop>,
+    /// The first "cannot express this request" error: the client's answer if no target can.
+    inexpressible: Option<ProxyError>,
+    /// Whether the shared cool-downs were brought in for this request.
+    refreshed: bool,
 }
 
 impl<'a, H: Host> Failover<'a, H> {
     /// Starts serving `request` on `route`, logging as `log` says (unless `PROXY_LOG`
-    /// overrides it); nothing has been tried yet.
+    /// overrides it) within `limits`; nothing has been tried yet.
     pub fn new(
         host: &'a H,
         route: &'static Route,
         request: &'a ChatRequest,
         log: LogConfig,
-        limits: crate::core::route::RequestLimits,
+        limits: RequestLimits,
     ) -> Self {
-        let _ = limits;
         Self {
             host,
             route,
             request,
+            limits,
             attempts: Vec::new(),
             log: RequestLog::new(log::config(host, log), route),
+            deadline_ms: host.now_ms().saturating_add(limits.total_timeout_ms),
+            calls: 0,
+            stopped: None,
+            inexpressible: None,
+            refreshed: false,
         }
     }
 
-    /// Tries target `index` of the route through its provider `P`, each via in order. `Some`
-    /// when the request is settled (answered, or a client error); `None` when every via failed
-    /// and the next target should be tried.
+    /// Tries target `index` of the route through its provider `P`, its keys in the target's
+    /// order. `Some` when the request is settled (answered, or a client error); `None` when
+    /// every key failed or was skipped and the next target should be tried.
     pub async fn target<P: Provider>(
         &mut self,
         index: usize,
     ) -> Option<Result<ProxyResponse, ProxyError>> {
+        if self.stopped.is_some() {
+            return None;
+        }
+        if !self.refreshed {
+            self.refreshed = true;
+            self.host.refresh_health().await;
+        }
         let settled = self.try_target::<P>(index).await?;
         let status = match &settled {
             Ok(response) => response.status,
@@ -117,103 +183,247 @@ impl<'a, H: Host> Failover<'a, H> {
     ) -> Option<Result<ProxyResponse, ProxyError>> {
         let target = self.route.targets.get(index)?;
         let host = self.host;
-        // Translation happens once per target; a request this provider cannot express is the
-        // client's problem, so it is answered now rather than failed over.
+        let first_via = *target.vias.first()?;
+        // Translation happens once per target. A request this provider cannot express is skipped
+        // here, and is the client's error only if no target of the route can take it.
         let prepared = match P::prepare(target, self.request, &|name| host.secret(name)) {
             Ok(prepared) => prepared,
-            Err(PrepareError::Invalid(error)) => return Some(Err(error)),
+            Err(PrepareError::Invalid(error)) => {
+                let reason = error.to_error_object().message;
+                self.failed(
+                    index,
+                    first_via,
+                    Outcome::CannotExpress(reason),
+                    "cannot-express",
+                    0,
+                );
+                self.inexpressible.get_or_insert(error);
+                return None;
+            }
             Err(PrepareError::SecretNotSet(name)) => {
                 self.failed(index, Via::Key(name), Outcome::KeyNotSet, "key-not-set", 0);
                 return None;
             }
         };
-        for &via in target.vias {
-            if let Some(settled) = self.attempt::<P>(index, target, &prepared, via).await {
-                return Some(settled);
+        let retry = target.policy.retry;
+        for via in self.key_order(target) {
+            let key = health_key(via, target.model);
+            if let Some(ms) = host.health().cooling(&key, host.now_ms()) {
+                self.failed(index, via, Outcome::CoolingDown(ms), "cooling-down", 0);
+                continue;
+            }
+            let mut retries = 0;
+            loop {
+                if let Some(stop) = self.over_limits() {
+                    self.stopped = Some(stop);
+                    return None;
+                }
+                self.calls += 1;
+                match self.attempt::<P>(index, target, &prepared, via, &key).await {
+                    Tried::Settled(settled) => return Some(settled),
+                    Tried::Failed(again) if again && retries < retry.attempts => {
+                        // Full jitter: a random wait up to base × 2^n, capped.
+                        let cap = retry
+                            .base_ms
+                            .saturating_mul(1 << retries.min(20))
+                            .min(retry.max_ms);
+                        let wait = random(host, retries) % (cap + 1);
+                        if host.now_ms().saturating_add(wait) >= self.deadline_ms {
+                            break;
+                        }
+                        host.sleep(wait).await;
+                        retries += 1;
+                    }
+                    Tried::Failed(_) => break,
+                }
             }
         }
         None
     }
 
-    /// One attempt: `target` through `via`. `Some` settles the request, `None` moves on.
+    /// The target's keys in the order its strategy gives: the healthy ones first (rotated for
+    /// round-robin, the session's own first for sticky), then the cooling ones, which are only
+    /// recorded as skipped.
+    fn key_order(&self, target: &'static Target) -> Vec<Via> {
+        let vias = target.vias;
+        let start = match target.policy.key_strategy {
+            KeyStrategy::Ordered => return vias.to_vec(),
+            // A target is `'static` data: its address names it in every thread.
+            KeyStrategy::RoundRobin => Some(
+                self.host
+                    .health()
+                    .next_turn(std::ptr::from_ref(target) as usize),
+            ),
+            KeyStrategy::Sticky => self.request.session.as_deref().map(fnv1a),
+        };
+        let Some(start) = start else {
+            return vias.to_vec();
+        };
+        let now = self.host.now_ms();
+        let health = self.host.health();
+        let (mut healthy, cooling): (Vec<Via>, Vec<Via>) = vias.iter().partition(|via| {
+            health
+                .cooling(&health_key(**via, target.model), now)
+                .is_none()
+        });
+        if !healthy.is_empty() {
+            let len = healthy.len();
+            healthy.rotate_left(start % len);
+        }
+        healthy.extend(cooling);
+        healthy
+    }
+
+    /// Why no further call may be made, if one of the request's limits is reached.
+    fn over_limits(&self) -> Option<Stop> {
+        if self.host.now_ms() >= self.deadline_ms {
+            Some(Stop::Deadline(self.limits.total_timeout_ms))
+        } else if self.calls >= self.limits.max_subrequests {
+            Some(Stop::Subrequests(self.limits.max_subrequests))
+        } else {
+            None
+        }
+    }
+
+    /// Milliseconds until `step_ms` or the request's deadline, whichever is sooner, and
+    /// whether it is the deadline.
+    fn wait(&self, step_ms: u64) -> (u64, bool) {
+        let left = self.deadline_ms.saturating_sub(self.host.now_ms());
+        if left <= step_ms {
+            (left, true)
+        } else {
+            (step_ms, false)
+        }
+    }
+
+    /// One call: `target` through `via`, within the target's deadlines.
     async fn attempt<P: Provider>(
         &mut self,
         index: usize,
         target: &'static Target,
         prepared: &P::Prepared,
         via: Via,
-    ) -> Option<Result<ProxyResponse, ProxyError>> {
+        key: &str,
+    ) -> Tried {
         let host = self.host;
         let started = host.now_ms();
         let deadlines = target.policy.deadlines;
-        let timeouts = crate::core::host::Timeouts {
+        let timeouts = Timeouts {
             connect_ms: deadlines.connect_ms,
             idle_ms: deadlines.idle_ms,
-            deadline_ms: started + 900_000,
+            deadline_ms: self.deadline_ms,
         };
-        let sent = match via {
-            Via::Key(name) => match host.secret(name) {
-                Some(key) => host
-                    .send(P::request(target, prepared, &key), timeouts)
-                    .await
-                    .map_err(|e| Outcome::Network(e.0)),
-                None => Err(Outcome::KeyNotSet),
-            },
-            Via::Binding(name) => match P::binding_call(target, prepared) {
-                Some(call) => match host.call_binding(name, call, timeouts).await {
-                    Ok(response) => Ok(response),
-                    Err(BindingError::Unavailable(reason)) => Err(Outcome::Unavailable(reason)),
-                    // A throw is an answer, not a lost connection: judged like a status.
-                    Err(BindingError::Thrown(message)) => {
-                        return self.judge(index, via, started, P::thrown(prepared, &message));
-                    }
+        let send = async {
+            match via {
+                Via::Key(name) => match host.secret(name) {
+                    Some(secret) => host
+                        .send(P::request(target, prepared, &secret), timeouts)
+                        .await
+                        .map_err(|e| Err(Outcome::Network(e.0))),
+                    None => Err(Err(Outcome::KeyNotSet)),
                 },
-                None => Err(Outcome::Unavailable(format!(
-                    "`{}` is not reached through bindings",
-                    target.provider
-                ))),
-            },
+                Via::Binding(name) => match P::binding_call(target, prepared) {
+                    Some(call) => match host.call_binding(name, call, timeouts).await {
+                        Ok(response) => Ok(response),
+                        Err(BindingError::Unavailable(reason)) => {
+                            Err(Err(Outcome::Unavailable(reason)))
+                        }
+                        // A throw is an answer, not a lost connection: judged like a status.
+                        Err(BindingError::Thrown(message)) => {
+                            Err(Ok(P::thrown(prepared, &message)))
+                        }
+                    },
+                    None => Err(Err(Outcome::Unavailable(format!(
+                        "`{}` is not reached through bindings",
+                        target.provider
+                    )))),
+                },
+            }
+        };
+        let (wait, is_deadline) = self.wait(deadlines.headers_ms);
+        let sent = match within(host, wait, send).await {
+            Some(sent) => sent,
+            None => {
+                let what = format!("no response headers within {}", seconds(wait));
+                return self.timed_out(
+                    index,
+                    via,
+                    key,
+                    started,
+                    "headers_timeout",
+                    what,
+                    is_deadline,
+                );
+            }
         };
         let response = match sent {
             Ok(response) => response,
-            Err(outcome) => {
-                let (status, ms) = match &outcome {
-                    Outcome::KeyNotSet => ("key-not-set", 0),
-                    Outcome::Unavailable(_) => ("unavailable", 0),
-                    _ => ("network-error", host.now_ms().saturating_sub(started)),
+            Err(Ok(thrown)) => return self.judge(index, via, key, started, thrown, None),
+            Err(Err(outcome)) => {
+                let (status, strike) = match &outcome {
+                    Outcome::KeyNotSet => ("key-not-set", None),
+                    Outcome::Unavailable(_) => ("unavailable", None),
+                    _ => ("network-error", Some(Strike::Failed)),
                 };
+                let ms = host.now_ms().saturating_sub(started);
+                if let Some(strike) = strike {
+                    self.strike(target, key, strike);
+                }
                 self.failed(index, via, outcome, status, ms);
-                return None;
+                return Tried::Failed(strike.is_some());
             }
         };
         if !(200..300).contains(&response.status) {
-            // Only an answer that may be the client's error is read: its message is what the
-            // client will see. (A retried one's body is never shown, and an overloaded upstream
-            // may never finish sending it.)
-            let body = if verdict::of_status(response.status) == Verdict::ClientError {
-                read_bounded(response.body).await
-            } else {
-                Vec::new()
-            };
-            let failure = P::failure(prepared, response.status, &body);
-            return self.judge(index, via, started, failure);
+            return self
+                .refused::<P>(index, target, prepared, via, key, started, response)
+                .await;
         }
         let mut body = response.body;
         let mut translator = P::translator(target, prepared, host.now_ms() / 1000);
-        let committed = match stream::commit(translator.as_mut(), &mut body).await {
-            Ok(committed) => committed,
-            Err(EarlyFailure::InBand(failure)) => {
-                return self.judge(index, via, started, failure);
+        // A stream commits on its first token; a whole answer once it has all been read.
+        let step = if self.request.stream {
+            deadlines
+                .first_token_ms
+                .saturating_sub(host.now_ms().saturating_sub(started))
+        } else {
+            u64::MAX
+        };
+        let (wait, is_deadline) = self.wait(step);
+        let committed = match within(host, wait, stream::commit(translator.as_mut(), &mut body))
+            .await
+        {
+            None => {
+                let what = format!(
+                    "no token within {} of sending",
+                    seconds(deadlines.first_token_ms)
+                );
+                return self.timed_out(
+                    index,
+                    via,
+                    key,
+                    started,
+                    "first_token_timeout",
+                    what,
+                    is_deadline,
+                );
             }
-            Err(EarlyFailure::Body(reason)) => {
+            Some(Ok(committed)) => committed,
+            Some(Err(EarlyFailure::InBand(failure))) => {
+                return self.judge(index, via, key, started, failure, None);
+            }
+            Some(Err(EarlyFailure::Body(reason))) => {
+                if BodyError(reason.clone()).is_deadline() {
+                    return self.timed_out(index, via, key, started, "total_timeout", reason, true);
+                }
                 let failure =
                     UpstreamError::in_band(502, ErrorObject::for_status(reason, 502, None));
-                return self.judge(index, via, started, failure);
+                return self.judge(index, via, key, started, failure, None);
             }
         };
+        host.health().recovered(key);
         self.log(index, via, "200", host.now_ms().saturating_sub(started));
         let on_late_failure = self.log.on_interrupted(host, index, via);
-        Some(Ok(self.respond(
+        Tried::Settled(Ok(self.respond(
             committed,
             translator,
             body,
@@ -221,24 +431,98 @@ impl<'a, H: Host> Failover<'a, H> {
         )))
     }
 
-    /// Every target has been tried: the error naming each attempt.
-    pub fn exhausted(self) -> ProxyError {
-        let error = ProxyError::AllFailed {
-            route: self.route.name,
-            attempts: self.attempts,
+    /// A non-2xx answer, judged. Only an answer that may be the client's error, or that may
+    /// carry a retry hint in its body (a 429), is read: the client sees the first's message; a
+    /// retried one's body is never shown, and an overloaded upstream may never finish sending.
+    #[allow(clippy::too_many_arguments)]
+    async fn refused<P: Provider>(
+        &mut self,
+        index: usize,
+        target: &'static Target,
+        prepared: &P::Prepared,
+        via: Via,
+        key: &str,
+        started: u64,
+        response: UpstreamResponse,
+    ) -> Tried {
+        let status = response.status;
+        let body = if status == 429 || verdict::of_status(status) == Verdict::ClientError {
+            // A 429's body only matters for a retry hint: not worth a long wait.
+            let idle = target.policy.deadlines.idle_ms;
+            let (wait, _) = self.wait(if status == 429 { idle.min(5_000) } else { idle });
+            within(self.host, wait, read_bounded(response.body))
+                .await
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let hint = response
+            .retry_after
+            .as_deref()
+            .and_then(verdict::retry_after_ms);
+        let failure = P::failure(prepared, status, &body);
+        self.judge(index, via, key, started, failure, hint)
+    }
+
+    /// A deadline passed before the client got a byte: the attempt failed. `total` says it was
+    /// the request's own deadline, after which nothing more is tried.
+    #[allow(clippy::too_many_arguments)]
+    fn timed_out(
+        &mut self,
+        index: usize,
+        via: Via,
+        key: &str,
+        started: u64,
+        which: &str,
+        what: String,
+        total: bool,
+    ) -> Tried {
+        let ms = self.host.now_ms().saturating_sub(started);
+        let reason = if total {
+            self.stopped = Some(Stop::Deadline(self.limits.total_timeout_ms));
+            format!(
+                "total_timeout of {} passed",
+                seconds(self.limits.total_timeout_ms)
+            )
+        } else {
+            format!("{what} ({which})")
+        };
+        if let Some(target) = self.route.targets.get(index) {
+            self.strike(target, key, Strike::Failed);
+        }
+        self.failed(index, via, Outcome::Timeout(reason), "timeout", ms);
+        Tried::Failed(!total)
+    }
+
+    /// Every target has been tried, or the loop stopped: the error naming each attempt.
+    pub fn exhausted(mut self) -> ProxyError {
+        let every_inexpressible = self
+            .attempts
+            .iter()
+            .all(|a| matches!(a.outcome, Outcome::CannotExpress(_)));
+        let error = match self.inexpressible.take() {
+            Some(error) if every_inexpressible => error,
+            _ => ProxyError::AllFailed {
+                route: self.route.name,
+                attempts: self.attempts,
+                stop: self.stopped,
+            },
         };
         self.log.finish(self.host, error.status());
         error
     }
 
-    /// Applies the verdict on `failure`: `Some` answers the client now, `None` moves on.
+    /// Applies the verdict on `failure`: settles the request with the client's error, or
+    /// records the failed attempt and cools its key down.
     fn judge(
         &mut self,
         index: usize,
         via: Via,
+        key: &str,
         started: u64,
         failure: UpstreamError,
-    ) -> Option<Result<ProxyResponse, ProxyError>> {
+        hint_ms: Option<u64>,
+    ) -> Tried {
         let ms = self.host.now_ms().saturating_sub(started);
         let status = failure.status;
         let (logged, outcome) = if failure.in_band {
@@ -251,16 +535,34 @@ impl<'a, H: Host> Failover<'a, H> {
             (status.to_string(), Outcome::Status(status))
         };
         self.log(index, via, &logged, ms);
-        match failure.verdict() {
+        let verdict = failure.verdict();
+        let strike = match verdict {
             // Answered now: the client's error, not an attempt that failed over.
-            Verdict::ClientError => Some(Err(ProxyError::Upstream {
-                status,
-                error: failure.error,
-            })),
-            Verdict::Retry | Verdict::KeyRejected => {
-                self.record(index, via, outcome);
-                None
+            Verdict::ClientError => {
+                return Tried::Settled(Err(ProxyError::Upstream {
+                    status,
+                    error: failure.error,
+                }))
             }
+            Verdict::KeyRejected => Strike::Rejected,
+            Verdict::Retry if status == 429 => Strike::RateLimited {
+                hint_ms: hint_ms.or(failure.retry_after_ms),
+            },
+            Verdict::Retry => Strike::Failed,
+        };
+        if let Some(target) = self.route.targets.get(index) {
+            self.strike(target, key, strike);
+        }
+        self.record(index, via, outcome);
+        Tried::Failed(status >= 500)
+    }
+
+    /// Cools `key` down as `target`'s policy says, and shares the cool-down if it is new.
+    fn strike(&self, target: &'static Target, key: &str, strike: Strike) {
+        let now = self.host.now_ms();
+        let policy = &target.policy.cooldown;
+        if let Some(cooldown) = self.host.health().strike(key, strike, policy, now) {
+            self.host.share_cooldown(key, cooldown);
         }
     }
 
@@ -317,6 +619,50 @@ impl<'a, H: Host> Failover<'a, H> {
             )),
         }
     }
+}
+
+/// The cool-down memory's key for `via` on `model`.
+fn health_key(via: Via, model: &str) -> String {
+    match via {
+        Via::Key(name) => KeyHealth::key(name, model),
+        Via::Binding(name) => KeyHealth::key(&format!("binding:{name}"), model),
+    }
+}
+
+/// `future`'s output, or `None` if `ms` pass first (the future is then dropped, which abandons
+/// what it was doing upstream).
+async fn within<H: Host, F: Future>(host: &H, ms: u64, future: F) -> Option<F::Output> {
+    if ms == u64::MAX {
+        return Some(future.await);
+    }
+    let future = pin!(future);
+    let timer = pin!(host.sleep(ms));
+    match select(future, timer).await {
+        Either::Left((output, _)) => Some(output),
+        Either::Right(_) => None,
+    }
+}
+
+/// FNV-1a: a session id's stable hash, the same on every host and isolate.
+fn fnv1a(text: &str) -> usize {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash as usize
+}
+
+/// A pseudo-random number for backoff jitter (splitmix64 over the clock and a counter): jitter
+/// needs spread, not secrecy.
+fn random<H: Host>(host: &H, salt: u32) -> u64 {
+    static TURN: AtomicU64 = AtomicU64::new(0);
+    let turn = TURN.fetch_add(1, Ordering::Relaxed);
+    let mut z = host
+        .now_ms()
+        .wrapping_add(turn.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        .wrapping_add(u64::from(salt));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 async fn read_bounded(mut body: UpstreamBody) -> Vec<u8> {

@@ -77,7 +77,10 @@ async fn serve<R: Routes, H: Host>(
                 RequestBody::Complete(body) => body,
                 RequestBody::TooLarge => return Err(ProxyError::BodyTooLarge),
             };
-            let chat = ChatRequest::parse(body)?;
+            let mut chat = ChatRequest::parse(body)?;
+            if let Some(session) = request.header("x-session-id").filter(|s| !s.is_empty()) {
+                chat.session = Some(session);
+            }
             let route = R::find(&chat.model)
                 .ok_or_else(|| ProxyError::ModelNotFound(chat.model.clone()))?;
             R::complete(host, route, &chat).await

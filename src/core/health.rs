@@ -4,7 +4,6 @@
 //! also share cool-downs between isolates through a Durable Object).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::core::route::CooldownPolicy;
@@ -39,7 +38,7 @@ const SWEEP_AT: usize = 1024;
 #[derive(Debug, Default)]
 pub struct KeyHealth {
     cooldowns: Mutex<HashMap<String, Cooldown>>,
-    turn: AtomicUsize,
+    turns: Mutex<HashMap<usize, usize>>,
 }
 
 impl KeyHealth {
@@ -142,9 +141,18 @@ impl KeyHealth {
         }
     }
 
-    /// A new turn for round-robin: each call returns the next number.
-    pub fn next_turn(&self) -> usize {
-        self.turn.fetch_add(1, Ordering::Relaxed)
+    /// The next round-robin turn of the target identified by `slot`: 0, 1, 2... per target, so
+    /// that one target's turns do not depend on how often the others are tried.
+    pub fn next_turn(&self, slot: usize) -> usize {
+        match self.turns.lock() {
+            Ok(mut turns) => {
+                let turn = turns.entry(slot).or_insert(0);
+                let this = *turn;
+                *turn = turn.wrapping_add(1);
+                this
+            }
+            Err(_) => 0,
+        }
     }
 }
 

@@ -106,6 +106,8 @@ pub struct UpstreamResponse {
     pub status: u16,
     /// The `content-type` header, if any.
     pub content_type: Option<String>,
+    /// The `retry-after` header, if any, as sent.
+    pub retry_after: Option<String>,
     /// The body.
     pub body: UpstreamBody,
 }

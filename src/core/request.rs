@@ -18,6 +18,9 @@ pub struct ChatRequest {
     pub stream: bool,
     /// Whether the client asked for the final usage chunk (`stream_options.include_usage`).
     pub include_usage: bool,
+    /// What keeps a conversation on one key under `key_strategy = "sticky"`: the
+    /// `x-session-id` header (set by the handler), else `user`, else `metadata.user_id`.
+    pub session: Option<String>,
     body: Map<String, Value>,
 }
 
@@ -124,7 +127,16 @@ impl ChatRequest {
                 ))
             }
         };
+        let session = match (body.get("user"), body.get("metadata")) {
+            (Some(Value::String(user)), _) if !user.is_empty() => Some(user.clone()),
+            (_, Some(Value::Object(metadata))) => match metadata.get("user_id") {
+                Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
         Ok(Self {
+            session,
             model,
             stream,
             include_usage,

@@ -1,25 +1,44 @@
 //! Turning an upstream body into the client's body as it arrives.
 //!
 //! A provider supplies a [`Translate`] (identity for OpenAI pass-through). The core feeds it
-//! upstream chunks until it yields the first client bytes: that is the commit point. A
-//! failure before it is an attempt failure, so failover stays transparent; after it, the
-//! client has bytes, so a streamed response is closed with an OpenAI in-stream error event and
-//! `data: [DONE]` (never a fake `finish_reason`), and a JSON body is aborted.
+//! upstream chunks until it yields the first client bytes: that is the commit point, and a
+//! translator reaches it only with the first token (see [`Translate`]). A failure before it is
+//! an attempt failure, so failover stays transparent (and the failover loop races the commit
+//! against its first-token deadline); after it, the client has bytes, so a streamed response is
+//! closed with an OpenAI in-stream error event and `data: [DONE]` (never a fake
+//! `finish_reason`; see [`crate::sse::cut`] for a failure in the middle of an event), and a JSON
+//! body is aborted.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 
 use crate::core::error::ErrorObject;
 use crate::core::host::UpstreamBody;
 use crate::core::http::{BodyStream, StreamAbort};
 use crate::core::verdict::UpstreamError;
+use crate::sse::cut::{self, OpenEvent};
 
 /// Translates an upstream response body, chunk by chunk, into the client's body.
+///
+/// A streaming translator writes nothing until the upstream sends its first token: an event
+/// with text, reasoning, a refusal, a tool call, or a finish reason, usage or the stream's final
+/// event (so a stream with no content at all still commits, at its end). Role-only chunks,
+/// keep-alives, comments and empty events are held, and go out first, in order, with the first
+/// token: until then, an in-band error or a stalled upstream is an attempt failure that fails
+/// over. An error is returned from the call that finds it: before the first token, with
+/// everything held dropped; after it, the output that came before it in the same upstream
+/// piece is returned and the error is taken right after it ([`Translate::failure`], [`InOrder`]).
 pub trait Translate {
-    /// Client bytes for one upstream chunk (possibly empty while an event is incomplete).
+    /// Client bytes for one upstream chunk (possibly empty while an event is incomplete, or
+    /// before the first token).
     fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError>;
-    /// Client bytes once the upstream body has ended; an error if it ended too early.
+    /// Client bytes once the upstream body has ended (a last event without its blank line is
+    /// read here); an error if it ended too early, or with an error.
     fn end(&mut self) -> Result<Bytes, UpstreamError>;
+    /// A failure found after the output the last call returned, reported right after it.
+    fn failure(&mut self) -> Option<UpstreamError> {
+        None
+    }
     /// Whether every later upstream chunk goes to the client unchanged (a pass-through after
     /// its first event), so that a host may carry the rest of the body itself.
     fn relays(&self) -> bool {
@@ -62,6 +81,49 @@ impl<F: FnMut(&[u8]) -> Result<Bytes, UpstreamError>> Translate for WholeBody<F>
     }
 }
 
+/// Orders a translator's failure after the output that came before it in the same upstream
+/// piece: while nothing has reached the client the output is dropped with it (the attempt
+/// fails over); after that, the output is returned and the failure kept for
+/// [`Translate::failure`] (or, if nobody takes it, for the next call).
+#[derive(Debug, Default)]
+pub struct InOrder {
+    /// Client bytes were returned: from now on a failure is reported after them.
+    sent: bool,
+    /// A failure found while output was pending.
+    deferred: Option<UpstreamError>,
+}
+
+impl InOrder {
+    /// The failure kept from the previous call, to return before reading anything more.
+    pub fn deferred(&mut self) -> Result<(), UpstreamError> {
+        self.deferred.take().map_or(Ok(()), Err)
+    }
+
+    /// The failure kept after the last output ([`Translate::failure`]).
+    pub fn take(&mut self) -> Option<UpstreamError> {
+        self.deferred.take()
+    }
+
+    /// What a call returns: `out`, or `failure` (now, or kept to follow `out`).
+    pub fn result(
+        &mut self,
+        out: Bytes,
+        failure: Option<UpstreamError>,
+    ) -> Result<Bytes, UpstreamError> {
+        match failure {
+            Some(e) if !self.sent || out.is_empty() => Err(e),
+            Some(e) => {
+                self.deferred = Some(e);
+                Ok(out)
+            }
+            None => {
+                self.sent |= !out.is_empty();
+                Ok(out)
+            }
+        }
+    }
+}
+
 /// The error for a whole body over [`MAX_WHOLE_BODY`].
 pub fn too_large() -> UpstreamError {
     UpstreamError::truncated(format!(
@@ -95,7 +157,8 @@ pub struct Committed {
     pub ended: bool,
 }
 
-/// Feeds upstream chunks into `translator` until it produces client bytes.
+/// Feeds upstream chunks into `translator` until it produces client bytes (a failure that
+/// follows them in the same piece is still the attempt's: nothing has reached the client).
 pub async fn commit(
     translator: &mut dyn Translate,
     body: &mut UpstreamBody,
@@ -104,6 +167,9 @@ pub async fn commit(
         match body.next().await {
             Some(Ok(chunk)) => {
                 let out = translator.chunk(chunk).map_err(EarlyFailure::InBand)?;
+                if let Some(failure) = translator.failure() {
+                    return Err(EarlyFailure::InBand(failure));
+                }
                 if !out.is_empty() {
                     return Ok(Committed {
                         first: out,
@@ -114,6 +180,9 @@ pub async fn commit(
             Some(Err(e)) => return Err(EarlyFailure::Body(e.0)),
             None => {
                 let out = translator.end().map_err(EarlyFailure::InBand)?;
+                if let Some(failure) = translator.failure() {
+                    return Err(EarlyFailure::InBand(failure));
+                }
                 if out.is_empty() {
                     return Err(EarlyFailure::InBand(UpstreamError::truncated(
                         "the upstream response ended before any data",
@@ -135,21 +204,13 @@ fn interrupted(reason: &str) -> UpstreamError {
     ))
 }
 
-/// The SSE bytes that close a stream after a late failure: finish any partial event, then an
-/// OpenAI error event (the SDKs raise on a payload with an `error` key), then `[DONE]`.
-pub fn sse_error_tail(error: &ErrorObject, output_tail: &[u8]) -> Bytes {
-    let mut out = BytesMut::new();
-    if !output_tail.is_empty() && !output_tail.ends_with(b"\n\n") {
-        out.extend_from_slice(if output_tail.ends_with(b"\n") {
-            b"\n"
-        } else {
-            b"\n\n"
-        });
-    }
-    out.extend_from_slice(b"data: ");
-    out.extend_from_slice(&error.to_json());
-    out.extend_from_slice(b"\n\ndata: [DONE]\n\n");
-    out.freeze()
+/// The SSE bytes that close a stream after a late failure, `open` being the event the client
+/// is in the middle of (`None` if unknown): the error, in an event the SDKs parse (they raise on
+/// a payload with an `error` key), then `[DONE]` ([`cut::error_tail`]).
+pub fn sse_error_tail(error: &ErrorObject, open: Option<&[u8]>) -> Bytes {
+    // Serialising plain strings and options into a Vec cannot fail.
+    let error = serde_json::to_vec(error).unwrap_or_default();
+    Bytes::from(cut::error_tail(open, &error))
 }
 
 /// Called once, with the reason, when an upstream fails after the commit point.
@@ -162,9 +223,8 @@ pub type LateFailureHook = Box<dyn FnOnce(&str)>;
 pub struct BodyDriver {
     translator: Box<dyn Translate>,
     framing: Framing,
-    /// The last two bytes sent, to close a partial SSE event before an error event.
-    tail: [u8; 2],
-    tail_len: usize,
+    /// The SSE event the client is in the middle of, to put the error into it.
+    open: OpenEvent,
     on_late_failure: Option<LateFailureHook>,
     done: bool,
 }
@@ -180,8 +240,7 @@ impl BodyDriver {
         let mut driver = Self {
             translator,
             framing,
-            tail: [0; 2],
-            tail_len: 0,
+            open: OpenEvent::new(),
             on_late_failure: Some(on_late_failure),
             done: committed.ended,
         };
@@ -227,31 +286,34 @@ impl BodyDriver {
     }
 
     fn step(&mut self, result: Result<Bytes, UpstreamError>) -> Result<Bytes, StreamAbort> {
-        match result {
-            Ok(out) => {
-                self.remember(&out);
-                Ok(out)
+        let (out, failure) = match result {
+            Ok(out) => (out, self.translator.failure()),
+            Err(error) => (Bytes::new(), Some(error)),
+        };
+        self.remember(&out);
+        let Some(error) = failure else {
+            return Ok(out);
+        };
+        self.done = true;
+        if let Some(log) = self.on_late_failure.take() {
+            log(&error.error.message);
+        }
+        match self.framing {
+            Framing::Sse if out.is_empty() => Ok(sse_error_tail(&error.error, self.open.bytes())),
+            Framing::Sse => {
+                let tail = sse_error_tail(&error.error, self.open.bytes());
+                let mut both = Vec::with_capacity(out.len() + tail.len());
+                both.extend_from_slice(&out);
+                both.extend_from_slice(&tail);
+                Ok(Bytes::from(both))
             }
-            Err(error) => {
-                self.done = true;
-                if let Some(log) = self.on_late_failure.take() {
-                    log(&error.error.message);
-                }
-                match self.framing {
-                    Framing::Sse => Ok(sse_error_tail(
-                        &error.error,
-                        &self.tail[2 - self.tail_len..],
-                    )),
-                    Framing::Json => Err(StreamAbort(error.error.message)),
-                }
-            }
+            Framing::Json => Err(StreamAbort(error.error.message)),
         }
     }
 
     fn remember(&mut self, out: &[u8]) {
-        for &b in &out[out.len().saturating_sub(2)..] {
-            self.tail = [self.tail[1], b];
-            self.tail_len = (self.tail_len + 1).min(2);
+        if self.framing == Framing::Sse {
+            self.open.feed(out);
         }
     }
 }
@@ -436,13 +498,34 @@ impl Framing {
     /// What ends a body whose upstream failed with `reason` after bytes the core did not
     /// watch (a relay the host carried): for SSE a blank line closes any partial event (an
     /// extra one is harmless between events), then the error event and `[DONE]`; `None` for
-    /// JSON, which is aborted.
+    /// JSON, which is aborted. If the relay ended mid-event the SDKs then raise a JSON decode
+    /// error rather than this error: prefer [`Framing::failure_tail_after`].
     pub fn failure_tail(self, reason: &str) -> Option<Bytes> {
+        self.failure_tail_after(reason, b"", false)
+    }
+
+    /// What ends a body whose upstream failed with `reason`, `relayed` being the last bytes
+    /// the client got. The rule for a host that relays: keep the bytes since the start of the
+    /// body (`from_start`), or a suffix of what was sent that reaches back past the last blank
+    /// line (`\n\n`, `\r\r` or `\r\n\r\n`), e.g. the last chunks sent, up to 64 KiB; the tail
+    /// then puts the error into the event the client is in the middle of, so the SDKs read it
+    /// ([`crate::sse::cut`]). Without a blank line in a suffix, the event's beginning is
+    /// unknown and the tail is [`Framing::failure_tail`]'s.
+    pub fn failure_tail_after(
+        self,
+        reason: &str,
+        relayed: &[u8],
+        from_start: bool,
+    ) -> Option<Bytes> {
         match self {
             Framing::Sse => {
-                let mut tail = BytesMut::from(&b"\n\n"[..]);
-                tail.extend_from_slice(&sse_error_tail(&interrupted(reason).error, b"\n\n"));
-                Some(tail.freeze())
+                let mut open = if from_start {
+                    OpenEvent::new()
+                } else {
+                    OpenEvent::unknown()
+                };
+                open.feed(relayed);
+                Some(sse_error_tail(&interrupted(reason).error, open.bytes()))
             }
             Framing::Json => None,
         }
@@ -508,9 +591,9 @@ pub(crate) mod tests {
         );
     }
 
-    #[test]
-    fn late_sse_failure_closes_the_partial_event_then_errors_then_done() {
-        let mut b = body(&["data: {\"a\":1}\n\n", "data: {\"b\""], Some("reset"));
+    /// Runs `chunks` (then a reset) through a committed identity SSE body.
+    fn late_failure(chunks: &[&'static str]) -> (String, String) {
+        let mut b = body(chunks, Some("reset"));
         let c = run(commit(&mut Identity, &mut b)).ok().unwrap();
         let logged = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
         let sink = logged.clone();
@@ -524,14 +607,115 @@ pub(crate) mod tests {
         .into_stream();
         let (out, abort) = run(collect(s));
         assert_eq!(abort, None);
+        let logged = logged.borrow().clone();
+        (out, logged)
+    }
+
+    const RESET: &str = r#"{"message":"the upstream connection failed mid-response: reset","type":"upstream_error","param":null,"code":"stream_interrupted"}"#;
+
+    #[test]
+    fn a_late_failure_mid_event_puts_the_error_into_that_event_then_done() {
+        // Cut inside a chunk's JSON: the SDKs would fail to parse `{"b"` and never read an
+        // error event after it, so the half chunk is completed into one that carries the error.
+        let (out, logged) = late_failure(&["data: {\"a\":1}\n\n", "data: {\"b\""]);
         assert_eq!(
             out,
-            "data: {\"a\":1}\n\ndata: {\"b\"\n\ndata: {\"error\":{\"message\":\"the upstream connection failed mid-response: reset\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"stream_interrupted\"}}\n\ndata: [DONE]\n\n"
+            format!(
+                "data: {{\"a\":1}}\n\ndata: {{\"b\":null,\"error\":{RESET}}}\n\ndata: [DONE]\n\n"
+            )
+        );
+        assert_eq!(logged, "the upstream connection failed mid-response: reset");
+        // Between events: the error event of its own.
+        let (out, _) = late_failure(&["data: {\"a\":1}\n", "\n"]);
+        assert_eq!(
+            out,
+            format!("data: {{\"a\":1}}\n\ndata: {{\"error\":{RESET}}}\n\ndata: [DONE]\n\n")
+        );
+        // A whole chunk without its blank line is delivered whole, then the error.
+        let (out, _) = late_failure(&["data: {\"a\":1}\r\n\r\ndata: {}\r\n"]);
+        assert_eq!(
+            out,
+            format!("data: {{\"a\":1}}\r\n\r\ndata: {{}}\r\n\ndata: {{\"error\":{RESET}}}\n\ndata: [DONE]\n\n")
+        );
+    }
+
+    #[test]
+    fn a_relay_failure_tail_uses_the_bytes_relayed_when_they_reach_an_event_start() {
+        let tail = |relayed: &[u8], from_start| {
+            let t = Framing::Sse
+                .failure_tail_after("reset", relayed, from_start)
+                .unwrap();
+            String::from_utf8(t.to_vec()).unwrap()
+        };
+        let completed = format!(":null,\"error\":{RESET}}}\n\ndata: [DONE]\n\n");
+        assert_eq!(tail(b"data: {\"a\":1}\n\ndata: {\"b\"", false), completed);
+        assert_eq!(tail(b"data: {\"b\"", true), completed);
+        // A suffix without a blank line: where the event began is unknown.
+        let unknown = format!("\n\ndata: {{\"error\":{RESET}}}\n\ndata: [DONE]\n\n");
+        assert_eq!(tail(b"ta: {\"b\"", false), unknown);
+        assert_eq!(Framing::Sse.failure_tail("reset").unwrap(), unknown);
+        assert_eq!(Framing::Json.failure_tail_after("reset", b"{", true), None);
+    }
+
+    /// Fails on an upstream chunk that starts with `data: {"b"`, after passing it on.
+    struct FailsAfterB(InOrder);
+    impl Translate for FailsAfterB {
+        fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
+            self.0.deferred()?;
+            let failure = upstream
+                .starts_with(b"data: {\"b\"")
+                .then(|| UpstreamError::truncated("bang"));
+            self.0.result(upstream, failure)
+        }
+        fn end(&mut self) -> Result<Bytes, UpstreamError> {
+            self.0.deferred()?;
+            Ok(Bytes::new())
+        }
+        fn failure(&mut self) -> Option<UpstreamError> {
+            self.0.take()
+        }
+    }
+
+    #[test]
+    fn a_failure_after_sent_output_follows_it_at_once() {
+        // The upstream then stalls: the error must not wait for its next event.
+        let items: Vec<Result<Bytes, BodyError>> = ["data: {\"a\":1}\n\n", "data: {\"b\":2}\n\n"]
+            .into_iter()
+            .map(|c| Ok(Bytes::from_static(c.as_bytes())))
+            .collect();
+        let mut b: UpstreamBody = Box::new(stream::iter(items).chain(stream::pending()));
+        let mut t = FailsAfterB(InOrder::default());
+        let c = run(commit(&mut t, &mut b)).ok().unwrap();
+        let s = ClientBody::new(c, Box::new(t), b, Framing::Sse, Box::new(|_| {})).into_stream();
+        let (out, abort) = run(collect(s));
+        assert_eq!(abort, None);
+        assert_eq!(
+            out,
+            "data: {\"a\":1}\n\ndata: {\"b\":2}\n\ndata: {\"error\":{\"message\":\"bang\",\"type\":\"upstream_error\",\"param\":null,\"code\":\"stream_interrupted\"}}\n\ndata: [DONE]\n\n"
+        );
+    }
+
+    #[test]
+    fn in_order_keeps_a_failure_behind_output_already_committed() {
+        let failure = || UpstreamError::truncated("x");
+        let mut order = InOrder::default();
+        // Before anything was sent, output and failure go together (the attempt fails over).
+        assert!(order
+            .result(Bytes::from_static(b"a"), Some(failure()))
+            .is_err());
+        assert_eq!(
+            &order.result(Bytes::from_static(b"a"), None).unwrap()[..],
+            b"a"
         );
         assert_eq!(
-            logged.borrow().as_str(),
-            "the upstream connection failed mid-response: reset"
+            &order
+                .result(Bytes::from_static(b"b"), Some(failure()))
+                .unwrap()[..],
+            b"b"
         );
+        assert!(order.deferred().is_err());
+        assert!(order.deferred().is_ok());
+        assert!(order.result(Bytes::new(), Some(failure())).is_err());
     }
 
     #[test]

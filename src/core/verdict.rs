@@ -17,6 +17,8 @@ pub struct UpstreamError {
     /// The upstream said the key itself is invalid, whatever the status (Gemini's
     /// `400 API_KEY_INVALID`).
     pub key_rejected: bool,
+    /// How long the upstream asked to wait, read from its body (Gemini's `RetryInfo`), in ms.
+    pub retry_after_ms: Option<u64>,
 }
 
 /// What failover does after a failure.
@@ -38,6 +40,7 @@ impl UpstreamError {
             error,
             in_band: false,
             key_rejected: false,
+            retry_after_ms: None,
         }
     }
 
@@ -57,6 +60,14 @@ impl UpstreamError {
         )
     }
 
+    /// The same failure, with the wait the upstream asked for.
+    pub fn retry_after(self, ms: Option<u64>) -> Self {
+        Self {
+            retry_after_ms: ms,
+            ..self
+        }
+    }
+
     /// The same failure, known to reject the key.
     pub fn rejecting_key(self) -> Self {
         Self {
@@ -66,9 +77,11 @@ impl UpstreamError {
     }
 
     /// The rules: 401/403 (a bad or revoked key) and 402 (a key out of credit) reject the key;
-    /// 429, 5xx (529 included) and 408/409 (transient) are retried; any other 4xx says the
-    /// request is wrong — unless it came inside a 200, when the upstream had already accepted
-    /// the request, so the failure is its own and is retried too.
+    /// 429, 5xx (529 included) and 408/409 (transient) are retried, and so are 404 (a retired or
+    /// misspelt model id in routes.toml, which the client cannot fix) and 3xx (a redirect, never
+    /// followed); any other 4xx says the request is wrong — unless it came inside a 200, when
+    /// the upstream had already accepted the request, so the failure is its own and is retried
+    /// too.
     pub fn verdict(&self) -> Verdict {
         match of_status(self.status) {
             _ if self.key_rejected => Verdict::KeyRejected,
@@ -82,10 +95,17 @@ impl UpstreamError {
 pub fn of_status(status: u16) -> Verdict {
     match status {
         401..=403 => Verdict::KeyRejected,
-        408 | 409 | 429 => Verdict::Retry,
+        404 | 408 | 409 | 429 => Verdict::Retry,
         400..=499 => Verdict::ClientError,
         _ => Verdict::Retry,
     }
+}
+
+/// A `retry-after` header's wait in ms: delay-seconds (fractions accepted, as some APIs send
+/// them). An HTTP date is not read: LLM APIs send seconds, and a wrong clock would mislead.
+pub fn retry_after_ms(value: &str) -> Option<u64> {
+    let seconds: f64 = value.trim().parse().ok()?;
+    (seconds.is_finite() && seconds >= 0.0).then(|| (seconds * 1000.0).ceil() as u64)
 }
 
 #[cfg(test)]
@@ -104,7 +124,10 @@ mod tests {
         for status in [401, 402, 403] {
             assert_eq!(answered(status).verdict(), Verdict::KeyRejected, "{status}");
         }
-        for status in [400, 404, 405, 413, 422] {
+        for status in [404, 301, 307] {
+            assert_eq!(answered(status).verdict(), Verdict::Retry, "{status}");
+        }
+        for status in [400, 405, 413, 422] {
             assert_eq!(answered(status).verdict(), Verdict::ClientError, "{status}");
         }
     }
@@ -118,5 +141,14 @@ mod tests {
         let in_band = UpstreamError::in_band(400, ErrorObject::for_status("x", 400, None));
         assert_eq!(in_band.verdict(), Verdict::Retry);
         assert_eq!(UpstreamError::truncated("cut").verdict(), Verdict::Retry);
+    }
+
+    #[test]
+    fn retry_after_is_read_as_seconds() {
+        assert_eq!(retry_after_ms("30"), Some(30_000));
+        assert_eq!(retry_after_ms(" 1.5 "), Some(1_500));
+        assert_eq!(retry_after_ms("0"), Some(0));
+        assert_eq!(retry_after_ms("Wed, 21 Oct 2026 07:28:00 GMT"), None);
+        assert_eq!(retry_after_ms("-3"), None);
     }
 }

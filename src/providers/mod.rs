@@ -5,7 +5,8 @@
 //! (`macros/config/src/providers.rs`); the generated routing table calls them, and nothing
 //! else does, so a provider no route names is not compiled in.
 //!
-//! [`openai_input`] reads the OpenAI request fields the translating providers share.
+//! [`openai_input`] reads the OpenAI request fields the translating providers share;
+//! [`tool_ids`] makes the tool-call ids one provider minted fit another.
 
 pub mod anthropic;
 pub mod google;
@@ -13,4 +14,5 @@ pub mod openai;
 pub mod openai_input;
 #[cfg(test)]
 mod test_support;
+pub mod tool_ids;
 pub mod workers_ai;

@@ -100,8 +100,18 @@ def recorded_keys(test_id: str) -> list[str | None]:
     return [r["key"] for r in recorded(test_id)]
 
 
+def recorded_model(record: dict) -> str | None:
+    """The model an upstream request asked for: the body's ``model``, or for Gemini, the URL's."""
+    body = record["body"]
+    if isinstance(body, dict) and body.get("model") is not None:
+        return body["model"]
+    found = re.match(r"/v1beta/models/([^/:?]+):", record["path"])
+    return found.group(1) if found else None
+
+
 def recorded_attempts(test_id: str) -> list[tuple[str, str | None]]:
-    return [(r["body"].get("model"), r["key"]) for r in recorded(test_id)]
+    """(model, key value) of every upstream request tagged ``test_id``, in arrival order."""
+    return [(recorded_model(r), r["key"]) for r in recorded(test_id)]
 
 
 def release(hold_id: str) -> None:

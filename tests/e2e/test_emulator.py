@@ -3,6 +3,11 @@ outputs must match the official schema, or the proxy tests would prove nothing."
 
 from __future__ import annotations
 
+import json
+import socket
+import time
+from urllib.parse import urlsplit
+
 try:
     import httpx2 as httpx  # the openai SDK >= 3 ships on httpx2
 except ImportError:  # older SDKs use httpx
@@ -100,3 +105,275 @@ def test_emulator_hold_release(emu, test_id):
     assert got and buf.endswith(b"data: [DONE]\n\n")
     events = sse_json_events(buf)
     assert "".join(e["choices"][0]["delta"].get("content") or "" for e in events) == "echo: p q r"
+
+
+# --------------------------------------------------------------------------- fault modes
+# The bytes each fault key puts on the wire (tests/e2e/test_faults.py relies on them), read with a
+# raw socket so that a reset, a clean close and a missing last chunk can be told apart.
+
+def wire(path: str, headers: dict, body: dict, read_for: float = 3.0) -> dict:
+    """POST ``body`` to the emulator and read what comes back for at most ``read_for`` seconds.
+    Returns {"status", "headers", "body" (de-chunked: whole chunks only), "raw_body", "chunked",
+    "complete" (the 0-length chunk or the whole Content-Length arrived), "end": "fin" | "rst" |
+    "timeout", "elapsed"}."""
+    url = urlsplit(EMULATOR_URL)
+    payload = json.dumps(body).encode()
+    head = [f"POST {path} HTTP/1.1", f"Host: {url.hostname}:{url.port}", "Connection: close",
+            "Content-Type: application/json", f"Content-Length: {len(payload)}"]
+    head += [f"{k}: {v}" for k, v in headers.items()]
+    start = time.monotonic()
+    raw, end = b"", "fin"
+    with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + payload)
+        while True:
+            left = read_for - (time.monotonic() - start)
+            if left <= 0:
+                end = "timeout"
+                break
+            sock.settimeout(left)
+            try:
+                data = sock.recv(65536)
+            except socket.timeout:
+                end = "timeout"
+                break
+            except ConnectionResetError:
+                end = "rst"
+                break
+            if not data:
+                break
+            raw += data
+    elapsed = time.monotonic() - start
+    out = {"status": None, "headers": {}, "body": b"", "raw_body": b"", "chunked": False,
+           "complete": False, "end": end, "elapsed": elapsed}
+    if b"\r\n\r\n" not in raw:
+        out["raw_body"] = raw
+        return out
+    head_bytes, rest = raw.split(b"\r\n\r\n", 1)
+    lines = head_bytes.decode("latin-1").split("\r\n")
+    out["status"] = int(lines[0].split()[1])
+    out["headers"] = {k.strip().lower(): v.strip() for k, v in (l.split(":", 1) for l in lines[1:])}
+    out["raw_body"] = rest
+    if "chunked" in out["headers"].get("transfer-encoding", ""):
+        out["chunked"] = True
+        data = b""
+        while b"\r\n" in rest:
+            size_line, after = rest.split(b"\r\n", 1)
+            size = int(size_line, 16)
+            if size == 0:
+                out["complete"] = True
+                break
+            if len(after) < size + 2:  # the read ended inside this chunk
+                break
+            data += after[:size]
+            rest = after[size + 2:]
+        out["body"] = data
+    else:
+        out["body"] = rest
+        out["complete"] = len(rest) == int(out["headers"].get("content-length", "-1"))
+    return out
+
+
+def chat_wire(key_name: str, stream: bool, read_for: float = 3.0, text: str = "one two three four") -> dict:
+    return wire("/v1/chat/completions", {"Authorization": f"Bearer {KEY[key_name]}"},
+                {"model": "m", "messages": user(text), "stream": stream}, read_for)
+
+
+def data_events(body: bytes) -> list[str]:
+    return [block[len("data: "):] for block in body.decode().split("\n\n") if block.startswith("data: ")]
+
+
+def contents(events: list[str]) -> str:
+    return "".join(json.loads(e)["choices"][0]["delta"].get("content") or ""
+                   for e in events if e != "[DONE]")
+
+
+ROLE_ONLY = {"role": "assistant", "content": ""}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_fault_stallheaders(emu, stream):
+    r = chat_wire("E2E_KEY_STALLHEADERS", stream, read_for=0.4)
+    assert (r["status"], r["raw_body"], r["end"]) == (None, b"", "timeout")
+
+
+def test_fault_stallfirst(emu):
+    r = chat_wire("E2E_KEY_STALLFIRST", True, read_for=0.4)
+    assert r["status"] == 200 and r["headers"]["content-type"].startswith("text/event-stream")
+    assert r["end"] == "timeout" and not r["complete"]
+    [role] = data_events(r["body"])
+    assert json.loads(role)["choices"][0]["delta"] == ROLE_ONLY
+    assert r["body"].endswith(b"\n\n: keep-alive\n\n")
+    r = chat_wire("E2E_KEY_STALLFIRST", False, read_for=0.4)
+    assert r["status"] == 200 and r["headers"]["content-type"] == "application/json"
+    assert r["end"] == "timeout" and 0 < len(r["body"]) == int(r["headers"]["content-length"]) // 2
+
+
+def test_fault_drip(emu):
+    r = chat_wire("E2E_KEY_DRIP", True, read_for=5.0)
+    assert r["status"] == 200 and r["complete"] and r["end"] == "fin"
+    assert 1.7 <= r["elapsed"] < 4, r["elapsed"]
+    events = data_events(r["body"])
+    assert json.loads(events[0])["choices"][0]["delta"] == ROLE_ONLY
+    pieces = [json.loads(e)["choices"][0]["delta"]["content"] for e in events[1:7]]
+    assert len(pieces) == 6 and all(pieces) and "".join(pieces) == "echo: one two three four"
+    assert json.loads(events[7])["choices"][0]["finish_reason"] == "stop" and events[8:] == ["[DONE]"]
+    r = chat_wire("E2E_KEY_DRIP", False, read_for=5.0)
+    assert r["status"] == 200 and r["complete"] and 0.85 <= r["elapsed"] < 3, r["elapsed"]
+    openai_schema.validate_completion(json.loads(r["body"]))
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_fault_resetheaders(emu, stream):
+    r = chat_wire("E2E_KEY_RESETHEADERS", stream)
+    assert (r["status"], r["raw_body"], r["end"]) == (None, b"", "rst")
+
+
+def test_fault_resetmid(emu):
+    r = chat_wire("E2E_KEY_RESETMID", True)
+    assert r["status"] == 200 and r["end"] == "rst" and not r["complete"]
+    events = data_events(r["body"])
+    assert contents(events[:3]) == "echo: one"
+    assert json.loads(events[0])["choices"][0]["delta"] == ROLE_ONLY
+    with pytest.raises(json.JSONDecodeError):  # then half an event
+        json.loads(events[3])
+    r = chat_wire("E2E_KEY_RESETMID", False)
+    assert r["status"] == 200 and r["end"] == "rst"
+    assert 0 < len(r["body"]) == int(r["headers"]["content-length"]) // 2
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_fault_429_hint_and_plain(emu, stream):
+    r = chat_wire("E2E_KEY_429HINT", stream)
+    assert r["status"] == 429 and r["headers"]["retry-after"] == "30"
+    openai_schema.validate_error(json.loads(r["body"]))
+    r = chat_wire("E2E_KEY_429", stream)
+    assert r["status"] == 429 and "retry-after" not in r["headers"]
+
+
+def test_fault_badjson(emu):
+    r = chat_wire("E2E_KEY_BADJSON", False)
+    assert r["status"] == 200 and r["headers"]["content-type"] == "application/json" and r["complete"]
+    assert r["body"] == b'{"id": "chatcmpl-x", "choices": ['
+    r = chat_wire("E2E_KEY_BADJSON", True)
+    assert r["status"] == 200 and r["headers"]["content-type"].startswith("text/event-stream")
+    assert r["complete"] and r["body"] == (b'data: {"id":"chatcmpl-x","choices":[{"delta":{"content\n\n'
+                                           b"data: [DONE]\n\n")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_fault_badsse(emu, stream):
+    r = chat_wire("E2E_KEY_BADSSE", stream)
+    assert r["status"] == 200 and r["headers"]["content-type"] == "text/event-stream" and r["complete"]
+    assert r["body"] == b"<html><body>502 Bad Gateway</body></html>"
+
+
+def test_fault_truncated(emu):
+    r = chat_wire("E2E_KEY_TRUNCATED", True)
+    assert r["status"] == 200 and r["chunked"] and not r["complete"] and r["end"] == "fin"
+    events = data_events(r["body"])
+    assert len(events) == 2 and contents(events) == "echo:" and r["body"].endswith(b"\n\n")
+    r = chat_wire("E2E_KEY_TRUNCATED", False)
+    assert r["status"] == 200 and r["headers"]["content-type"] == "application/json"
+    assert r["chunked"] and not r["complete"] and r["end"] == "fin"
+    assert r["body"].startswith(b'{"id": "chatcmpl-emu') and len(r["body"]) > 50
+
+
+def test_fault_endless(emu):
+    r = chat_wire("E2E_KEY_ENDLESS", True, read_for=0.5)
+    assert r["status"] == 200 and r["end"] == "timeout"
+    events = data_events(r["body"])
+    assert json.loads(events[0])["choices"][0]["delta"] == ROLE_ONLY
+    assert 5 <= len(events) - 1 <= 12 and contents(events) == "x" * (len(events) - 1)
+    r = chat_wire("E2E_KEY_ENDLESS", False, read_for=0.5)
+    assert r["status"] == 200 and r["headers"]["content-type"] == "application/json"
+    assert r["chunked"] and r["end"] == "timeout" and 5 <= len(r["body"]) <= 12
+    assert set(r["body"]) == {ord(" ")}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_fault_redirect(emu, stream):
+    r = chat_wire("E2E_KEY_REDIRECT", stream)
+    assert r["status"] == 307 and r["headers"]["location"] == f"{EMULATOR_URL}/v1/chat/completions"
+
+
+def faults_running() -> int:
+    return httpx.get(f"{EMULATOR_URL}/_emulator/threads", timeout=5).json()["faults"]
+
+
+def test_fault_holds_end_when_the_client_leaves(emu, test_id):
+    """Held answers (stalls, endless) stop soon after the client hangs up, not after 30-60 s."""
+    names = ("E2E_KEY_STALLHEADERS", "E2E_KEY_STALLFIRST", "E2E_KEY_ENDLESS")
+    before = faults_running()
+    url = urlsplit(EMULATOR_URL)
+    socks = []
+    for name in names:
+        payload = json.dumps({"model": "m", "messages": user("x"), "stream": True, "test_id": test_id})
+        sock = socket.create_connection((url.hostname, url.port), timeout=5)
+        sock.sendall((f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                      f"{KEY[name]}\r\nContent-Length: {len(payload)}\r\n\r\n{payload}").encode())
+        socks.append(sock)
+    deadline = time.monotonic() + 5
+    while faults_running() < before + len(names) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert faults_running() >= before + len(names)
+    assert [rec["key"] for rec in recorded(test_id)] == [KEY[n] for n in names]
+    for sock in socks:
+        sock.close()
+    deadline = time.monotonic() + 2
+    while faults_running() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert faults_running() <= before
+
+
+ANTHROPIC = {"model": "claude-x", "max_tokens": 10, "messages": user("one two")}
+GEMINI_PATH = "/v1beta/models/gemini-2.5-flash:{}"
+GEMINI = {"contents": [{"role": "user", "parts": [{"text": "one two"}]}]}
+
+
+def anthropic_wire(key_name: str, stream: bool, read_for: float = 3.0) -> dict:
+    return wire("/v1/messages", {"x-api-key": KEY[key_name], "anthropic-version": "2023-06-01"},
+                dict(ANTHROPIC, stream=stream), read_for)
+
+
+def gemini_wire(key_name: str, stream: bool, read_for: float = 3.0) -> dict:
+    path = GEMINI_PATH.format("streamGenerateContent?alt=sse" if stream else "generateContent")
+    return wire(path, {"x-goog-api-key": KEY[key_name]}, GEMINI, read_for)
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+@pytest.mark.parametrize("provider", [anthropic_wire, gemini_wire], ids=["anthropic", "gemini"])
+def test_provider_fault_stallheaders(emu, provider, stream):
+    r = provider("E2E_KEY_STALLHEADERS", stream, read_for=0.4)
+    assert (r["status"], r["raw_body"], r["end"]) == (None, b"", "timeout")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+@pytest.mark.parametrize("provider", [anthropic_wire, gemini_wire], ids=["anthropic", "gemini"])
+def test_provider_fault_stallfirst(emu, provider, stream):
+    r = provider("E2E_KEY_STALLFIRST", stream, read_for=0.4)
+    assert r["status"] == 200 and r["end"] == "timeout" and not r["complete"]
+    if not stream:
+        assert 0 < len(r["body"]) == int(r["headers"]["content-length"]) // 2
+    elif provider is anthropic_wire:
+        names = [line[len("event: "):] for line in r["body"].decode().splitlines()
+                 if line.startswith("event: ")]
+        assert names == ["message_start", "ping"]
+    else:
+        assert r["headers"]["content-type"].startswith("text/event-stream") and r["body"] == b""
+
+
+def test_provider_fault_429(emu):
+    hinted, plain = anthropic_wire("E2E_KEY_429HINT", False), anthropic_wire("E2E_KEY_429", False)
+    assert hinted["status"] == plain["status"] == 429
+    assert hinted["headers"]["retry-after"] == "30" and "retry-after" not in plain["headers"]
+    assert json.loads(hinted["body"])["error"]["type"] == "rate_limit_error"
+    overloaded = anthropic_wire("E2E_KEY_529", False)
+    assert overloaded["status"] == 529
+    assert json.loads(overloaded["body"])["error"]["type"] == "overloaded_error"
+    hinted, plain = gemini_wire("E2E_KEY_429HINT", False), gemini_wire("E2E_KEY_429", False)
+    assert hinted["status"] == plain["status"] == 429
+    assert "retry-after" not in hinted["headers"] and "retry-after" not in plain["headers"]
+    error = json.loads(hinted["body"])["error"]
+    assert error["status"] == "RESOURCE_EXHAUSTED"
+    assert error["details"] == [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "30s"}]
+    assert "details" not in json.loads(plain["body"])["error"]

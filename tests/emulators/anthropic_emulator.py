@@ -13,11 +13,14 @@ without ``tools``, an unknown top-level field. So an end-to-end test that passes
 translated request was acceptable, not just that it arrived.
 
 Behaviour by ``x-api-key`` value (the same key words as the OpenAI emulator): ``ok`` answers;
-``429`` rate_limit_error (+ ``retry-after``), ``500`` api_error, ``503``, ``529`` overloaded_error,
-``401`` authentication_error, ``403`` permission_error, ``400`` invalid_request_error, ``404``
-not_found_error; ``drop`` closes the connection; ``midstream`` streams two text deltas then an
-``error`` event (overloaded); ``overloadfirst`` sends ``message_start`` then an ``error`` event
-before any content.
+``429`` rate_limit_error (no ``retry-after``), ``429hint`` the same with ``retry-after: 30``,
+``500`` api_error, ``503``, ``529`` overloaded_error, ``401`` authentication_error, ``403``
+permission_error, ``400`` invalid_request_error, ``404`` not_found_error; ``drop`` closes the
+connection; ``midstream`` streams two text deltas then an ``error`` event (overloaded);
+``overloadfirst`` sends ``message_start`` then an ``error`` event before any content.
+Fault modes (tests/e2e/test_faults.py; holds end when the client goes away, else after 30 s):
+``stallheaders`` reads the request and sends nothing; ``stallfirst`` streams ``message_start`` and
+``ping`` then holds (non-stream: 200 headers and half the ``Message`` JSON, then holds).
 
 Answers (an ``ok`` key), chosen from the request:
 * ``scenario:NAME`` in the last user text replays ``tests/fixtures/anthropic/NAME.sse`` — the literal
@@ -59,7 +62,8 @@ ERRORS = {
     529: ("overloaded_error", "Overloaded"),
 }
 
-BEHAVIOURS = ("overloadfirst", "midstream", "drop", "ok",
+# Whole tokens of the key's value; the first listed that matches wins.
+BEHAVIOURS = ("stallheaders", "stallfirst", "429hint", "overloadfirst", "midstream", "drop", "ok",
               "429", "500", "503", "529", "401", "403", "400", "404")
 
 
@@ -255,6 +259,21 @@ def _long_stream(handler, model: str, count: int) -> None:
     handler.wfile.flush()
 
 
+def _stall_first(handler, events: list[tuple[str, dict]], stream: bool) -> None:
+    """Fault ``stallfirst``: ``message_start`` and ``ping`` (non-stream: half the JSON), then hold."""
+    if stream:
+        handler._start_stream()
+        for event, data in events:
+            if event in ("message_start", "ping"):
+                handler._chunk(_sse(event, data))
+    else:
+        whole = json.dumps(fold(events)).encode()
+        handler._head(200, "application/json", len(whole))
+        handler._send(whole[:len(whole) // 2])
+    handler.hold()
+    handler._abort()
+
+
 def _sse(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
@@ -273,10 +292,13 @@ def handle(handler, url, raw: bytes) -> None:
     if b == "drop":
         handler._abort()
         return
-    if b.isdigit():
-        status = int(b)
+    if b == "stallheaders":
+        handler.stall_headers()
+        return
+    if b.isdigit() or b == "429hint":
+        status = int(b[:3])
         kind, message = ERRORS[status]
-        handler._json(status, error_body(kind, message), {"retry-after": "1"} if status == 429 else None)
+        handler._json(status, error_body(kind, message), {"retry-after": "30"} if b == "429hint" else None)
         return
     if not isinstance(body, dict):
         handler._json(400, error_body("invalid_request_error", "There was an error parsing the body"))
@@ -296,6 +318,9 @@ def handle(handler, url, raw: bytes) -> None:
         _long_stream(handler, body["model"], int(long.group(1)))
         return
     events = stamp(events, body["model"])
+    if b == "stallfirst":
+        _stall_first(handler, events, bool(body.get("stream")))
+        return
     if not body.get("stream"):
         if any(event == "error" for event, _ in events):
             handler._json(529, error_body("overloaded_error", "Overloaded"))

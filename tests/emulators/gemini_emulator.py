@@ -15,11 +15,15 @@ without ``alt=sse``, and — on ``gemini-3*`` models — a model turn whose firs
 no ``thoughtSignature`` (§5, the literal "missing a thought_signature" error).
 
 Behaviour by ``x-goog-api-key`` value (the OpenAI emulator's key words): ``ok`` answers; ``429``
-RESOURCE_EXHAUSTED, ``500`` INTERNAL, ``503``/``529`` UNAVAILABLE, ``401`` the 400 INVALID_ARGUMENT
-``API_KEY_INVALID`` Gemini really sends for a bad key, ``403`` PERMISSION_DENIED, ``400`` the schema
-INVALID_ARGUMENT of §2.2, ``404`` NOT_FOUND; ``drop`` closes the connection; ``midstream`` replays
-§4.1 (text, STOP, then the raw 503 object, after a pause so the text reaches the client first);
-``overloadfirst`` answers 200 and then only the raw 503 object.
+RESOURCE_EXHAUSTED (no retry hint), ``429hint`` the same with a ``google.rpc.RetryInfo`` detail
+``"retryDelay": "30s"``, ``500`` INTERNAL, ``503``/``529`` UNAVAILABLE, ``401`` the 400
+INVALID_ARGUMENT ``API_KEY_INVALID`` Gemini really sends for a bad key, ``403`` PERMISSION_DENIED,
+``400`` the schema INVALID_ARGUMENT of §2.2, ``404`` NOT_FOUND; ``drop`` closes the connection;
+``midstream`` replays §4.1 (text, STOP, then the raw 503 object, after a pause so the text reaches
+the client first); ``overloadfirst`` answers 200 and then only the raw 503 object.
+Fault modes (tests/e2e/test_faults.py; holds end when the client goes away, else after 30 s):
+``stallheaders`` reads the request and sends nothing; ``stallfirst`` sends 200 SSE headers then
+holds (Gemini has no role-only event; non-stream: 200 headers and half the JSON, then holds).
 
 Answers (an ``ok`` key), chosen from the request:
 * ``scenario:NAME`` in the last user text replays ``tests/fixtures/google/<file>.sse``: ``safety``
@@ -86,8 +90,10 @@ MISSING_SIGNATURE = ("Function call is missing a thought_signature in functionCa
                      "performance. Additional data, function call `default_api:{name}` , position {pos}. Please "
                      "refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.")
 
-BEHAVIOURS = ("overloadfirst", "midstream", "drop", "ok",
+# Whole tokens of the key's value; the first listed that matches wins.
+BEHAVIOURS = ("stallheaders", "stallfirst", "429hint", "overloadfirst", "midstream", "drop", "ok",
               "429", "500", "503", "529", "401", "403", "400", "404")
+RETRY_INFO = {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "30s"}
 
 
 def handles(path: str) -> bool:
@@ -345,8 +351,16 @@ def handle(handler, url, raw: bytes) -> None:
     if b == "drop":
         handler._abort()
         return
+    if b == "stallheaders":
+        handler.stall_headers()
+        return
     if b == "401":
         handler._json(400, BAD_KEY)
+        return
+    if b == "429hint":
+        hinted = _error(429)
+        hinted["error"]["details"] = [RETRY_INFO]
+        handler._json(429, hinted)
         return
     if b.isdigit():
         status = 503 if b == "529" else int(b)
@@ -375,6 +389,16 @@ def handle(handler, url, raw: bytes) -> None:
     else:
         events, tail = plan(body), b""
     events = stamp(events, model)
+    if b == "stallfirst":
+        if stream:
+            handler._start_stream()
+        else:
+            whole = json.dumps(fold(events)).encode()
+            handler._head(200, "application/json", len(whole))
+            handler._send(whole[:len(whole) // 2])
+        handler.hold()
+        handler._abort()
+        return
     if not stream:
         handler._json(200, fold(events))
         return

@@ -22,7 +22,8 @@ Routes
 ``POST .../chat/completions``   behaviour chosen by the bearer key *value* (tests/e2e/secrets.env):
 
     ok          success (non-stream or SSE stream)
-    429         429 + ``Retry-After: 1``
+    429         429, rate_limit_exceeded, no ``Retry-After`` header
+    429hint     429 + ``Retry-After: 30``
     500/503/529 that status, server_error
     401 / 403   auth errors            400 / 404 / 422  client errors
     drop        close the TCP connection without any response
@@ -30,6 +31,35 @@ Routes
     midstream   stream: role chunk + two content chunks, then close abruptly (no 0-chunk, no
                 [DONE]); non-stream: normal success
     missing / unknown key → 401
+
+    Fault modes (tests/e2e/test_faults.py). A hold ends early when the client goes away, else
+    after ``STALL_S`` (30 s; ``ENDLESS_S``, 60 s, for ``endless``), so no thread lingers:
+
+    stallheaders  read the request, send nothing (hold), then close
+    stallfirst    stream: 200 SSE headers, the role-only chunk (``delta: {"role": "assistant",
+                  "content": ""}``) and an SSE comment ``: keep-alive``, then hold; non-stream:
+                  200 headers (full ``Content-Length``) + the first half of the JSON, then hold
+    drip          a slow but healthy answer: stream: role chunk, 6 content chunks 0.3 s apart,
+                  finish chunk (+ usage), [DONE]; non-stream: the JSON written in 4 pieces 0.3 s
+                  apart
+    resetheaders  read the request, then a TCP RST (``SO_LINGER`` 0) before any response byte
+    resetmid      stream: role chunk + two content chunks (``"echo:"``, ``" <word>"``) and the
+                  first half of the next event's bytes, then RST; non-stream: headers (full
+                  ``Content-Length``) + half the JSON, then RST
+    badjson       200 ``application/json`` whose complete body is ``{"id": "chatcmpl-x",
+                  "choices": [``; stream: 200 SSE with one malformed event
+                  ``data: {"id":"chatcmpl-x","choices":[{"delta":{"content``, then
+                  ``data: [DONE]``
+    badsse        200 ``text/event-stream`` (stream or not) whose body is the HTML page
+                  ``<html><body>502 Bad Gateway</body></html>``
+    truncated     chunked transfer-encoding; stream: role chunk + one content chunk
+                  (``"echo:"``), non-stream: half the JSON; then a clean close (FIN) without the
+                  terminating 0-length chunk
+    endless       stream: role chunk, then a content chunk ``"x"`` every 50 ms; non-stream: 200
+                  JSON headers, chunked, then one space byte every 50 ms; until the client goes
+                  away (or 60 s)
+    redirect      307 with ``Location: http://<this emulator>/v1/chat/completions`` (a proxy must
+                  not follow it: it would come back here with the same key)
 
     Success content is ``"echo: " + <last user message text>``; with ``tools`` the answer is a tool
     call (two parallel calls when 2+ tools and ``parallel_tool_calls`` is not false); when the last
@@ -46,6 +76,10 @@ Routes
                                  ``{"seq","path","headers","body","key","test_id"}``); the tag is
                                  the body's ``test_id``, or what a provider module extracts.
 ``GET  /_emulator/health``       ``{"ok": true}``.
+``GET  /_emulator/threads``      ``{"threads": N, "faults": F}``: the live threads (one per open
+                                 connection, +1) and the fault answers still holding or running
+                                 (stalls, ``endless``), so a test can check they end when their
+                                 client leaves.
 
 ``id`` is random per response (``chatcmpl-emu…``) and ``created`` is the current time; tests that
 compare bytes normalise those two values.
@@ -54,9 +88,12 @@ compare bytes normalise those two values.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
+import select
 import socket
+import struct
 import sys
 import threading
 import time
@@ -76,11 +113,30 @@ import workers_ai_emulator  # noqa: E402
 PROVIDERS = (anthropic_emulator, gemini_emulator, workers_ai_emulator)
 
 HOLD_TIMEOUT_S = 30.0
+STALL_S = 30.0        # longest a stall fault holds a connection
+ENDLESS_S = 60.0      # longest an ``endless`` answer runs
+DRIP_GAP_S = 0.3      # between the pieces of a ``drip`` answer
+ENDLESS_GAP_S = 0.05  # between the bytes of an ``endless`` answer
 
 _records: list[dict] = []
 _records_lock = threading.Lock()
 _holds: dict[str, threading.Event] = {}
 _holds_lock = threading.Lock()
+_faults_running = 0  # stalls and endless answers in progress (GET /_emulator/threads)
+_faults_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def fault_running():
+    """Counts a stall or an ``endless`` answer while it runs."""
+    global _faults_running
+    with _faults_lock:
+        _faults_running += 1
+    try:
+        yield
+    finally:
+        with _faults_lock:
+            _faults_running -= 1
 
 
 def _hold_event(hold_id: str) -> threading.Event:
@@ -90,8 +146,13 @@ def _hold_event(hold_id: str) -> threading.Event:
 
 # --------------------------------------------------------------------------- behaviours
 
-BEHAVIOURS = ("streamdrop", "midstream", "drop", "ok",
-              "429", "500", "503", "529", "401", "403", "400", "404", "422")
+# Fault modes (tests/e2e/test_faults.py), each answered by ``Handler._fault_<name>``.
+FAULTS = ("stallheaders", "stallfirst", "drip", "resetheaders", "resetmid", "429hint", "badjson",
+          "badsse", "truncated", "endless", "redirect")
+# A key's value is split into lowercase alphanumeric tokens and the first behaviour in this order
+# that is one of them wins; tokens match whole, so ``429hint`` is never taken for ``429``.
+BEHAVIOURS = FAULTS + ("streamdrop", "midstream", "drop", "ok",
+                       "429", "500", "503", "529", "401", "403", "400", "404", "422")
 
 
 def behaviour_for(key: str | None) -> str:
@@ -238,6 +299,11 @@ def stream_events(body: dict, content: str | None, calls: list[dict]) -> list[di
     return events
 
 
+def with_delta(chunk: dict, delta: dict, finish: str | None = None) -> dict:
+    """A copy of a one-choice ``chat.completion.chunk`` with another delta (and finish_reason)."""
+    return dict(chunk, choices=[dict(chunk["choices"][0], delta=delta, finish_reason=finish)])
+
+
 def sse(obj) -> bytes:
     data = obj if isinstance(obj, str) else json.dumps(obj, separators=(",", ":"))
     return f"data: {data}\n\n".encode()
@@ -309,6 +375,44 @@ class Handler(BaseHTTPRequestHandler):
         except Exception:
             pass
 
+    def reset(self):
+        """Close the socket with a TCP RST (``SO_LINGER`` 0): the peer sees "connection reset"."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+        except Exception:
+            pass
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        except Exception:
+            pass
+
+    def client_gone(self) -> bool:
+        """True once the client has closed (or reset) its side of the connection."""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            if not readable:
+                return False
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except (OSError, ValueError):
+            return True
+
+    def hold(self, seconds: float = STALL_S) -> bool:
+        """Send nothing for up to ``seconds``; returns False as soon as the client goes away."""
+        with fault_running():
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                if self.client_gone():
+                    return False
+                time.sleep(0.05)
+            return True
+
+    def stall_headers(self):
+        """Fault ``stallheaders``: the request was read; no response byte ever comes."""
+        self.hold(STALL_S)
+        self._abort()
+
     def _safe(self, fn):
         try:
             fn()
@@ -342,6 +446,8 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path == "/_emulator/health":
             self._json(200, {"ok": True})
+        elif url.path == "/_emulator/threads":
+            self._json(200, {"threads": threading.active_count(), "faults": _faults_running})
         elif url.path == "/_emulator/requests":
             test_id = (parse_qs(url.query).get("test_id") or [None])[0]
             with _records_lock:
@@ -392,6 +498,9 @@ class Handler(BaseHTTPRequestHandler):
         stream = body.get("stream") is True
         b = behaviour_for(key)
 
+        if b in FAULTS:
+            getattr(self, "_fault_" + b)(body, stream)
+            return
         if b == "drop" or (b == "streamdrop" and not stream):
             self._abort()
             return
@@ -401,8 +510,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         if b.isdigit():
             status = int(b)
-            self._json(status, error_body(status, model),
-                       {"Retry-After": "1"} if status == 429 else None)
+            self._json(status, error_body(status, model))
             return
 
         content, calls = plan_answer(body)
@@ -431,6 +539,151 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
+    # ---- fault modes (FAULTS; see the module docstring)
+    def _head(self, status: int, content_type: str, length: int | None = None, extra: dict | None = None):
+        """Status line and headers; ``length`` None means chunked transfer-encoding."""
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        if length is None:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(length))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.flush()
+
+    def _send(self, data: bytes):
+        self.wfile.write(data)
+        self.wfile.flush()
+
+    def _answer(self, body: dict) -> tuple[bytes, list[dict]]:
+        """The whole JSON of a successful answer, and the chunk objects of its stream."""
+        content, calls = plan_answer(body)
+        whole = json.dumps(completion_object(body, content, calls)).encode()
+        return whole, stream_events(body, content, calls)
+
+    def _fault_stallheaders(self, body: dict, stream: bool):
+        self.stall_headers()
+
+    def _fault_stallfirst(self, body: dict, stream: bool):
+        whole, events = self._answer(body)
+        if stream:
+            self._start_stream()
+            self._chunk(sse(events[0]))
+            self._chunk(b": keep-alive\n\n")
+        else:
+            self._head(200, "application/json", len(whole))
+            self._send(whole[:len(whole) // 2])
+        self.hold(STALL_S)
+        self._abort()
+
+    def _fault_drip(self, body: dict, stream: bool):
+        if not stream:
+            whole, _ = self._answer(body)
+            self._head(200, "application/json", len(whole))
+            step = -(-len(whole) // 4)
+            for i in range(0, len(whole), step):
+                if i:
+                    time.sleep(DRIP_GAP_S)
+                self._send(whole[i:i + step])
+            return
+        content, calls = plan_answer(body)
+        events = stream_events(body, content, calls)
+        end = next(i for i, e in enumerate(events) if not e["choices"] or e["choices"][0]["finish_reason"])
+        first, middle, tail = events[0], events[1:end], events[end:]
+        if content and not calls:  # the text in 6 pieces
+            step = -(-len(content) // 6)
+            middle = [with_delta(first, {"content": content[i:i + step]})
+                      for i in range(0, len(content), step)]
+        self._start_stream()
+        self._chunk(sse(first))
+        for ev in middle:
+            time.sleep(DRIP_GAP_S)
+            self._chunk(sse(ev))
+        for ev in tail:
+            self._chunk(sse(ev))
+        self._chunk(sse("[DONE]"))
+        self._send(b"0\r\n\r\n")
+
+    def _fault_resetheaders(self, body: dict, stream: bool):
+        self.reset()
+
+    def _fault_resetmid(self, body: dict, stream: bool):
+        whole, events = self._answer(body)
+        if stream:
+            self._start_stream()
+            for ev in events[:3]:  # role + "echo:" + " <word>"
+                self._chunk(sse(ev))
+            if len(events) > 3:  # half an event: a proxy must not pass it on
+                partial = sse(events[3])
+                self._chunk(partial[:len(partial) // 2])
+        else:
+            self._head(200, "application/json", len(whole))
+            self._send(whole[:len(whole) // 2])
+        time.sleep(0.2)  # let the bytes reach the client before the reset
+        self.reset()
+
+    def _fault_429hint(self, body: dict, stream: bool):
+        self._json(429, error_body(429, str(body.get("model") or "")), {"Retry-After": "30"})
+
+    def _fault_badjson(self, body: dict, stream: bool):
+        if stream:
+            self._start_stream()
+            self._chunk(b'data: {"id":"chatcmpl-x","choices":[{"delta":{"content\n\n')
+            self._chunk(sse("[DONE]"))
+            self._send(b"0\r\n\r\n")
+        else:
+            data = b'{"id": "chatcmpl-x", "choices": ['
+            self._head(200, "application/json", len(data))
+            self._send(data)
+
+    def _fault_badsse(self, body: dict, stream: bool):
+        data = b"<html><body>502 Bad Gateway</body></html>"
+        self._head(200, "text/event-stream", len(data))
+        self._send(data)
+
+    def _fault_truncated(self, body: dict, stream: bool):
+        whole, events = self._answer(body)
+        if stream:
+            self._start_stream()
+            for ev in events[:2]:  # role + "echo:"
+                self._chunk(sse(ev))
+        else:
+            self._head(200, "application/json")
+            self._chunk(whole[:len(whole) // 2])
+        time.sleep(0.2)
+        self._abort()  # FIN, without the terminating 0-length chunk
+
+    def _fault_endless(self, body: dict, stream: bool):
+        whole, events = self._answer(body)
+        if stream:
+            first = events[0]
+            self._start_stream()
+            self._chunk(sse(first))
+            line = sse(with_delta(first, {"content": "x"}))
+        else:
+            self._head(200, "application/json")
+            line = b" "
+        with fault_running():
+            end = time.monotonic() + ENDLESS_S
+            while time.monotonic() < end:
+                self._chunk(line)
+                time.sleep(ENDLESS_GAP_S)
+                if self.client_gone():
+                    self.close_connection = True
+                    return
+        if stream:
+            self._chunk(sse(with_delta(first, {}, "length")))
+            self._chunk(sse("[DONE]"))
+        else:
+            self._chunk(whole)
+        self._send(b"0\r\n\r\n")
+
+    def _fault_redirect(self, body: dict, stream: bool):
+        host, port = self.server.server_address[:2]
+        self._head(307, "application/json", 0,
+                   {"Location": f"http://{host}:{port}/v1/chat/completions"})
 
     def _long_stream(self, body: dict, count: int):
         """``"emulator_chunks": N``: N content chunks generated one at a time, so a stream of any
@@ -452,6 +705,9 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # The fault tests open dozens of connections at once; socketserver's default backlog of 5
+    # would drop SYNs, and a retransmitted SYN comes a second later (past a 1 s connect deadline).
+    request_queue_size = 128
     verbose = False
 
 

@@ -7,9 +7,9 @@ Wire format follows ``shared/wire/workers-ai.md``. Two doors, one behaviour:
   "errors": [], "messages": []}``, ``text/event-stream`` when the input has ``stream: true``, and
   errors in the v4 envelope ``{"success": false, "errors": [{"code", "message"}], ...}``.
   Behaviour by the token *value*, with the key words of the OpenAI emulator: ``ok`` answers;
-  ``429`` → 429 with code 3040 (capacity), ``500``/``503`` → that status, ``401`` → 401 (code
-  10000), ``400`` → 400 (5004); unknown → 401. The account id must be ``ACCOUNT``, the value of
-  ``E2E_CF_ACCOUNT`` in tests/e2e/secrets.env (else 404, code 7003).
+  ``429`` → 429 with code 3040 (capacity; no ``retry-after``), ``500``/``503`` → that status,
+  ``401`` → 401 (code 10000), ``400`` → 400 (5004); unknown → 401. The account id must be
+  ``ACCOUNT``, the value of ``E2E_CF_ACCOUNT`` in tests/e2e/secrets.env (else 404, code 7003).
 * The AI binding (the Worker's path, §1): ``tests/e2e/ai_binding/index.js`` is bound to the proxy
   as ``AI`` under ``wrangler dev``; its ``run(model, inputs)`` posts ``{"model", "inputs"}`` to
   ``POST /_emulator/ai-binding/run`` and turns the answer back into what the real binding gives:
@@ -305,7 +305,7 @@ def handle(handler, url, raw: bytes) -> None:
     if b != "ok":
         status = int(b)
         code, message = ERRORS[status]
-        handler._json(status, envelope_error(code, message), {"retry-after": "1"} if status == 429 else None)
+        handler._json(status, envelope_error(code, message))
         return
     if account != ACCOUNT:
         code, message = ERRORS[404]

@@ -142,7 +142,7 @@ pub fn check(source: &str) -> Result<Checked> {
             None => RequestLimits::DEFAULT.total_timeout_ms,
         },
         max_subrequests: match server.get("max_subrequests") {
-            Some(v) => positive_u32(v, "`max_subrequests`")?,
+            Some(v) => positive_u32(v, "`max_subrequests`", 50)?,
             None => RequestLimits::DEFAULT.max_subrequests,
         },
     };
@@ -327,7 +327,7 @@ fn target(
     };
 
     let max_tokens = match table.get("max_tokens") {
-        Some(v) => Some(positive_u32(v, "`max_tokens`")?),
+        Some(v) => Some(positive_u32(v, "`max_tokens`", 8192)?),
         None => None,
     };
 
@@ -546,7 +546,7 @@ fn one_of<T: Copy>(value: &Spanned<DeValue<'_>>, what: &str, names: &[(&str, T)]
     })
 }
 
-fn positive_u32(value: &Spanned<DeValue<'_>>, what: &str) -> Result<u32> {
+fn positive_u32(value: &Spanned<DeValue<'_>>, what: &str, example: u32) -> Result<u32> {
     let parsed = match value.get_ref() {
         DeValue::Integer(i) => u32::from_str_radix(i.as_str(), i.radix())
             .ok()
@@ -558,7 +558,7 @@ fn positive_u32(value: &Spanned<DeValue<'_>>, what: &str) -> Result<u32> {
             value.span(),
             format!("{what} must be a positive whole number"),
         )
-        .help(format!("e.g. `{} = 8192`", what.trim_matches('`')))
+        .help(format!("e.g. `{} = {example}`", what.trim_matches('`')))
     })
 }
 

@@ -188,3 +188,129 @@ fn the_run_time_override_reads_level_and_optional_format() {
     assert_eq!(LogConfig::parse("verbose"), None);
     assert_eq!(LogConfig::parse("info,xml"), None);
 }
+
+#[test]
+fn policies_default_then_server_then_target_field_by_field() {
+    use crate::schema::{CooldownPolicy, Deadlines, KeyStrategy, RequestLimits, RetryPolicy};
+    let file = parse(
+        r#"
+[server]
+auth_token = "T"
+total_timeout = 120
+max_subrequests = 20
+headers_timeout = 90
+idle_timeout = 2.5
+key_strategy = "round-robin"
+retry = { attempts = 2 }
+cooldown = { failed = 1.5, max = 300 }
+
+[[routes.r]]
+provider = "openai"
+model = "a"
+api_keys = ["K"]
+
+[[routes.r]]
+provider = "openai"
+model = "b"
+api_keys = ["K"]
+first_token_timeout = 0.25
+key_strategy = "sticky"
+retry = { base_ms = 50, max_ms = 100 }
+cooldown = { rate_limited = 0 }
+"#,
+    )
+    .expect("valid");
+    assert_eq!(
+        file.limits,
+        RequestLimits {
+            total_timeout_ms: 120_000,
+            max_subrequests: 20
+        }
+    );
+    let [server, own] = file.routes[0].targets else {
+        panic!("two targets expected");
+    };
+    assert_eq!(
+        server.policy.deadlines,
+        Deadlines {
+            headers_ms: 90_000,
+            idle_ms: 2_500,
+            ..Deadlines::DEFAULT
+        }
+    );
+    assert_eq!(server.policy.key_strategy, KeyStrategy::RoundRobin);
+    assert_eq!(
+        server.policy.retry,
+        RetryPolicy {
+            attempts: 2,
+            ..RetryPolicy::DEFAULT
+        }
+    );
+    assert_eq!(
+        server.policy.cooldown,
+        CooldownPolicy {
+            failed_ms: 1_500,
+            max_ms: 300_000,
+            ..CooldownPolicy::DEFAULT
+        }
+    );
+    assert_eq!(
+        own.policy.deadlines,
+        Deadlines {
+            first_token_ms: 250,
+            ..server.policy.deadlines
+        }
+    );
+    assert_eq!(own.policy.key_strategy, KeyStrategy::Sticky);
+    assert_eq!(
+        own.policy.retry,
+        RetryPolicy {
+            attempts: 2,
+            base_ms: 50,
+            max_ms: 100
+        }
+    );
+    assert_eq!(
+        own.policy.cooldown,
+        CooldownPolicy {
+            rate_limited_ms: 0,
+            ..server.policy.cooldown
+        }
+    );
+    let minimal = parse("[server]\nauth_token = \"T\"\n[[routes.r]]\nprovider = \"openai\"\nmodel = \"m\"\napi_keys = [\"K\"]\n").expect("valid");
+    assert_eq!(minimal.limits, RequestLimits::DEFAULT);
+    assert_eq!(minimal.routes[0].targets[0].policy, TargetPolicy::DEFAULT);
+}
+
+#[test]
+fn a_route_whose_worst_case_exceeds_max_subrequests_is_warned_about_where_it_is_named() {
+    let source = r#"[server]
+auth_token = "T"
+max_subrequests = 5
+retry = { attempts = 1 }
+
+[[routes.small]]
+provider = "openai"
+model = "m"
+api_keys = ["A", "B"]
+
+[[routes.big]]
+provider = "openai"
+model = "m"
+api_keys = ["A", "B"]
+
+[[routes.big]]
+provider = "openai"
+model = "n"
+api_keys = ["C"]
+"#;
+    let checked = crate::parse::check(source).expect("valid");
+    let [warning] = &checked.warnings[..] else {
+        panic!("one warning expected: {:?}", checked.warnings);
+    };
+    let rendered = warning.render("routes.toml", source);
+    assert!(
+        rendered.starts_with("routes.toml:11:10: route `big` may make up to 6 upstream calls on one request, more than `max_subrequests` (5)"),
+        "{rendered}"
+    );
+}

@@ -220,10 +220,16 @@ impl Host for NativeHost {
             .get(hyper::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let retry_after = response
+            .headers()
+            .get(hyper::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body = IdleBody::new(response.into_body(), &timeouts, self.now_ms());
         Ok(UpstreamResponse {
             status,
             content_type,
+            retry_after,
             body: Box::new(body),
         })
     }

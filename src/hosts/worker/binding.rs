@@ -6,7 +6,7 @@ use futures_util::stream;
 use worker::Env;
 
 use super::body::JsBody;
-use crate::core::host::{BindingCall, BindingError, UpstreamResponse};
+use crate::core::host::{BindingCall, BindingError, Timeouts, UpstreamResponse};
 
 /// `env[binding][method](...args)`, on the raw JS binding rather than through a typed wrapper
 /// such as `worker::Ai`:
@@ -22,10 +22,13 @@ use crate::core::host::{BindingCall, BindingError, UpstreamResponse};
 /// * The result may be a `ReadableStream` (its bytes are the body, read like a fetch's) or any
 ///   JSON value (`JSON.stringify`d). Either way the core translates it like an HTTP body.
 /// * A throw or a rejection is the binding's error, as text.
+/// * A stream is timed like a fetch's body (`timeouts`); the call itself has no signal to
+///   abort, so waiting for it is left to the core's headers deadline.
 pub async fn call_binding(
     env: &Env,
     name: &str,
     call: BindingCall,
+    timeouts: Timeouts,
 ) -> Result<UpstreamResponse, BindingError> {
     use worker::js_sys::{Array, Function, Promise, Reflect, JSON};
     use worker::wasm_bindgen::{JsCast, JsValue};
@@ -63,10 +66,14 @@ pub async fn call_binding(
         .await
         .map_err(thrown)?;
     if let Some(readable) = output.dyn_ref::<worker::web_sys::ReadableStream>() {
+        // Nothing to abort but the stream itself, which the watch cancels.
+        let controller = worker::web_sys::AbortController::new().map_err(thrown)?;
+        let body = JsBody::new(readable, &controller, timeouts).map_err(thrown)?;
         return Ok(UpstreamResponse {
             status: 200,
             content_type: Some("text/event-stream".to_owned()),
-            body: Box::new(JsBody::new(readable.clone())),
+            retry_after: None,
+            body: Box::new(body),
         });
     }
     let json = JSON::stringify(&output)
@@ -77,6 +84,7 @@ pub async fn call_binding(
     Ok(UpstreamResponse {
         status: 200,
         content_type: Some("application/json".to_owned()),
+        retry_after: None,
         body: Box::new(stream::iter([Ok(Bytes::from(json))])),
     })
 }

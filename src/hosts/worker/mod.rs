@@ -1,28 +1,28 @@
 //! The Workers host: `#[event(fetch)]` hands the platform's request to the core and the core's
 //! response back, streaming bodies without buffering. Every call across the JavaScript boundary
 //! costs isolate CPU, which Cloudflare meters, so the host makes few: headers are read by name
-//! when the core asks, a body only when the method has one, and a pass-through's stream is
-//! handed to the runtime after its first event ([`body::relay`]).
+//! when the core asks, a body only when the method has one, an upstream request is built in one
+//! call ([`fetch`]), and a pass-through's stream is handed to the runtime after its first event
+//! ([`body::relay`]). Cool-downs are shared between isolates through a Durable Object when the
+//! Worker is bound to one ([`health`]).
 
 mod binding;
 mod body;
+mod fetch;
+mod health;
 mod http;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use bytes::Bytes;
-use worker::js_sys::Uint8Array;
-use worker::wasm_bindgen::{JsCast, JsValue};
-use worker::wasm_bindgen_futures::JsFuture;
+use worker::wasm_bindgen::JsValue;
 use worker::{event, web_sys, Context, Env};
 
-use crate::core::health::KeyHealth;
+use crate::core::health::{Cooldown, KeyHealth};
 use crate::core::host::{
     BindingCall, BindingError, Host, NetworkError, Timeouts, UpstreamRequest, UpstreamResponse,
 };
-use body::JsBody;
 
 /// This isolate's cool-down memory.
 static HEALTH: std::sync::LazyLock<KeyHealth> = std::sync::LazyLock::new(KeyHealth::new);
@@ -32,15 +32,13 @@ thread_local! {
     static SECRETS: RefCell<HashMap<String, Option<String>>> = RefCell::new(HashMap::new());
 }
 
-/// Outbound `fetch`, bindings and secrets from the Worker's env, `Date.now()` and
-/// `console.log`.
+/// Outbound `fetch`, bindings and secrets from the Worker's env, timers, `Date.now()`,
+/// `console.log`, and the request's context for work that outlives the response.
 #[derive(Clone)]
 pub struct WorkerHost {
     env: Rc<Env>,
-}
-
-fn network(e: JsValue) -> NetworkError {
-    NetworkError(binding::js_error_text(&e))
+    /// The request's `ExecutionContext` (`ctx.waitUntil`).
+    ctx: JsValue,
 }
 
 impl Host for WorkerHost {
@@ -49,31 +47,7 @@ impl Host for WorkerHost {
         request: UpstreamRequest,
         timeouts: Timeouts,
     ) -> Result<UpstreamResponse, NetworkError> {
-        let _ = timeouts;
-        let headers = web_sys::Headers::new().map_err(network)?;
-        for (name, value) in &request.headers {
-            headers.set(name, value).map_err(network)?;
-        }
-        let init = web_sys::RequestInit::new();
-        init.set_method("POST");
-        init.set_headers(&headers);
-        init.set_body(&Uint8Array::from(&request.body[..]));
-        let global: web_sys::WorkerGlobalScope = worker::js_sys::global().unchecked_into();
-        let response: web_sys::Response =
-            JsFuture::from(global.fetch_with_str_and_init(&request.url, &init))
-                .await
-                .map_err(network)?
-                .unchecked_into();
-        let content_type = response.headers().get("content-type").ok().flatten();
-        Ok(UpstreamResponse {
-            status: response.status(),
-            content_type,
-            body: match response.body() {
-                Some(stream) => Box::new(JsBody::new(stream)),
-                // A response without a body (204, or an error with none) reads as empty.
-                None => Box::new(futures_util::stream::empty::<Result<Bytes, _>>()),
-            },
-        })
+        fetch::send(request, timeouts).await
     }
 
     async fn call_binding(
@@ -82,21 +56,23 @@ impl Host for WorkerHost {
         call: BindingCall,
         timeouts: Timeouts,
     ) -> Result<UpstreamResponse, BindingError> {
-        let _ = timeouts;
-        binding::call_binding(&self.env, binding, call).await
+        binding::call_binding(&self.env, binding, call, timeouts).await
     }
 
     async fn sleep(&self, ms: u64) {
-        let ms = ms.min(i32::MAX as u64) as i32;
-        let promise = worker::js_sys::Promise::new(&mut |resolve, _| {
-            let global: web_sys::WorkerGlobalScope = worker::js_sys::global().unchecked_into();
-            let _ = global.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
-        });
-        let _ = JsFuture::from(promise).await;
+        fetch::Sleep::new(ms).await;
     }
 
     fn health(&self) -> &KeyHealth {
         &HEALTH
+    }
+
+    async fn refresh_health(&self) {
+        health::refresh(&self.env, &self.ctx, &HEALTH, self.now_ms()).await;
+    }
+
+    fn share_cooldown(&self, key: &str, cooldown: Cooldown) {
+        health::share(&self.env, &self.ctx, key, cooldown);
     }
 
     /// Secrets and vars are fixed for an isolate's life (a new version is a new isolate), so
@@ -130,9 +106,13 @@ impl Host for WorkerHost {
 async fn fetch(
     request: web_sys::Request,
     env: Env,
-    _ctx: Context,
+    ctx: Context,
 ) -> worker::Result<web_sys::Response> {
-    let host = WorkerHost { env: Rc::new(env) };
+    let ctx: &worker::worker_sys::Context = ctx.as_ref();
+    let host = WorkerHost {
+        env: Rc::new(env),
+        ctx: AsRef::<JsValue>::as_ref(ctx).clone(),
+    };
     let incoming = http::incoming(request).await;
     let response = crate::core::handle::<crate::routes::Table, _>(&host, incoming).await;
     Ok(http::outgoing(response).await?)

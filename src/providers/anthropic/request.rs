@@ -13,6 +13,7 @@ use crate::providers::openai_input::{
     self as input, invalid, max_completion_tokens, number, text_of, text_parts, unsupported, Obj,
     ToolChoice,
 };
+use crate::providers::tool_ids::{self, Wire};
 
 use super::{default_max_tokens, JSON_TOOL};
 
@@ -174,24 +175,11 @@ fn tool_choice(body: &Obj) -> Result<Option<Value>, ProxyError> {
     Ok(Some(choice))
 }
 
-/// Tool-use ids must match `^[a-zA-Z0-9_-]+$`; ids minted by other providers are made to fit
-/// (the same way on the `tool_use` and its `tool_result`, so the pair still matches).
+/// Tool-use ids must match `^[a-zA-Z0-9_-]+$` and be unique; ids minted by other providers
+/// (Gemini's with their signature, Workers AI's with their suffix) are made to fit, the same
+/// way on the `tool_use` and its `tool_result`, so the pair still matches.
 fn tool_id(id: &str) -> String {
-    let fixed: String = id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if fixed.is_empty() {
-        "toolu_missing".into()
-    } else {
-        fixed
-    }
+    tool_ids::portable(id, Wire::Anthropic).into_owned()
 }
 
 /// Appends `blocks` as a `role` turn, merged into the previous turn when it has the same role.
@@ -503,11 +491,11 @@ mod tests {
                 {"role": "user", "content": [{"type": "text", "text": "Weather in Paris and the time?"}]},
                 {"role": "assistant", "content": [
                     {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"location": "Paris"}},
-                    {"type": "tool_use", "id": "call_2", "name": "get_time", "input": {}}
+                    {"type": "tool_use", "id": "call_2_5d7ef6d5", "name": "get_time", "input": {}}
                 ]},
                 {"role": "user", "content": [
                     {"type": "tool_result", "tool_use_id": "call_1", "content": "15 degrees"},
-                    {"type": "tool_result", "tool_use_id": "call_2", "content": [{"type": "text", "text": "12:00"}]},
+                    {"type": "tool_result", "tool_use_id": "call_2_5d7ef6d5", "content": [{"type": "text", "text": "12:00"}]},
                     {"type": "text", "text": "Thanks"}
                 ]}
             ])

@@ -1,16 +1,18 @@
 //! Anthropic SSE events → OpenAI `chat.completion.chunk` events.
 //!
 //! Nothing is written before the first content (the [`ChunkWriter`] puts the role chunk in front
-//! of it), so an `error` event that arrives after `message_start` but before any content still
-//! fails the attempt over. After that, every completed upstream event is translated and
-//! forwarded with the chunk it arrived in.
+//! of it): `message_start`, `ping` and an empty text or thinking `content_block_start` write
+//! nothing, so an `error` event that arrives after them but before any content still fails the
+//! attempt over. After that, every completed upstream event is translated and forwarded with the
+//! chunk it arrived in, and an `error` event (also a last one without its blank line) follows
+//! the output before it, then the core's error event and `[DONE]`.
 
 use std::collections::HashMap;
 
 use bytes::Bytes;
 
 use crate::core::completion::ChunkWriter;
-use crate::core::stream::Translate;
+use crate::core::stream::{InOrder, Translate};
 use crate::core::verdict::UpstreamError;
 use crate::sse::{SseEvent, SseParser};
 
@@ -47,6 +49,8 @@ pub struct StreamTranslator {
     json_answer: bool,
     stop_reason: Option<String>,
     usage: Usage,
+    /// A failure after output that is already the client's goes out after that output.
+    order: InOrder,
 }
 
 impl StreamTranslator {
@@ -64,6 +68,7 @@ impl StreamTranslator {
             json_answer: false,
             stop_reason: None,
             usage: Usage::default(),
+            order: InOrder::default(),
         }
     }
 
@@ -180,34 +185,48 @@ fn is_known(event: &str) -> bool {
 
 impl Translate for StreamTranslator {
     fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
+        self.order.deferred()?;
+        let mut failure = None;
         for event in self.parser.feed(&upstream) {
-            self.event(&event)?;
+            if let Err(e) = self.event(&event) {
+                failure = Some(e);
+                break;
+            }
         }
-        if self.parser.buffered() > MAX_PENDING {
-            return Err(UpstreamError::truncated(
+        if failure.is_none() && self.parser.buffered() > MAX_PENDING {
+            failure = Some(UpstreamError::truncated(
                 "an Anthropic stream event exceeded the size limit",
             ));
         }
-        Ok(self.take())
+        let out = self.take();
+        self.order.result(out, failure)
     }
 
     fn end(&mut self) -> Result<Bytes, UpstreamError> {
+        self.order.deferred()?;
+        let mut failure = None;
         if let Some(event) = self.parser.finish() {
-            self.event(&event)?;
+            failure = self.event(&event).err();
         }
-        if !self.stopped {
-            return Err(UpstreamError::truncated(
+        if failure.is_none() && !self.stopped {
+            failure = Some(UpstreamError::truncated(
                 "the Anthropic stream ended before `message_stop`",
             ));
         }
-        Ok(self.take())
+        let out = self.take();
+        self.order.result(out, failure)
+    }
+
+    fn failure(&mut self) -> Option<UpstreamError> {
+        self.order.take()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::test_support::sse_payloads;
+    use crate::core::stream::EarlyFailure;
+    use crate::providers::test_support::{self, sse_payloads};
     use serde_json::{json, Value};
 
     const TEXT: &str = include_str!("../../../tests/fixtures/anthropic/text.sse");
@@ -397,6 +416,73 @@ mod tests {
         assert_eq!(e.error.kind, "overloaded_error");
         assert_eq!(e.error.message, "Overloaded");
         assert_eq!((e.error.param.clone(), e.error.code.clone()), (None, None));
+    }
+
+    fn client_sees(chunks: &[&'static str]) -> Result<String, EarlyFailure> {
+        test_support::client_sees(
+            Box::new(StreamTranslator::new(1_700_000_000, false, false)),
+            chunks,
+        )
+    }
+
+    #[test]
+    fn nothing_before_the_first_token_commits() {
+        // `message_start`, `ping` and an empty text block hold; the first delta releases the
+        // role chunk with it.
+        let head = &TEXT[..TEXT.find("event: content_block_delta").unwrap()];
+        let mut t = StreamTranslator::new(1, false, false);
+        assert!(t.chunk(Bytes::from(head.to_owned())).unwrap().is_empty());
+        let first = &TEXT[head.len()..];
+        let first = &first[..first.find("\n\n").unwrap() + 2];
+        let out = t.chunk(Bytes::from(first.to_owned())).unwrap();
+        let deltas: Vec<Value> = sse_payloads(std::str::from_utf8(&out).unwrap())
+            .iter()
+            .map(|e| e["choices"][0]["delta"].clone())
+            .collect();
+        assert_eq!(
+            deltas,
+            [
+                json!({"role": "assistant", "content": ""}),
+                json!({"content": "Hello"})
+            ]
+        );
+        // An error after all that is still the attempt's.
+        let Err(EarlyFailure::InBand(e)) = client_sees(&[
+            Box::leak(head.to_owned().into_boxed_str()),
+            "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}",
+        ]) else {
+            panic!("expected an in-band failure");
+        };
+        assert_eq!(e.status, 529);
+    }
+
+    #[test]
+    fn a_late_error_event_follows_all_content_before_it() {
+        let (head, tail) = MID_ERROR.split_at(MID_ERROR.find("event: error").unwrap());
+        let head: &'static str = Box::leak(head.to_owned().into_boxed_str());
+        // Whole, in the same piece as content, and cut before its blank line.
+        let whole: &'static str = Box::leak(MID_ERROR.trim_end().to_owned().into_boxed_str());
+        let cut: &'static str = Box::leak(tail.trim_end().to_owned().into_boxed_str());
+        // Content and a whole error event in one piece, after content was sent: both go out.
+        let at = MID_ERROR.find("event: content_block_delta").unwrap();
+        let at = at + MID_ERROR[at..].find("\n\n").unwrap() + 2;
+        let (sent, with_error) = MID_ERROR.split_at(at);
+        let sent: &'static str = Box::leak(sent.to_owned().into_boxed_str());
+        let with_error: &'static str = Box::leak(with_error.to_owned().into_boxed_str());
+        for chunks in [vec![whole], vec![head, cut], vec![sent, with_error]] {
+            let out = client_sees(&chunks).unwrap();
+            let events = sse_payloads(&out);
+            let text: String = events
+                .iter()
+                .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+                .collect();
+            assert_eq!(text, "Partial answer");
+            assert_eq!(
+                events[events.len() - 2]["error"]["type"],
+                "overloaded_error"
+            );
+            assert_eq!(events[events.len() - 1], "[DONE]");
+        }
     }
 
     #[test]

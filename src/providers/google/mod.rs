@@ -121,6 +121,24 @@ pub fn key_rejected(status: u16, body: &[u8]) -> bool {
     reason_invalid || envelope.error.message.starts_with("API key not valid")
 }
 
+/// The wait a 429's `google.rpc.RetryInfo` detail asks for (`"retryDelay": "30s"`), in ms.
+pub fn retry_delay_ms(status: u16, body: &[u8]) -> Option<u64> {
+    if status != 429 {
+        return None;
+    }
+    let envelope = serde_json::from_slice::<wire::ErrorEnvelope>(body).ok()?;
+    envelope.error.details.iter().find_map(|d| {
+        let is_retry_info = d
+            .get("@type")
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|t| t.ends_with("google.rpc.RetryInfo"));
+        let delay = d.get("retryDelay")?.as_str()?.strip_suffix('s')?;
+        let seconds: f64 = delay.parse().ok()?;
+        (is_retry_info && seconds.is_finite() && seconds >= 0.0)
+            .then(|| (seconds * 1000.0).ceil() as u64)
+    })
+}
+
 /// The `{model}` path segment: the bare id (a `models/` prefix, as `models.list` spells names,
 /// is accepted too).
 fn model_path(model: &str) -> &str {
@@ -182,7 +200,8 @@ impl Provider for Google {
     }
 
     fn failure(_prepared: &Prepared, status: u16, body: &[u8]) -> UpstreamError {
-        let failure = UpstreamError::answered(status, error(status, body));
+        let failure = UpstreamError::answered(status, error(status, body))
+            .retry_after(retry_delay_ms(status, body));
         if key_rejected(status, body) {
             failure.rejecting_key()
         } else {
@@ -211,6 +230,16 @@ impl Provider for Google {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_429s_retry_info_is_read_as_its_delay() {
+        let body = br#"{"error":{"code":429,"message":"Resource has been exhausted","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"37s"}]}}"#;
+        assert_eq!(retry_delay_ms(429, body), Some(37_000));
+        let fractional = br#"{"error":{"code":429,"message":"x","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"1.5s"}]}}"#;
+        assert_eq!(retry_delay_ms(429, fractional), Some(1_500));
+        assert_eq!(retry_delay_ms(503, body), None);
+        assert_eq!(retry_delay_ms(429, b"{}"), None);
+    }
     use crate::core::route::Via;
 
     /// A Google target for `model`, `'static` as the generated table's are.

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
-use crate::core::stream::Translate;
+use crate::core::stream::{InOrder, Translate};
 use crate::core::verdict::UpstreamError;
 use crate::sse::SseParser;
 
@@ -87,10 +87,8 @@ pub struct StreamTranslator {
     ids: IdMinter,
     choices: BTreeMap<u32, Choice>,
     usage: UsageMetadata,
-    /// Client bytes were returned: from now on a failure is reported after them.
-    sent: bool,
-    /// A failure found while this call's output was pending; reported on the next call.
-    deferred: Option<UpstreamError>,
+    /// A failure after output that is already the client's goes out after that output.
+    order: InOrder,
 }
 
 impl StreamTranslator {
@@ -108,8 +106,7 @@ impl StreamTranslator {
             ids: IdMinter::new(created),
             choices: BTreeMap::new(),
             usage: UsageMetadata::default(),
-            sent: false,
-            deferred: None,
+            order: InOrder::default(),
         }
     }
 
@@ -201,28 +198,16 @@ impl StreamTranslator {
     }
 
     /// The output so far, or `failure`: dropped (so the core fails over) while nothing has
-    /// reached the client, else returned now with the failure kept for the next call.
+    /// reached the client, else returned now with the failure right after it.
     fn result(&mut self, failure: Option<UpstreamError>) -> Result<Bytes, UpstreamError> {
         let out = self.out.take();
-        match failure {
-            Some(e) if !self.sent || out.is_empty() => Err(e),
-            Some(e) => {
-                self.deferred = Some(e);
-                Ok(out)
-            }
-            None => {
-                self.sent |= !out.is_empty();
-                Ok(out)
-            }
-        }
+        self.order.result(out, failure)
     }
 }
 
 impl Translate for StreamTranslator {
     fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
-        if let Some(e) = self.deferred.take() {
-            return Err(e);
-        }
+        self.order.deferred()?;
         self.raw.feed(&upstream);
         let mut failure = None;
         for event in self.parser.feed(&upstream) {
@@ -243,9 +228,7 @@ impl Translate for StreamTranslator {
     }
 
     fn end(&mut self) -> Result<Bytes, UpstreamError> {
-        if let Some(e) = self.deferred.take() {
-            return Err(e);
-        }
+        self.order.deferred()?;
         let mut failure = None;
         if let Some(event) = self.parser.finish() {
             failure = self.event(&event.data).err();
@@ -264,12 +247,17 @@ impl Translate for StreamTranslator {
         }
         self.result(failure)
     }
+
+    fn failure(&mut self) -> Option<UpstreamError> {
+        self.order.take()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::test_support::sse_payloads;
+    use crate::core::stream::EarlyFailure;
+    use crate::providers::test_support::{self, sse_payloads};
     use serde_json::{json, Value};
 
     const TEXT: &str = include_str!("../../../tests/fixtures/google/text.sse");
@@ -532,7 +520,79 @@ mod tests {
         );
         let second = t.chunk(Bytes::from(rest)).unwrap();
         assert!(std::str::from_utf8(&second).unwrap().contains("boardwalk"));
+        // Taken right after that output, or else returned by the next call.
+        assert_eq!(t.failure().unwrap().status, 503);
+        assert!(t.failure().is_none());
+        let mut t = StreamTranslator::new(1, "g", false);
+        t.chunk(Bytes::from(head.to_owned())).unwrap();
+        t.chunk(Bytes::from(format!(
+            "{}{}",
+            &TEXT[head.len()..TEXT.rfind("data:").unwrap()],
+            FIRST_ERROR
+        )))
+        .unwrap();
         assert_eq!(t.end().unwrap_err().status, 503);
+    }
+
+    const ERROR_EVENT: &str = "data: {\"error\": {\"code\": 503, \"message\": \"The model is overloaded. Please try again later.\", \"status\": \"UNAVAILABLE\"}}";
+
+    fn client_sees(chunks: &[&'static str]) -> Result<String, EarlyFailure> {
+        let translator = StreamTranslator::new(1_700_000_000, "gemini-target", false);
+        test_support::client_sees(Box::new(translator), chunks)
+    }
+
+    #[test]
+    fn empty_events_do_not_commit() {
+        let empty = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"\",\"thoughtSignature\":\"s\"}],\"role\":\"model\"},\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":3},\"responseId\":\"r\"}\r\n\r\n";
+        let mut t = StreamTranslator::new(1, "g", false);
+        assert!(t.chunk(Bytes::from(empty)).unwrap().is_empty());
+        assert!(t.chunk(Bytes::from("data: {}\r\n\r\n")).unwrap().is_empty());
+        let Err(EarlyFailure::InBand(e)) = client_sees(&[empty, ERROR_EVENT]) else {
+            panic!("expected an in-band failure");
+        };
+        assert_eq!(e.status, 503);
+    }
+
+    #[test]
+    fn an_error_event_at_the_very_end_without_its_blank_line_reaches_the_client() {
+        let text = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Okay\"}]}}],\"responseId\":\"r\"}\r\n\r\n";
+        for chunks in [
+            vec![text, ERROR_EVENT],
+            vec![Box::leak(format!("{text}{ERROR_EVENT}").into_boxed_str())],
+        ] {
+            let out = client_sees(&chunks).unwrap();
+            let events = sse_payloads(&out);
+            assert_eq!(deltas(&out)[1], json!({"content": "Okay"}));
+            assert_eq!(
+                events[events.len() - 2]["error"]["message"],
+                "The model is overloaded. Please try again later."
+            );
+            assert_eq!(events[events.len() - 1], "[DONE]");
+            assert!(!out.contains("finish_reason\":\"stop"));
+        }
+        // Before any content it is the attempt's failure.
+        let Err(EarlyFailure::InBand(e)) = client_sees(&[ERROR_EVENT]) else {
+            panic!("expected an in-band failure");
+        };
+        assert_eq!(e.status, 503);
+    }
+
+    #[test]
+    fn a_stream_that_ends_mid_answer_without_its_blank_line_ends_with_an_error() {
+        // The last event (content, no finishReason) is read at the end of the body; the stream
+        // was cut, so the client gets that content, then the error and `[DONE]`.
+        let out = client_sees(&[
+            "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Okay\"}]}}],\"responseId\":\"r\"}\r\n\r\n",
+            "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\" then\"}]}}],\"responseId\":\"r\"}",
+        ])
+        .unwrap();
+        let events = sse_payloads(&out);
+        assert_eq!(deltas(&out)[2], json!({"content": " then"}));
+        assert_eq!(
+            events[events.len() - 2]["error"]["code"],
+            "stream_interrupted"
+        );
+        assert_eq!(events[events.len() - 1], "[DONE]");
     }
 
     #[test]

@@ -318,7 +318,7 @@ mod tests {
             (5004, 400, Verdict::ClientError),
             (5007, 400, Verdict::ClientError),
             (3003, 400, Verdict::ClientError),
-            (3042, 404, Verdict::ClientError),
+            (3042, 404, Verdict::Retry),
             (3006, 413, Verdict::ClientError),
             (5005, 405, Verdict::ClientError),
             (9999, 502, Verdict::Retry),

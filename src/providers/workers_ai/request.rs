@@ -17,6 +17,8 @@
 //! OpenAI's own options. `stream_options` is never sent: the usage chunk is built here from the
 //! final cumulative usage event, whatever the model streams.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Map, Value};
 
 use super::{family, Family, DEFAULT_MAX_TOKENS};
@@ -24,6 +26,7 @@ use crate::core::error::ProxyError;
 use crate::core::request::ChatRequest;
 use crate::core::route::Target;
 use crate::providers::openai_input::{self as input, invalid};
+use crate::providers::tool_ids::{self, Wire};
 
 /// How error messages name the provider.
 const PROVIDER: &str = "Workers AI";
@@ -146,9 +149,10 @@ fn legacy_response_format(rf: &Value) -> Option<Value> {
 }
 
 /// A tool-call id as the model first wrote it: the suffix added on the way out
-/// ([`super::output::outgoing_id`]) is removed, so the model sees its own ids again.
-fn upstream_id(id: &str) -> &str {
-    id.split(super::output::ID_MARKER).next().unwrap_or(id)
+/// ([`super::output::outgoing_id`]) is removed, so the model sees its own ids again (and
+/// another provider's id loses what only that provider reads, [`tool_ids::portable`]).
+fn upstream_id(id: &str) -> Cow<'_, str> {
+    tool_ids::portable(id, Wire::WorkersAi)
 }
 
 /// Text of a content value: a string as is, text parts concatenated, `null` as `""`.
@@ -199,7 +203,7 @@ fn message(m: &Value, i: usize, fam: Family) -> Result<Value, ProxyError> {
         if let Some(id) = m.get("tool_call_id").and_then(Value::as_str) {
             out.insert(
                 "tool_call_id".into(),
-                Value::String(upstream_id(id).to_owned()),
+                Value::String(upstream_id(id).into_owned()),
             );
         }
     }
@@ -224,7 +228,7 @@ fn tool_call(call: &input::ToolCall<'_>) -> Value {
         "function": {"name": call.name, "arguments": call.raw_arguments},
     });
     if !call.id.is_empty() {
-        out["id"] = Value::String(upstream_id(call.id).to_owned());
+        out["id"] = Value::String(upstream_id(call.id).into_owned());
     }
     out
 }

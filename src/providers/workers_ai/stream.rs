@@ -23,7 +23,7 @@ use serde_json::Value;
 use super::output::{self, fnv, response_id, CallPiece, Calls, Output, Part, Usage};
 use super::response::parse_whole;
 use crate::core::completion::ChunkWriter;
-use crate::core::stream::{Translate, MAX_WHOLE_BODY};
+use crate::core::stream::{InOrder, Translate, MAX_WHOLE_BODY};
 use crate::core::verdict::UpstreamError;
 use crate::sse::{SseEvent, SseParser};
 
@@ -60,6 +60,8 @@ pub struct StreamTranslator {
     usage: Option<Usage>,
     /// Incremental usage summed from OpenAI-format chunks, the fallback.
     chunk_usage: Option<Usage>,
+    /// A failure after output that is already the client's goes out after that output.
+    order: InOrder,
 }
 
 impl StreamTranslator {
@@ -82,6 +84,7 @@ impl StreamTranslator {
             finish: None,
             usage: None,
             chunk_usage: None,
+            order: InOrder::default(),
         }
     }
 
@@ -213,13 +216,14 @@ impl StreamTranslator {
     }
 }
 
-impl Translate for StreamTranslator {
-    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
+impl StreamTranslator {
+    /// Reads one upstream chunk into `self.out`.
+    fn read(&mut self, upstream: Bytes) -> Result<(), UpstreamError> {
         if self.mode == Mode::Undecided {
             match upstream.iter().find(|b| !b.is_ascii_whitespace()) {
                 None => {
                     self.whole.extend_from_slice(&upstream);
-                    return Ok(Bytes::new());
+                    return Ok(());
                 }
                 Some(b'{' | b'"' | b'[') => self.mode = Mode::Whole,
                 Some(_) => {
@@ -251,10 +255,11 @@ impl Translate for StreamTranslator {
                 }
             }
         }
-        Ok(self.out.take())
+        Ok(())
     }
 
-    fn end(&mut self) -> Result<Bytes, UpstreamError> {
+    /// Reads the end of the body into `self.out`.
+    fn read_end(&mut self) -> Result<(), UpstreamError> {
         match self.mode {
             Mode::Whole => self.replay()?,
             Mode::Undecided => {
@@ -276,14 +281,34 @@ impl Translate for StreamTranslator {
                 }
             }
         }
-        Ok(self.out.take())
+        Ok(())
+    }
+}
+
+impl Translate for StreamTranslator {
+    fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
+        self.order.deferred()?;
+        let failure = self.read(upstream).err();
+        let out = self.out.take();
+        self.order.result(out, failure)
+    }
+
+    fn end(&mut self) -> Result<Bytes, UpstreamError> {
+        self.order.deferred()?;
+        let failure = self.read_end().err();
+        let out = self.out.take();
+        self.order.result(out, failure)
+    }
+
+    fn failure(&mut self) -> Option<UpstreamError> {
+        self.order.take()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::providers::test_support::sse_payloads;
+    use crate::providers::test_support::{self, sse_payloads};
     use serde_json::json;
 
     fn fixture(name: &str) -> String {
@@ -482,11 +507,58 @@ mod tests {
     }
 
     #[test]
+    fn a_late_error_event_follows_the_content_before_it() {
+        let error =
+            "data: {\"error\":\"InferenceUpstreamError: 3040: Capacity temporarily exceeded\"}";
+        let client_sees = |chunks: &[&'static str]| {
+            test_support::client_sees(Box::new(StreamTranslator::new("m", 1, false, 10)), chunks)
+        };
+        let with_error: &'static str =
+            Box::leak(format!("data: {{\"response\":\" b\"}}\n\n{error}\n\n").into_boxed_str());
+        // In one piece with content after the first token, and last without its blank line.
+        for chunks in [
+            vec!["data: {\"response\":\"a\"}\n\n", with_error],
+            vec![
+                "data: {\"response\":\"a\"}\n\ndata: {\"response\":\" b\"}\n\n",
+                error,
+            ],
+        ] {
+            let out = client_sees(&chunks).unwrap();
+            let text: String = deltas(&out)
+                .iter()
+                .filter_map(|d| d.get("content").and_then(Value::as_str))
+                .collect();
+            assert_eq!(text, "a b", "{chunks:?}");
+            let p = sse_payloads(&out);
+            let message = p[p.len() - 2]["error"]["message"]
+                .as_str()
+                .unwrap_or_default();
+            assert!(message.contains("Capacity temporarily exceeded"), "{out}");
+            assert_eq!(p[p.len() - 1], json!("[DONE]"));
+            assert!(finish(&out).is_empty());
+        }
+        assert!(client_sees(&[error]).is_err());
+    }
+
+    #[test]
     fn nothing_is_written_before_the_first_content() {
         let mut t = StreamTranslator::new("m", 1, false, 10);
         assert!(t
             .chunk(Bytes::from_static(
                 b"data: {\"response\":\"\",\"p\":\"abc\"}\n\n"
+            ))
+            .unwrap()
+            .is_empty());
+        // Nor for an OpenAI-format role-only chunk or a usage-only event.
+        assert!(t
+            .chunk(Bytes::from_static(
+                b"data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n"
+            ))
+            .unwrap()
+            .is_empty());
+        assert!(t
+            .chunk(Bytes::from_static(
+                b"data: {\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":0,\"total_tokens\":1}}\n\n"
             ))
             .unwrap()
             .is_empty());

@@ -1,0 +1,180 @@
+//! Outbound `fetch` for [`Host::send`](crate::core::host::Host::send), and the timer behind
+//! [`Host::sleep`](crate::core::host::Host::sleep).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use worker::js_sys::{Promise, Uint8Array};
+use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
+use worker::wasm_bindgen_futures::JsFuture;
+use worker::web_sys::{AbortController, Response};
+
+use super::binding::js_error_text;
+use super::body::JsBody;
+use crate::core::host::{NetworkError, Timeouts, UpstreamRequest, UpstreamResponse};
+
+// The request is built in JavaScript from the headers as one string, so that sending costs one
+// call into the runtime rather than one per header and option. `redirect: "manual"`: a 3xx
+// reaches the core as the attempt's answer (a failure); following it would send the key to
+// wherever the Location points.
+#[wasm_bindgen(inline_js = r#"
+export function upstreamFetch(url, headers, body, signal) {
+  const pairs = headers.split("\n");
+  const init = new Headers();
+  for (let i = 0; i + 1 < pairs.length; i += 2) init.set(pairs[i], pairs[i + 1]);
+  return fetch(url, { method: "POST", headers: init, body, redirect: "manual", signal });
+}
+
+export class Timer {
+  constructor(ms) {
+    this.id = null;
+    this.done = new Promise((resolve) => {
+      this.id = setTimeout(resolve, ms);
+    });
+  }
+
+  cancel() {
+    clearTimeout(this.id);
+  }
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = upstreamFetch, catch)]
+    fn upstream_fetch(
+        url: &str,
+        headers: &str,
+        body: &Uint8Array,
+        signal: &worker::web_sys::AbortSignal,
+    ) -> Result<Promise, JsValue>;
+
+    /// A `setTimeout` whose promise is `done`.
+    type Timer;
+
+    #[wasm_bindgen(constructor)]
+    fn new(ms: f64) -> Timer;
+
+    #[wasm_bindgen(method, getter)]
+    fn done(this: &Timer) -> Promise;
+
+    #[wasm_bindgen(method)]
+    fn cancel(this: &Timer);
+}
+
+fn network(e: JsValue) -> NetworkError {
+    NetworkError(js_error_text(&e))
+}
+
+/// Aborts the request it guards when dropped: the core gave up waiting for the headers (it races
+/// `send` against its headers deadline) or the request failed.
+struct AbortOnDrop(Option<AbortController>);
+
+impl AbortOnDrop {
+    /// Leaves the request alone when dropped: the body's watch owns the controller now.
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(controller) = self.0.take() {
+            controller.abort();
+        }
+    }
+}
+
+/// `request`'s headers as `name\nvalue\n...` for [`upstream_fetch`]. Values are trimmed of the
+/// whitespace `Headers.set` would strip anyway; one with a line break inside cannot be sent, and
+/// is refused by name only (it may be a key).
+fn header_lines(request: &UpstreamRequest) -> Result<String, NetworkError> {
+    let mut lines = String::with_capacity(256);
+    for (name, value) in &request.headers {
+        let value = value.trim_matches([' ', '\t', '\r', '\n']);
+        if value.contains(['\r', '\n']) {
+            return Err(NetworkError(format!(
+                "the `{name}` header's value contains a line break"
+            )));
+        }
+        lines.push_str(name);
+        lines.push('\n');
+        lines.push_str(value);
+        lines.push('\n');
+    }
+    Ok(lines)
+}
+
+/// Sends `request` and waits for the response headers. The connection and the headers share one
+/// wait: `fetch` does not tell connecting from waiting, so `timeouts.connect_ms` is left to the
+/// core's headers deadline (which drops this future, and so aborts the fetch). The body is
+/// then timed by its watch ([`JsBody`]).
+pub async fn send(
+    request: UpstreamRequest,
+    timeouts: Timeouts,
+) -> Result<UpstreamResponse, NetworkError> {
+    let headers = header_lines(&request)?;
+    let controller = AbortController::new().map_err(network)?;
+    let guard = AbortOnDrop(Some(controller.clone()));
+    let promise = upstream_fetch(
+        &request.url,
+        &headers,
+        &Uint8Array::from(&request.body[..]),
+        &controller.signal(),
+    )
+    .map_err(network)?;
+    let response: Response = JsFuture::from(promise)
+        .await
+        .map_err(network)?
+        .unchecked_into();
+    let head = response.headers();
+    let content_type = head.get("content-type").ok().flatten();
+    let retry_after = head.get("retry-after").ok().flatten();
+    let body: crate::core::host::UpstreamBody = match response.body() {
+        // From here the body's watch aborts the fetch; until it exists, the guard does.
+        Some(stream) => {
+            let body = JsBody::new(&stream, &controller, timeouts).map_err(network)?;
+            guard.disarm();
+            Box::new(body)
+        }
+        // A response without a body (204, or an error with none) reads as empty.
+        None => Box::new(futures_util::stream::empty::<Result<Bytes, _>>()),
+    };
+    Ok(UpstreamResponse {
+        status: response.status(),
+        content_type,
+        retry_after,
+        body,
+    })
+}
+
+/// Resolves after a `setTimeout`; dropped early, it clears the timer (the core races it against
+/// `send`, and a headers deadline is minutes long).
+pub struct Sleep {
+    timer: Timer,
+    done: JsFuture,
+}
+
+impl Sleep {
+    /// A sleep of `ms` milliseconds.
+    pub fn new(ms: u64) -> Self {
+        // setTimeout takes a signed 32-bit delay; longer ones would fire at once.
+        let timer = Timer::new(ms.min(i32::MAX as u64) as f64);
+        let done = JsFuture::from(timer.done());
+        Self { timer, done }
+    }
+}
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.get_mut().done).poll(cx).map(|_| ())
+    }
+}
+
+impl Drop for Sleep {
+    fn drop(&mut self) {
+        self.timer.cancel();
+    }
+}

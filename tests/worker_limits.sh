@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# The Worker's limits on an upstream, under plain `workerd serve` (tests/worker_limits.capnp.in),
+# against a misbehaving upstream Worker (tests/worker_limits_upstream.js); whether the proxy
+# aborted its fetch is seen on the TCP connection to the upstream. Routes:
+# tests/routes/worker_limits.toml (idle 1 s, headers 1 s, total 3 s).
+#
+#   translated-idle      a translated stream goes silent: the client's stream ends with the
+#                        idle_timeout error event and [DONE] after ~1 s; the fetch is aborted
+#   translated-deadline  a translated stream never ends: total_timeout ends it the same way
+#   relay-deadline       a relayed (pass-through) stream never ends: total_timeout ends it
+#   relay-idle           a relayed stream goes silent: the relay enforces the deadline only
+#                        (src/hosts/worker/body.rs says why), so total_timeout ends it
+#   json-idle            a JSON answer stalls midway: an error answer naming idle_timeout
+#   headers-stall        no headers: the core's headers deadline gives up and the fetch is aborted
+#   redirect             a 307 is an attempt failure, never followed
+#
+# Builds the Worker into target/worker-limits/build (WL_SKIP_BUILD=1 reuses it). Ports 18191
+# (proxy) and 18192 (upstream). Exits nonzero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=target/worker-limits
+PROXY=18191 UPSTREAM=18192
+mkdir -p "$OUT"
+
+if [ -z "${WL_SKIP_BUILD:-}" ]; then
+  ROUTES_TOML=tests/routes/worker_limits.toml WORKER_OUT_DIR="$OUT/build" ./scripts/build-worker.sh \
+    > "$OUT/build.log" 2>&1 || { cat "$OUT/build.log" >&2; exit 1; }
+fi
+
+for port in $PROXY $UPSTREAM; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "port $port is in use (a previous run still alive?)" >&2
+    exit 1
+  fi
+done
+
+sed -e "s|@PORT_PROXY@|$PROXY|g" -e "s|@PORT_UPSTREAM@|$UPSTREAM|g" \
+  tests/worker_limits.capnp.in > "$OUT/workerd.capnp"
+node_modules/.bin/workerd serve "$OUT/workerd.capnp" > "$OUT/workerd.log" 2>&1 &
+workerd_pid=$!
+stop() {
+  # workerd drains open requests on SIGTERM, and the upstream holds some open: SIGKILL after 2 s.
+  kill "$workerd_pid" 2>/dev/null || return 0
+  for _ in $(seq 1 20); do kill -0 "$workerd_pid" 2>/dev/null || break; sleep 0.1; done
+  kill -KILL "$workerd_pid" 2>/dev/null || true
+  wait "$workerd_pid" 2>/dev/null || true
+}
+trap stop EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  echo "--- $OUT/workerd.log (last lines)" >&2
+  tail -n 30 "$OUT/workerd.log" >&2
+  exit 1
+}
+
+for _ in $(seq 1 150); do
+  curl -fsS -o /dev/null "http://127.0.0.1:$PROXY/health" 2>/dev/null && break
+  kill -0 "$workerd_pid" 2>/dev/null || fail "workerd exited"
+  sleep 0.2
+done
+
+# ask route stream → "status seconds" on stdout, the body in $OUT/<route>.body
+ask() {
+  curl -sS -o "$OUT/$1.body" -w '%{http_code} %{time_total}\n' --max-time 20 \
+    "http://127.0.0.1:$PROXY/v1/chat/completions" -H "Authorization: Bearer wl-token" \
+    -H "Content-Type: application/json" \
+    -d "{\"model\":\"$1\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":$2}"
+}
+# requests case → the requests the upstream saw for that case
+requests() {
+  curl -fsS "http://127.0.0.1:$UPSTREAM/_status?case=$1" | python3 -c 'import json, sys; print(json.load(sys.stdin)["requests"])'
+}
+between() { python3 -c 'import sys; t, lo, hi = map(float, sys.argv[1:]); sys.exit(not lo <= t <= hi)' "$@"; }
+# A stream that ended with the core's late-failure tail: content, then an error event whose
+# message contains $2, then [DONE].
+stream_tail() {
+  python3 - "$OUT/$1.body" "$2" <<'PY' || fail "$1: the stream did not end with the error event and [DONE]: $(cat "$OUT/$1.body")"
+import json, sys
+text = open(sys.argv[1]).read()
+events = [e[len("data: "):] for e in text.split("\n\n") if e.startswith("data: ")]
+assert events[-1] == "[DONE]", events[-1:]
+error = json.loads(events[-2])["error"]
+assert sys.argv[2] in error["message"], error
+assert any("Hi" in e for e in events[:-2]), "no content before the error"
+PY
+}
+# The proxy's connection to the upstream is gone: its fetch was aborted (an upstream that holds a
+# request open for 30 s would otherwise keep it). Every answer here is cut short, so no
+# connection to the upstream is idle in a pool.
+aborted() {
+  for _ in $(seq 1 20); do
+    [ -z "$(ss -Htn state established "( dport = :$UPSTREAM )")" ] && return 0
+    sleep 0.1
+  done
+  fail "$1: the connection to the upstream is still open: $(ss -Htn state established "( dport = :$UPSTREAM )")"
+}
+
+read -r code secs <<<"$(ask translated-idle true)"
+[ "$code" = 200 ] || fail "translated-idle: HTTP $code"
+stream_tail translated-idle "no data for 1 s (idle_timeout)"
+between "$secs" 0.9 2.5 || fail "translated-idle took $secs s"
+aborted translated-idle
+echo "ok: translated stream, idle: error event + [DONE] after $secs s, upstream aborted"
+
+read -r code secs <<<"$(ask translated-deadline true)"
+[ "$code" = 200 ] || fail "translated-deadline: HTTP $code"
+stream_tail translated-deadline "total_timeout"
+between "$secs" 2.5 4.5 || fail "translated-deadline took $secs s"
+aborted translated-deadline
+echo "ok: translated stream, deadline: error event + [DONE] after $secs s, upstream aborted"
+
+read -r code secs <<<"$(ask relay-deadline true)"
+[ "$code" = 200 ] || fail "relay-deadline: HTTP $code"
+stream_tail relay-deadline "total_timeout"
+between "$secs" 2.5 4.5 || fail "relay-deadline took $secs s"
+aborted relay-deadline
+echo "ok: relayed stream, deadline: error event + [DONE] after $secs s, upstream aborted"
+
+read -r code secs <<<"$(ask relay-idle true)"
+[ "$code" = 200 ] || fail "relay-idle: HTTP $code"
+stream_tail relay-idle "total_timeout"
+between "$secs" 2.5 4.5 || fail "relay-idle took $secs s"
+aborted relay-idle
+echo "ok: relayed stream, silent: ended by the deadline (not idle) after $secs s, upstream aborted"
+
+read -r code secs <<<"$(ask json-idle false)"
+[ "$code" != 200 ] || fail "json-idle: HTTP 200"
+grep -q "idle_timeout" "$OUT/json-idle.body" || fail "json-idle: $(cat "$OUT/json-idle.body")"
+between "$secs" 0.9 2.5 || fail "json-idle took $secs s"
+aborted json-idle
+echo "ok: JSON answer, idle: HTTP $code naming idle_timeout after $secs s, upstream aborted"
+
+read -r code secs <<<"$(ask headers-stall false)"
+[ "$code" != 200 ] || fail "headers-stall: HTTP 200"
+between "$secs" 0.9 2.5 || fail "headers-stall took $secs s"
+aborted headers-stall
+echo "ok: no headers: HTTP $code after $secs s, the fetch aborted"
+
+read -r code secs <<<"$(ask redirect false)"
+[ "$code" != 200 ] || fail "redirect: HTTP 200"
+grep -q "307" "$OUT/redirect.body" || fail "redirect: $(cat "$OUT/redirect.body")"
+[ "$(requests redirect)" = 1 ] || fail "the redirect was requested $(requests redirect) times"
+[ "$(requests redirect-target)" = 0 ] || fail "the redirect was followed"
+echo "ok: a 307 is an attempt failure (HTTP $code) and is not followed"
+echo "Worker limits: PASS"

@@ -4,23 +4,25 @@
 # aborted its fetch is seen on the TCP connection to the upstream. Routes:
 # tests/routes/worker_limits.toml (idle 1 s, headers 1 s, total 3 s).
 #
-#   translated-idle      a translated stream goes silent: the client's stream ends with the
-#                        idle_timeout error event and [DONE] after ~1 s; the fetch is aborted
-#   translated-deadline  a translated stream never ends: total_timeout ends it the same way
-#   relay-deadline       a relayed (pass-through) stream never ends: total_timeout ends it
-#   relay-idle           a relayed stream goes silent: the relay enforces the deadline only
-#                        (src/hosts/worker/body.rs says why), so total_timeout ends it
-#   json-idle            a JSON answer stalls midway: an error answer naming idle_timeout
-#   headers-stall        no headers: the core's headers deadline gives up and the fetch is aborted
-#   redirect             a 307 is an attempt failure, never followed
+#   translated-idle       a translated stream goes silent: the client's stream ends with the
+#                         idle_timeout error event and [DONE] after ~1 s; the fetch is aborted
+#   translated-deadline   a translated stream never ends: total_timeout ends it the same way
+#   passthrough-idle      the same for a pass-through (OpenAI) stream read chunk by chunk
+#   passthrough-deadline  (PROXY_RELAY=watch)
+#   json-idle             a JSON answer stalls midway: an error answer naming idle_timeout
+#   headers-stall         no headers: the core's headers deadline gives up, the fetch is aborted
+#   redirect              a 307 is an attempt failure, never followed
+#   by default (a second proxy service): a pass-through piped by the runtime after its first
+#   token ends at total_timeout, silent or not (only the deadline is enforced there)
 #
 # Builds the Worker into target/worker-limits/build (WL_SKIP_BUILD=1 reuses it). Ports 18191
-# (proxy) and 18192 (upstream). Exits nonzero on the first failure.
+# (proxy with PROXY_RELAY=watch), 18192 (upstream), 18193 (proxy as deployed by default). Exits nonzero on the first
+# failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 OUT=target/worker-limits
-PROXY=18191 UPSTREAM=18192
+PROXY=18191 UPSTREAM=18192 PIPE=18193
 mkdir -p "$OUT"
 
 if [ -z "${WL_SKIP_BUILD:-}" ]; then
@@ -28,14 +30,14 @@ if [ -z "${WL_SKIP_BUILD:-}" ]; then
     > "$OUT/build.log" 2>&1 || { cat "$OUT/build.log" >&2; exit 1; }
 fi
 
-for port in $PROXY $UPSTREAM; do
+for port in $PROXY $UPSTREAM $PIPE; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is in use (a previous run still alive?)" >&2
     exit 1
   fi
 done
 
-sed -e "s|@PORT_PROXY@|$PROXY|g" -e "s|@PORT_UPSTREAM@|$UPSTREAM|g" \
+sed -e "s|@PORT_PROXY@|$PROXY|g" -e "s|@PORT_UPSTREAM@|$UPSTREAM|g" -e "s|@PORT_PIPE@|$PIPE|g" \
   tests/worker_limits.capnp.in > "$OUT/workerd.capnp"
 node_modules/.bin/workerd serve "$OUT/workerd.capnp" > "$OUT/workerd.log" 2>&1 &
 workerd_pid=$!
@@ -55,16 +57,18 @@ fail() {
   exit 1
 }
 
-for _ in $(seq 1 150); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$PROXY/health" 2>/dev/null && break
-  kill -0 "$workerd_pid" 2>/dev/null || fail "workerd exited"
-  sleep 0.2
+for port in $PROXY $PIPE; do
+  for _ in $(seq 1 150); do
+    curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null && break
+    kill -0 "$workerd_pid" 2>/dev/null || fail "workerd exited"
+    sleep 0.2
+  done
 done
 
-# ask route stream → "status seconds" on stdout, the body in $OUT/<route>.body
+# ask route stream [port] → "status seconds" on stdout, the body in $OUT/<route>.body
 ask() {
   curl -sS -o "$OUT/$1.body" -w '%{http_code} %{time_total}\n' --max-time 20 \
-    "http://127.0.0.1:$PROXY/v1/chat/completions" -H "Authorization: Bearer wl-token" \
+    "http://127.0.0.1:${3:-$PROXY}/v1/chat/completions" -H "Authorization: Bearer wl-token" \
     -H "Content-Type: application/json" \
     -d "{\"model\":\"$1\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"stream\":$2}"
 }
@@ -86,15 +90,31 @@ assert sys.argv[2] in error["message"], error
 assert any("Hi" in e for e in events[:-2]), "no content before the error"
 PY
 }
+# Established TCP connections to the upstream's port (from /proc, so that no tool is needed).
+connections() {
+  python3 - "$UPSTREAM" <<'PY'
+import sys
+port = "%04X" % int(sys.argv[1])
+for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+    try:
+        lines = open(table).read().splitlines()[1:]
+    except OSError:
+        continue
+    for line in lines:
+        fields = line.split()
+        if fields[2].endswith(":" + port) and fields[3] == "01":
+            print(fields[1], fields[2])
+PY
+}
 # The proxy's connection to the upstream is gone: its fetch was aborted (an upstream that holds a
-# request open for 30 s would otherwise keep it). Every answer here is cut short, so no
+# request open for 10 s would otherwise keep it). Every answer here is cut short, so no
 # connection to the upstream is idle in a pool.
 aborted() {
   for _ in $(seq 1 20); do
-    [ -z "$(ss -Htn state established "( dport = :$UPSTREAM )")" ] && return 0
+    [ -z "$(connections)" ] && return 0
     sleep 0.1
   done
-  fail "$1: the connection to the upstream is still open: $(ss -Htn state established "( dport = :$UPSTREAM )")"
+  fail "$1: the connection to the upstream is still open: $(connections)"
 }
 
 read -r code secs <<<"$(ask translated-idle true)"
@@ -111,19 +131,33 @@ between "$secs" 2.5 4.5 || fail "translated-deadline took $secs s"
 aborted translated-deadline
 echo "ok: translated stream, deadline: error event + [DONE] after $secs s, upstream aborted"
 
-read -r code secs <<<"$(ask relay-deadline true)"
-[ "$code" = 200 ] || fail "relay-deadline: HTTP $code"
-stream_tail relay-deadline "total_timeout"
-between "$secs" 2.5 4.5 || fail "relay-deadline took $secs s"
-aborted relay-deadline
-echo "ok: relayed stream, deadline: error event + [DONE] after $secs s, upstream aborted"
+read -r code secs <<<"$(ask passthrough-idle true)"
+[ "$code" = 200 ] || fail "passthrough-idle: HTTP $code"
+stream_tail passthrough-idle "no data for 1 s (idle_timeout)"
+between "$secs" 0.9 2.5 || fail "passthrough-idle took $secs s"
+aborted passthrough-idle
+echo "ok: watched pass-through (PROXY_RELAY=watch), idle: error event + [DONE] after $secs s, upstream aborted"
 
-read -r code secs <<<"$(ask relay-idle true)"
-[ "$code" = 200 ] || fail "relay-idle: HTTP $code"
-stream_tail relay-idle "total_timeout"
-between "$secs" 2.5 4.5 || fail "relay-idle took $secs s"
-aborted relay-idle
-echo "ok: relayed stream, silent: ended by the deadline (not idle) after $secs s, upstream aborted"
+read -r code secs <<<"$(ask passthrough-deadline true)"
+[ "$code" = 200 ] || fail "passthrough-deadline: HTTP $code"
+stream_tail passthrough-deadline "total_timeout"
+between "$secs" 2.5 4.5 || fail "passthrough-deadline took $secs s"
+aborted passthrough-deadline
+echo "ok: watched pass-through, deadline: error event + [DONE] after $secs s, upstream aborted"
+
+read -r code secs <<<"$(ask passthrough-deadline true $PIPE)"
+[ "$code" = 200 ] || fail "piped passthrough-deadline: HTTP $code"
+stream_tail passthrough-deadline "total_timeout"
+between "$secs" 2.5 4.5 || fail "piped passthrough-deadline took $secs s"
+aborted passthrough-deadline
+echo "ok: piped pass-through (the default), deadline: error event + [DONE] after $secs s, upstream aborted"
+
+read -r code secs <<<"$(ask passthrough-idle true $PIPE)"
+[ "$code" = 200 ] || fail "piped passthrough-idle: HTTP $code"
+stream_tail passthrough-idle "total_timeout"
+between "$secs" 2.5 4.5 || fail "piped passthrough-idle took $secs s"
+aborted passthrough-idle
+echo "ok: piped pass-through, silent: ended by the deadline (the pipe has no idle limit) after $secs s, upstream aborted"
 
 read -r code secs <<<"$(ask json-idle false)"
 [ "$code" != 200 ] || fail "json-idle: HTTP 200"

@@ -78,12 +78,12 @@ export default {
       case "translated-deadline":
         return stream(ANTHROPIC_START + anthropicDelta("Hi"), () => anthropicDelta(" x"), 100,
           "text/event-stream");
-      // OpenAI, relayed: a content chunk every 100 ms, without end.
-      case "relay-deadline":
+      // OpenAI, passed through: a content chunk every 100 ms, without end.
+      case "passthrough-deadline":
         return stream(openaiChunk(null) + openaiChunk("Hi"), () => openaiChunk(" x"), 100,
           "text/event-stream");
-      // OpenAI, relayed: a first token, then silence.
-      case "relay-idle":
+      // OpenAI, passed through: a first token, then silence.
+      case "passthrough-idle":
         return stream(openaiChunk(null) + openaiChunk("Hi"), null, 0, "text/event-stream");
       // A JSON answer cut in the middle, then silence.
       case "json-idle":

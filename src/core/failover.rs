@@ -252,7 +252,7 @@ impl<'a, H: Host> Failover<'a, H> {
             KeyStrategy::RoundRobin => Some(
                 self.host
                     .health()
-                    .next_turn(std::ptr::from_ref(target) as usize),
+                    .next_turn(std::ptr::from_ref(target) as usize) as u64,
             ),
             KeyStrategy::Sticky => self.request.session.as_deref().map(fnv1a),
         };
@@ -267,8 +267,9 @@ impl<'a, H: Host> Failover<'a, H> {
                 .is_none()
         });
         if !healthy.is_empty() {
-            let len = healthy.len();
-            healthy.rotate_left(start % len);
+            let len = healthy.len() as u64;
+            // Reduced in 64 bits: on wasm32 a `usize` would keep only the hash's low half.
+            healthy.rotate_left((start % len) as usize);
         }
         healthy.extend(cooling);
         healthy
@@ -644,11 +645,10 @@ async fn within<H: Host, F: Future>(host: &H, ms: u64, future: F) -> Option<F::O
 }
 
 /// FNV-1a: a session id's stable hash, the same on every host and isolate.
-fn fnv1a(text: &str) -> usize {
-    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
         (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    });
-    hash as usize
+    })
 }
 
 /// A pseudo-random number for backoff jitter (splitmix64 over the clock and a counter): jitter

@@ -28,6 +28,7 @@ concurrently (the slowest take the 6 s total deadline) and each test checks its 
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -170,7 +171,7 @@ def run_raw(cell: Cell, out: Outcome) -> None:
     with httpx.stream("POST", f"{PROXY_URL}/v1/chat/completions", json=request_body(cell, out.test_id),
                       headers={"authorization": f"Bearer {TOKEN}"}, timeout=30) as r:
         out.status, out.headers = r.status_code, dict(r.headers)
-        out.raw = b"".join(r.iter_raw())
+        out.raw = b"".join(r.iter_bytes())
 
 
 def run_cell(cell: Cell) -> Outcome:
@@ -240,16 +241,24 @@ def check_midstream(cell: Cell, out: Outcome, fault: str) -> None:
     assert out.headers["content-type"].startswith("text/event-stream")
     raw = out.raw.replace(b"\r\n", b"\n")
     assert raw.endswith(b"data: [DONE]\n\n"), raw[-300:]
-    # every block is whole: SSE fields only, each data payload a complete JSON object
+    # every block is whole: SSE fields only, each data payload a complete JSON object (an empty
+    # block, from a tail that first closes whatever event was open, dispatches nothing)
     for block in raw.decode().split("\n\n")[:-1]:
-        assert all(line.startswith(("data: ", ":")) for line in block.split("\n")), repr(block[:300])
+        if block:
+            assert all(line.startswith(("data: ", ":")) for line in block.split("\n")), repr(block[:300])
     payloads = parse_sse(raw)
     assert payloads[-1] == "[DONE]" and "[DONE]" not in payloads[:-1]
+    # The Worker pipes a pass-through stream after its first token (no proxy code per chunk, the
+    # default: README "Worker pass-through"), so when the upstream is cut mid-event the client
+    # keeps the half event; the error event and [DONE] still follow, whole.
+    half_allowed = fault == "resetmid" and os.environ.get("E2E_HOST") == "worker"
     events = []
-    for payload in payloads[:-1]:
+    for i, payload in enumerate(payloads[:-1]):
         try:
             events.append(json.loads(payload))
         except json.JSONDecodeError:
+            if half_allowed and i == len(payloads) - 3:
+                continue
             raise AssertionError(f"a half-written event reached the client: {payload[:300]!r}") from None
         assert isinstance(events[-1], dict), payload
     assert "error" in events[-1], events[-1]

@@ -1,9 +1,9 @@
 //! Bodies between the runtime and the core. An upstream's `ReadableStream` is read in Rust
-//! until the core has its first bytes ([`JsBody`]); then the runtime carries the rest: a
-//! pass-through's unchanged ([`relay`]: piped in the runtime's own code), a translated one
+//! until the core has its first bytes ([`JsBody`]); then the runtime carries the rest: a stream
 //! read in JavaScript and fed to the core's driver a chunk at a time ([`translate`]), a JSON
-//! answer read whole ([`collect`]). The Workers runtime meters CPU, and a Rust future awaiting
-//! a JavaScript promise costs several calls across the boundary per chunk.
+//! answer read whole ([`collect`]), or, with `PROXY_RELAY=pipe`, a pass-through's unchanged
+//! ([`relay`]: piped in the runtime's own code). The Workers runtime meters CPU, and a Rust
+//! future awaiting a JavaScript promise costs several calls across the boundary per chunk.
 //!
 //! Every upstream body is timed by a [`Watch`] (JavaScript, below): one timer per body, re-armed
 //! at most once per idle period, ends the body with [`BodyError::idle`] after `idle_ms` without
@@ -37,11 +37,13 @@ use crate::core::stream::{
 // (a translated stream is pulled by the client) is not an upstream that went silent.
 //
 // `relay()` hands the stream to the runtime's pipe, whose chunks no JavaScript sees: from then
-// on only the deadline is enforced. Seeing each chunk would take a JavaScript read and write per
-// chunk, which costs the pass-through 3-4 times the CPU of the pipe per event (measured under
-// workerd: 33-46 µs against 9 µs per event, whether by a read loop, a TransformStream or a tee
-// into a DigestStream), and the runtime's pipe cannot be paused and resumed to sample it (a
-// pipe stopped with a signal loses the chunk in flight).
+// on only the deadline is enforced, not idle. Seeing each chunk takes JavaScript per chunk, and
+// that is what the pipe saves: measured under workerd (benches/load's upstream, 4 connections),
+// the proxy's pass-through costs 10 µs of CPU per event through the pipe against 42 µs when
+// every chunk goes through `translatedStream` (1,000-event streams; 2.4x on paced ones), and a
+// bare JavaScript read loop, a TransformStream or a tee into a DigestStream cost 33-46 µs against
+// the pipe's 9. The pipe cannot be sampled instead: one stopped with a signal and resumed loses
+// the chunk in flight.
 //
 // `close()` stops the timer and aborts the fetch (a no-op once the body was read to its end):
 // the core dropped the body, the client went away, or the body is over.
@@ -73,6 +75,8 @@ export class Watch {
   }
 
   read() {
+    // Expired before this read began (a binding's stream, with no fetch to abort, would wait).
+    if (this.expired) return Promise.reject(new Error("expired"));
     if (this.reader === null) this.reader = this.stream.getReader();
     this.reading = true;
     this.last = Date.now();
@@ -390,7 +394,7 @@ impl RelayEnd {
 }
 
 /// The client's body for an SSE pass-through: `first`, then the rest of the upstream stream
-/// piped by the runtime, with no proxy code per chunk.
+/// piped by the runtime, with no proxy code per chunk (`PROXY_RELAY=pipe`).
 pub fn relay(parts: RelayParts<JsBody>) -> Result<ReadableStream, JsValue> {
     let RelayParts {
         first,

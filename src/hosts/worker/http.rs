@@ -64,8 +64,27 @@ pub async fn incoming(request: web_sys::Request) -> IncomingRequest {
     }
 }
 
+/// How a pass-through stream (OpenAI) is carried after its first event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassThrough {
+    /// Read by the runtime's JavaScript and fed to the core's driver a chunk at a time, like a
+    /// translated stream (`PROXY_RELAY=watch`): idle_timeout, a cut event completed by the
+    /// error, a stream closed without `[DONE]` reported, all as natively, for 2.5-4x the CPU
+    /// per event.
+    Watched,
+    /// Piped by the runtime after the first token, no proxy code per chunk: the default, because
+    /// CPU per event is what Cloudflare meters (the Free plan allows 10 ms per request). After
+    /// the first token only total_timeout is enforced, a stream closed without `[DONE]` is
+    /// passed on as it ended, and the error after a cut cannot be put into the event it cut
+    /// ([`body::relay`]).
+    Piped,
+}
+
 /// The platform's response for `response`.
-pub async fn outgoing(response: ProxyResponse) -> Result<web_sys::Response, JsValue> {
+pub async fn outgoing(
+    response: ProxyResponse,
+    pass_through: PassThrough,
+) -> Result<web_sys::Response, JsValue> {
     let headers = web_sys::Headers::new()?;
     for (name, value) in &response.headers {
         headers.set(name, value)?;
@@ -82,7 +101,7 @@ pub async fn outgoing(response: ProxyResponse) -> Result<web_sys::Response, JsVa
             &init,
         ),
         ResponseBody::Upstream(body) => {
-            let stream = match upstream(body) {
+            let stream = match upstream(body, pass_through) {
                 Carried::Stream(stream) => stream?,
                 Carried::Whole(parts) => {
                     return match body::collect(parts).await {
@@ -96,7 +115,7 @@ pub async fn outgoing(response: ProxyResponse) -> Result<web_sys::Response, JsVa
                                 status: 502,
                                 error: UpstreamError::truncated(message).error,
                             };
-                            Box::pin(outgoing(error.into_response())).await
+                            Box::pin(outgoing(error.into_response(), pass_through)).await
                         }
                     };
                 }
@@ -114,19 +133,20 @@ enum Carried {
     Whole(DriverParts<JsBody>),
 }
 
-/// The cheapest way to carry `body` that keeps its meaning: a JSON answer read whole; a
-/// pass-through stream handed to the runtime after its first event; a translated stream read
-/// by the runtime and fed to the translator a chunk at a time. A body that is not a fetch's or
-/// a binding's stream goes through the core's own pump.
-fn upstream(body: ClientBody) -> Carried {
-    let body = if body.framing() == Framing::Sse && body.relays() {
-        match body.take_rest::<JsBody>() {
-            Ok(parts) => return Carried::Stream(body::relay(parts)),
-            Err(body) => body,
-        }
-    } else {
-        body
-    };
+/// The cheapest way to carry `body` that keeps its meaning: a JSON answer read whole; a stream
+/// read by the runtime and fed to the translator a chunk at a time (or, if `pass_through` says
+/// so, a pass-through's handed to the runtime after its first event). A body that is not a
+/// fetch's or a binding's stream goes through the core's own pump.
+fn upstream(body: ClientBody, pass_through: PassThrough) -> Carried {
+    let body =
+        if pass_through == PassThrough::Piped && body.framing() == Framing::Sse && body.relays() {
+            match body.take_rest::<JsBody>() {
+                Ok(parts) => return Carried::Stream(body::relay(parts)),
+                Err(body) => body,
+            }
+        } else {
+            body
+        };
     match body.take_driver::<JsBody>() {
         Ok(parts) if parts.driver.framing() == Framing::Json => Carried::Whole(parts),
         Ok(parts) => Carried::Stream(body::translate(parts)),

@@ -2,9 +2,10 @@
 //! response back, streaming bodies without buffering. Every call across the JavaScript boundary
 //! costs isolate CPU, which Cloudflare meters, so the host makes few: headers are read by name
 //! when the core asks, a body only when the method has one, an upstream request is built in one
-//! call ([`fetch`]), and a pass-through's stream is handed to the runtime after its first event
-//! ([`body::relay`]). Cool-downs are shared between isolates through a Durable Object when the
-//! Worker is bound to one ([`health`]).
+//! call ([`fetch`]), and a stream is read by the runtime's JavaScript, not by Rust futures
+//! ([`body`]; `PROXY_RELAY=pipe` hands a pass-through's to the runtime's pipe instead).
+//! Cool-downs are shared between isolates through a Durable Object when the Worker is bound to
+//! one ([`health`]).
 
 mod binding;
 mod body;
@@ -115,5 +116,13 @@ async fn fetch(
     };
     let incoming = http::incoming(request).await;
     let response = crate::core::handle::<crate::routes::Table, _>(&host, incoming).await;
-    Ok(http::outgoing(response).await?)
+    let pass_through = match host.secret(RELAY_VAR).as_deref() {
+        Some("watch") => http::PassThrough::Watched,
+        _ => http::PassThrough::Piped,
+    };
+    Ok(http::outgoing(response, pass_through).await?)
 }
+
+/// The var (or secret) that has pass-through streams read chunk by chunk after their first token
+/// (`PROXY_RELAY=watch`, [`http::PassThrough::Watched`]) rather than piped by the runtime.
+const RELAY_VAR: &str = "PROXY_RELAY";

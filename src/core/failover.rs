@@ -381,15 +381,18 @@ impl<'a, H: Host> Failover<'a, H> {
         }
         let mut body = response.body;
         let mut translator = P::translator(target, prepared, host.now_ms() / 1000);
-        // A stream commits on its first token; a whole answer once it has all been read.
-        let step = if self.request.stream {
-            deadlines
-                .first_token_ms
-                .saturating_sub(host.now_ms().saturating_sub(started))
+        // A stream commits on its first token, raced against its deadline; a whole answer once
+        // it has all been read, which the host's body already bounds by idle_timeout and the
+        // request's deadline (ending it with a BodyError), so it needs no timer of its own.
+        let (wait, is_deadline) = if self.request.stream {
+            self.wait(
+                deadlines
+                    .first_token_ms
+                    .saturating_sub(host.now_ms().saturating_sub(started)),
+            )
         } else {
-            u64::MAX
+            (u64::MAX, false)
         };
-        let (wait, is_deadline) = self.wait(step);
         let committed = match within(host, wait, stream::commit(translator.as_mut(), &mut body))
             .await
         {

@@ -2,8 +2,9 @@
 //! response back, streaming bodies without buffering. Every call across the JavaScript boundary
 //! costs isolate CPU, which Cloudflare meters, so the host makes few: headers are read by name
 //! when the core asks, a body only when the method has one, an upstream request is built in one
-//! call ([`fetch`]), and a stream is read by the runtime's JavaScript, not by Rust futures
-//! ([`body`]; `PROXY_RELAY=pipe` hands a pass-through's to the runtime's pipe instead).
+//! call ([`fetch`]), a translated stream is read by the runtime's JavaScript, not by Rust
+//! futures, and a pass-through's rest is piped by the runtime itself ([`body`];
+//! `PROXY_RELAY=watch` has it read chunk by chunk instead).
 //! Cool-downs are shared between isolates through a Durable Object when the Worker is bound to
 //! one ([`health`]).
 

@@ -27,16 +27,22 @@ export function upstreamFetch(url, headers, body, signal) {
   return fetch(url, { method: "POST", headers: init, body, redirect: "manual", signal });
 }
 
+// Cancelling also settles the promise: a Rust future on a promise that never settles is never
+// freed (wasm-bindgen's JsFuture and its callbacks hold each other until the promise settles),
+// and the core drops a timer on nearly every request (the headers deadline it did not need).
 export class Timer {
   constructor(ms) {
     this.id = null;
+    this.resolve = null;
     this.done = new Promise((resolve) => {
+      this.resolve = resolve;
       this.id = setTimeout(resolve, ms);
     });
   }
 
   cancel() {
     clearTimeout(this.id);
+    this.resolve();
   }
 }
 "#)]

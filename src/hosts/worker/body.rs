@@ -147,8 +147,9 @@ function text(e) {
 // the runtime. If the upstream fails midway (or the watch's deadline aborts it), the body ends
 // with `end`'s bytes (the core's error event and `[DONE]`). All in JavaScript: the request's I/O
 // context may be gone when the pipe settles, and a Rust future waiting on it would never be
-// woken (nor freed). The pipe's signal is the watch's controller, so that a deadline also stops
-// a body that is not a fetch's.
+// woken (nor freed). The pipe needs no signal of its own: the watch's deadline aborts the fetch,
+// which errors the pipe's source (a relayed body is always a fetch's: only pass-throughs are
+// relayed).
 export function relayStream(first, watch, end) {
   const rest = watch.relay();
   const { readable, writable } = new IdentityTransformStream();
@@ -156,7 +157,7 @@ export function relayStream(first, watch, end) {
   writer.write(first)
     .then(() => {
       writer.releaseLock();
-      return rest.pipeTo(writable, { preventAbort: true, signal: watch.controller.signal });
+      return rest.pipeTo(writable, { preventAbort: true });
     })
     .then(() => {
       watch.finished = true;

@@ -110,6 +110,17 @@ enum Tried {
     Failed(bool),
 }
 
+/// One call in flight: the target and key it went to, and when it started.
+#[derive(Clone, Copy)]
+struct Call<'k> {
+    index: usize,
+    target: &'static Target,
+    via: Via,
+    /// The cool-down memory's key for `via` on the target's model.
+    key: &'k str,
+    started: u64,
+}
+
 /// One request's way through a route: the attempts so far, and what every attempt needs.
 pub struct Failover<'a, H> {
     host: &'a H,
@@ -308,6 +319,13 @@ impl<'a, H: Host> Failover<'a, H> {
     ) -> Tried {
         let host = self.host;
         let started = host.now_ms();
+        let call = Call {
+            index,
+            target,
+            via,
+            key,
+            started,
+        };
         let deadlines = target.policy.deadlines;
         let timeouts = Timeouts {
             connect_ms: deadlines.connect_ms,
@@ -346,20 +364,12 @@ impl<'a, H: Host> Failover<'a, H> {
             Some(sent) => sent,
             None => {
                 let what = format!("no response headers within {}", seconds(wait));
-                return self.timed_out(
-                    index,
-                    via,
-                    key,
-                    started,
-                    "headers_timeout",
-                    what,
-                    is_deadline,
-                );
+                return self.timed_out(&call, "headers_timeout", what, is_deadline);
             }
         };
         let response = match sent {
             Ok(response) => response,
-            Err(Ok(thrown)) => return self.judge(index, via, key, started, thrown, None),
+            Err(Ok(thrown)) => return self.judge(&call, thrown, None),
             Err(Err(outcome)) => {
                 let (status, strike) = match &outcome {
                     Outcome::KeyNotSet => ("key-not-set", None),
@@ -375,9 +385,7 @@ impl<'a, H: Host> Failover<'a, H> {
             }
         };
         if !(200..300).contains(&response.status) {
-            return self
-                .refused::<P>(index, target, prepared, via, key, started, response)
-                .await;
+            return self.refused::<P>(&call, prepared, response).await;
         }
         let mut body = response.body;
         let mut translator = P::translator(target, prepared, host.now_ms() / 1000);
@@ -393,37 +401,28 @@ impl<'a, H: Host> Failover<'a, H> {
         } else {
             (u64::MAX, false)
         };
-        let committed = match within(host, wait, stream::commit(translator.as_mut(), &mut body))
-            .await
-        {
-            None => {
-                let what = format!(
-                    "no token within {} of sending",
-                    seconds(deadlines.first_token_ms)
-                );
-                return self.timed_out(
-                    index,
-                    via,
-                    key,
-                    started,
-                    "first_token_timeout",
-                    what,
-                    is_deadline,
-                );
-            }
-            Some(Ok(committed)) => committed,
-            Some(Err(EarlyFailure::InBand(failure))) => {
-                return self.judge(index, via, key, started, failure, None);
-            }
-            Some(Err(EarlyFailure::Body(reason))) => {
-                if BodyError(reason.clone()).is_deadline() {
-                    return self.timed_out(index, via, key, started, "total_timeout", reason, true);
+        let committed =
+            match within(host, wait, stream::commit(translator.as_mut(), &mut body)).await {
+                None => {
+                    let what = format!(
+                        "no token within {} of sending",
+                        seconds(deadlines.first_token_ms)
+                    );
+                    return self.timed_out(&call, "first_token_timeout", what, is_deadline);
                 }
-                let failure =
-                    UpstreamError::in_band(502, ErrorObject::for_status(reason, 502, None));
-                return self.judge(index, via, key, started, failure, None);
-            }
-        };
+                Some(Ok(committed)) => committed,
+                Some(Err(EarlyFailure::InBand(failure))) => {
+                    return self.judge(&call, failure, None);
+                }
+                Some(Err(EarlyFailure::Body(reason))) => {
+                    if BodyError(reason.clone()).is_deadline() {
+                        return self.timed_out(&call, "total_timeout", reason, true);
+                    }
+                    let failure =
+                        UpstreamError::in_band(502, ErrorObject::for_status(reason, 502, None));
+                    return self.judge(&call, failure, None);
+                }
+            };
         host.health().recovered(key);
         self.log(index, via, "200", host.now_ms().saturating_sub(started));
         let on_late_failure = self.log.on_interrupted(host, index, via);
@@ -438,21 +437,16 @@ impl<'a, H: Host> Failover<'a, H> {
     /// A non-2xx answer, judged. Only an answer that may be the client's error, or that may
     /// carry a retry hint in its body (a 429), is read: the client sees the first's message; a
     /// retried one's body is never shown, and an overloaded upstream may never finish sending.
-    #[allow(clippy::too_many_arguments)]
     async fn refused<P: Provider>(
         &mut self,
-        index: usize,
-        target: &'static Target,
+        call: &Call<'_>,
         prepared: &P::Prepared,
-        via: Via,
-        key: &str,
-        started: u64,
         response: UpstreamResponse,
     ) -> Tried {
         let status = response.status;
         let body = if status == 429 || verdict::of_status(status) == Verdict::ClientError {
             // A 429's body only matters for a retry hint: not worth a long wait.
-            let idle = target.policy.deadlines.idle_ms;
+            let idle = call.target.policy.deadlines.idle_ms;
             let (wait, _) = self.wait(if status == 429 { idle.min(5_000) } else { idle });
             within(self.host, wait, read_bounded(response.body))
                 .await
@@ -465,23 +459,13 @@ impl<'a, H: Host> Failover<'a, H> {
             .as_deref()
             .and_then(verdict::retry_after_ms);
         let failure = P::failure(prepared, status, &body);
-        self.judge(index, via, key, started, failure, hint)
+        self.judge(call, failure, hint)
     }
 
     /// A deadline passed before the client got a byte: the attempt failed. `total` says it was
     /// the request's own deadline, after which nothing more is tried.
-    #[allow(clippy::too_many_arguments)]
-    fn timed_out(
-        &mut self,
-        index: usize,
-        via: Via,
-        key: &str,
-        started: u64,
-        which: &str,
-        what: String,
-        total: bool,
-    ) -> Tried {
-        let ms = self.host.now_ms().saturating_sub(started);
+    fn timed_out(&mut self, call: &Call<'_>, which: &str, what: String, total: bool) -> Tried {
+        let ms = self.host.now_ms().saturating_sub(call.started);
         let reason = if total {
             self.stopped = Some(Stop::Deadline(self.limits.total_timeout_ms));
             format!(
@@ -491,10 +475,14 @@ impl<'a, H: Host> Failover<'a, H> {
         } else {
             format!("{what} ({which})")
         };
-        if let Some(target) = self.route.targets.get(index) {
-            self.strike(target, key, Strike::Failed);
-        }
-        self.failed(index, via, Outcome::Timeout(reason), "timeout", ms);
+        self.strike(call.target, call.key, Strike::Failed);
+        self.failed(
+            call.index,
+            call.via,
+            Outcome::Timeout(reason),
+            "timeout",
+            ms,
+        );
         Tried::Failed(!total)
     }
 
@@ -518,16 +506,8 @@ impl<'a, H: Host> Failover<'a, H> {
 
     /// Applies the verdict on `failure`: settles the request with the client's error, or
     /// records the failed attempt and cools its key down.
-    fn judge(
-        &mut self,
-        index: usize,
-        via: Via,
-        key: &str,
-        started: u64,
-        failure: UpstreamError,
-        hint_ms: Option<u64>,
-    ) -> Tried {
-        let ms = self.host.now_ms().saturating_sub(started);
+    fn judge(&mut self, call: &Call<'_>, failure: UpstreamError, hint_ms: Option<u64>) -> Tried {
+        let ms = self.host.now_ms().saturating_sub(call.started);
         let status = failure.status;
         let (logged, outcome) = if failure.in_band {
             let reason = failure.error.message.clone();
@@ -538,7 +518,7 @@ impl<'a, H: Host> Failover<'a, H> {
         } else {
             (status.to_string(), Outcome::Status(status))
         };
-        self.log(index, via, &logged, ms);
+        self.log(call.index, call.via, &logged, ms);
         let verdict = failure.verdict();
         let strike = match verdict {
             // Answered now: the client's error, not an attempt that failed over.
@@ -554,10 +534,8 @@ impl<'a, H: Host> Failover<'a, H> {
             },
             Verdict::Retry => Strike::Failed,
         };
-        if let Some(target) = self.route.targets.get(index) {
-            self.strike(target, key, strike);
-        }
-        self.record(index, via, outcome);
+        self.strike(call.target, call.key, strike);
+        self.record(call.index, call.via, outcome);
         Tried::Failed(status >= 500)
     }
 

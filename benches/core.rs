@@ -16,7 +16,9 @@ mod native {
     };
 
     static HEALTH: std::sync::LazyLock<KeyHealth> = std::sync::LazyLock::new(KeyHealth::new);
-    use ai_worker_proxy::core::http::{IncomingRequest, Method, RequestBody, ResponseBody};
+    use ai_worker_proxy::core::http::{
+        body_ready, IncomingRequest, Method, RequestBody, ResponseBody,
+    };
     use ai_worker_proxy::core::provider::Provider;
     use ai_worker_proxy::core::request::ChatRequest;
     use ai_worker_proxy::core::route::{Target, TargetPolicy, Via};
@@ -53,6 +55,23 @@ mod native {
         policy: TargetPolicy::DEFAULT,
     };
     const GEMINI_EVENT: &str = "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Hello\"}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 9,\"candidatesTokenCount\": 1,\"totalTokenCount\": 10},\"modelVersion\": \"gemini-2.5-flash\",\"responseId\": \"mAitaJfXMtqr1dkPt8Tg0Q0\"}\r\n\r\n";
+    /// A tool schema of ten definitions, each naming the next four times (issue 12's shape).
+    static FAN_OUT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let level = |i: usize| {
+            let next = format!(r##"{{"$ref":"#/$defs/d{}"}}"##, i + 1);
+            format!(
+                r#""d{i}":{{"type":"object","description":"one level","properties":{{"a":{next},"b":{next},"c":{next},"d":{next}}}}}"#
+            )
+        };
+        let defs: Vec<String> = (0..10).map(level).collect();
+        let schema = format!(
+            r##"{{"type":"object","$defs":{{{},"d10":{{"type":"string"}}}},"properties":{{"root":{{"$ref":"#/$defs/d0"}}}}}}"##,
+            defs.join(",")
+        );
+        format!(
+            r#"{{"model":"g","messages":[{{"role":"user","content":"hi"}}],"tools":[{{"type":"function","function":{{"name":"explode","parameters":{schema}}}}}]}}"#
+        )
+    });
     const CLAUDE_DELTA: &str = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n";
 
     /// An upstream that answers every request at once with a 200-chunk SSE stream.
@@ -96,7 +115,9 @@ mod native {
                 "authorization".to_owned(),
                 "Bearer value-of-PROXY_AUTH_TOKEN".to_owned(),
             )]),
-            body: RequestBody::Complete(Bytes::from_static(REQUEST.as_bytes())),
+            body: body_ready(RequestBody::Complete(Bytes::from_static(
+                REQUEST.as_bytes(),
+            ))),
         }
     }
 
@@ -159,6 +180,13 @@ mod native {
         group.bench_function("request translation (tools, 0.8 KB)", |b| {
             let request = ChatRequest::parse(REQUEST.as_bytes()).unwrap_or_else(|_| unreachable!());
             b.iter(|| black_box(Google::prepare(&GEMINI, black_box(&request), &|_| None)))
+        });
+        group.bench_function("fan-out schema (1.6 KB, 4^10 nodes inlined) refused", |b| {
+            let request = ChatRequest::parse(FAN_OUT.as_bytes()).unwrap_or_else(|_| unreachable!());
+            b.iter(|| {
+                let refused = Google::prepare(&GEMINI, black_box(&request), &|_| None).is_err();
+                black_box(refused)
+            })
         });
         group.throughput(Throughput::Bytes(GEMINI_EVENT.len() as u64));
         group.bench_function("stream translation per text event", |b| {

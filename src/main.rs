@@ -8,7 +8,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() -> std::process::ExitCode {
+    use ai_worker_proxy::core::route::Routes;
     use ai_worker_proxy::hosts::native::{cli, dev_vars, server, Shared};
+    use ai_worker_proxy::routes::Table;
     use std::process::ExitCode;
 
     let options = match cli::parse(std::env::args().skip(1)) {
@@ -23,7 +25,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let shared = Shared::new(dev_vars::load());
-    match server::run(options.listen, options.threads, shared) {
+    match server::run(options.listen, options.threads, shared, Table::SERVER) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("ai-worker-proxy: cannot serve on {}: {e}", options.listen);

@@ -96,9 +96,10 @@ impl SseParser {
     pub fn finish(&mut self) -> Option<SseEvent> {
         let mut out = Vec::new();
         if !self.line.is_empty() {
+            // No BOM is stripped here: `feed` already did at the start of the stream, and one
+            // later on is part of the line (a stream shorter than a BOM holds no whole one).
             let line = std::mem::take(&mut self.line);
-            let line = line.strip_prefix(BOM).unwrap_or(&line);
-            self.line_done(line, &mut out);
+            self.line_done(&line, &mut out);
         }
         self.line_done(b"", &mut out);
         out.pop()
@@ -229,6 +230,10 @@ mod tests {
         assert_eq!(parse_all(&[b"data: x\n"]), vec![ev("", "x")]);
         assert_eq!(parse_all(&[b"data: x\r"]), vec![ev("", "x")]);
         assert!(parse_all(&[b""]).is_empty());
+        // Found by fuzzing (sse_parse): a BOM after the first line is not skipped, even in a
+        // last line without its line end.
+        assert!(parse_all(&[b"\n\xEF\xBB\xBFdata"]).is_empty());
+        assert!(parse_all(&[b"\n", b"\xEF\xBB\xBFdata: x"]).is_empty());
         let mut p = SseParser::new();
         assert!(p.feed(b"\xEF\xBB").is_empty());
         assert!(p.feed(b"\xBFdata: partial").is_empty());

@@ -9,6 +9,16 @@
 //! Anthropic is `/.../v1/messages`, Gemini `/.../v1beta/models/M:generateContent` or
 //! `:streamGenerateContent`. A request body containing `"stream":true` gets the SSE answer.
 //!
+//! Faults, for the soak (benches/soak/run.sh), are path segments too, each with the percentage of
+//! requests it hits, so that one route mixes healthy and faulty answers: `/fstall{PCT}/` sends
+//! the headers and then nothing for an hour; `/freset{PCT}/` resets the connection (RST) halfway
+//! through the body; `/f429{PCT}/` answers 429 with `retry-after: 1`; `/fstorm{ON}of{PERIOD}/`
+//! answers 429 (`retry-after: 2`) to everything during the first ON seconds of every PERIOD
+//! seconds. A last `/x{LABEL}/` segment makes the upstream count the request's fate under
+//! LABEL; `GET /stats` returns the counts as JSON, among them `cancelled`: streams whose client
+//! closed the connection before the stream ended, which is how the soak shows that a client
+//! disconnect reaches the upstream. Unlabelled requests (the benchmarks') are not counted.
+//!
 //! `probe URL BODY [N]`: N times (default 20), opens a connection, posts BODY with the bench
 //! token and prints the milliseconds until the first SSE event carrying content arrived, then the
 //! median. `probe-long URL BODY`: reads one whole stream and prints its event count.
@@ -19,11 +29,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // a benchmark tool
 
 #[cfg(not(target_arch = "wasm32"))]
+mod faults;
+
+#[cfg(not(target_arch = "wasm32"))]
 mod native {
     use std::convert::Infallible;
     use std::io::{Read, Write};
     use std::net::{SocketAddr, TcpStream};
     use std::pin::Pin;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
     use std::task::{Context, Poll};
     use std::time::{Duration, Instant};
 
@@ -35,16 +50,39 @@ mod native {
     use hyper_util::rt::TokioIo;
     use tokio::net::TcpSocket;
 
+    use crate::faults::{self, Fault};
+
     /// An answer's body: whole, or one event per write with a pause (a sleep, or just a turn of
-    /// the event loop, which makes hyper write what it has) between events.
+    /// the event loop, which makes hyper write what it has) between events; or nothing until a
+    /// timer ends (a stall).
     enum Body {
         Whole(Option<Bytes>),
+        Stall(Pin<Box<tokio::time::Sleep>>),
         Paced {
             events: std::vec::IntoIter<Bytes>,
             pace: Duration,
             sleep: Option<Pin<Box<tokio::time::Sleep>>>,
             yielded: bool,
         },
+    }
+
+    impl Body {
+        fn paced(events: Vec<Bytes>, pace: Duration) -> Self {
+            Body::Paced {
+                events: events.into_iter(),
+                pace,
+                sleep: None,
+                yielded: true,
+            }
+        }
+
+        /// Writes left in a paced body.
+        fn frames(&self) -> usize {
+            match self {
+                Body::Paced { events, .. } => events.len(),
+                Body::Whole(_) | Body::Stall(_) => 1,
+            }
+        }
     }
 
     impl hyper::body::Body for Body {
@@ -57,6 +95,7 @@ mod native {
         ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
             match self.get_mut() {
                 Body::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+                Body::Stall(timer) => timer.as_mut().poll(cx).map(|()| None),
                 Body::Paced {
                     events,
                     pace,
@@ -105,6 +144,9 @@ mod native {
         /// All events in one write (`w1`), rather than one write each.
         one_write: bool,
         api: Api,
+        faults: faults::Faults,
+        /// Where this request's fate is counted (`x{LABEL}`), if anywhere.
+        label: Option<String>,
     }
 
     #[derive(Clone, Copy, PartialEq)]
@@ -118,6 +160,8 @@ mod native {
         let mut events = 20;
         let mut pace = Duration::ZERO;
         let mut one_write = false;
+        let mut faults = faults::Faults::default();
+        let mut label = None;
         let mut rest = path;
         while let Some(segment) = rest.strip_prefix('/').and_then(|r| r.split('/').next()) {
             if let Some(n) = segment.strip_prefix('e').and_then(|n| n.parse().ok()) {
@@ -126,6 +170,10 @@ mod native {
                 pace = Duration::from_millis(ms);
             } else if segment == "w1" {
                 one_write = true;
+            } else if faults.parse(segment) {
+                // A fault segment: `faults` holds it.
+            } else if let Some(name) = segment.strip_prefix('x').filter(|n| !n.is_empty()) {
+                label = Some(name.to_owned());
             } else {
                 break;
             }
@@ -147,6 +195,8 @@ mod native {
             pace,
             one_write,
             api,
+            faults,
+            label,
         })
     }
 
@@ -228,12 +278,7 @@ mod native {
             let paced: Vec<Bytes> = std::iter::once(Bytes::from(first.concat()))
                 .chain(events)
                 .collect();
-            Body::Paced {
-                events: paced.into_iter(),
-                pace: shape.pace,
-                sleep: None,
-                yielded: true,
-            }
+            Body::paced(paced, shape.pace)
         };
         ("text/event-stream", body)
     }
@@ -245,19 +290,94 @@ mod native {
         )
     }
 
-    async fn respond(request: hyper::Request<Incoming>) -> hyper::Response<Body> {
+    /// A 429 as each API words it.
+    fn rate_limited(api: Api, retry_after: u32) -> hyper::Response<Answer> {
+        let body: &'static str = match api {
+            Api::OpenAi => {
+                r#"{"error":{"message":"Rate limit reached (emulated)","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#
+            }
+            Api::Anthropic => {
+                r#"{"type":"error","error":{"type":"rate_limit_error","message":"Rate limit reached (emulated)"}}"#
+            }
+            Api::Gemini { .. } => {
+                r#"{"error":{"code":429,"message":"Resource exhausted (emulated)","status":"RESOURCE_EXHAUSTED"}}"#
+            }
+        };
+        let mut response = whole(hyper::StatusCode::TOO_MANY_REQUESTS, body);
+        response.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from(retry_after),
+        );
+        response
+    }
+
+    /// What the server sends: a body that counts how it ended and can reset its connection.
+    type Answer = faults::Tracked<Body>;
+
+    fn whole(status: hyper::StatusCode, body: &'static str) -> hyper::Response<Answer> {
+        let body = Body::Whole(Some(Bytes::from_static(body.as_bytes())));
+        let mut r = hyper::Response::new(faults::Tracked::new(body, Default::default(), None));
+        *r.status_mut() = status;
+        r.headers_mut().insert(
+            hyper::header::CONTENT_TYPE,
+            hyper::header::HeaderValue::from_static("application/json"),
+        );
+        r
+    }
+
+    async fn respond(
+        request: hyper::Request<Incoming>,
+        reset: Arc<AtomicBool>,
+    ) -> hyper::Response<Answer> {
+        if request.method() == hyper::Method::GET && request.uri().path() == "/stats" {
+            let stats = Bytes::from(faults::stats_json());
+            return hyper::Response::new(faults::Tracked::new(
+                Body::Whole(Some(stats)),
+                reset,
+                None,
+            ));
+        }
         let shape = shape(request.uri().path());
         let body = request.into_body().collect().await.map(|b| b.to_bytes());
         let (shape, body) = match (shape, body) {
             (Some(shape), Ok(body)) => (shape, body),
-            _ => {
-                let mut r = hyper::Response::new(Body::Whole(Some(Bytes::from_static(b"{}"))));
-                *r.status_mut() = hyper::StatusCode::NOT_FOUND;
-                return r;
-            }
+            _ => return whole(hyper::StatusCode::NOT_FOUND, "{}"),
         };
+        let counts = shape.label.as_deref().map(faults::Counts::request);
+        let fault = shape.faults.draw();
+        if let Some(counts) = &counts {
+            counts.fault(fault);
+        }
         let stream = body.windows(13).any(|w| w == b"\"stream\":true");
-        let (content_type, body) = answer(&shape, stream);
+        let (content_type, body) = match fault {
+            Fault::RateLimit { retry_after } => return rate_limited(shape.api, retry_after),
+            Fault::Stall => {
+                let stall = Box::pin(tokio::time::sleep(Duration::from_secs(3600)));
+                let content_type = if stream {
+                    "text/event-stream"
+                } else {
+                    "application/json"
+                };
+                (content_type, Body::Stall(stall))
+            }
+            Fault::Reset | Fault::None => answer(&shape, stream),
+        };
+        // Whole answers are written at once: only streams (and stalls) can be cancelled.
+        let counted = counts.filter(|_| !matches!(body, Body::Whole(_)) || fault == Fault::Reset);
+        let body = match (fault, body) {
+            (Fault::Reset, Body::Whole(Some(bytes))) => {
+                // Halfway through: the first half as one write, then the reset.
+                let half = bytes.len() / 2;
+                let halves = vec![bytes.slice(..half), bytes.slice(half..)];
+                faults::Tracked::new(Body::paced(halves, Duration::ZERO), reset, counted)
+                    .reset_after(1)
+            }
+            (Fault::Reset, body @ Body::Paced { .. }) => {
+                let frames = body.frames();
+                faults::Tracked::new(body, reset, counted).reset_after((frames / 2).max(1))
+            }
+            (_, body) => faults::Tracked::new(body, reset, counted),
+        };
         let mut response = hyper::Response::new(body);
         response.headers_mut().insert(
             hyper::header::CONTENT_TYPE,
@@ -279,11 +399,15 @@ mod native {
             loop {
                 let (stream, _) = listener.accept().await?;
                 let _ = stream.set_nodelay(true);
+                let (io, reset) = faults::ResetOnDrop::new(stream);
                 tokio::spawn(async move {
                     let _ = http1::Builder::new()
                         .serve_connection(
-                            TokioIo::new(stream),
-                            service_fn(|r| async { Ok::<_, Infallible>(respond(r).await) }),
+                            TokioIo::new(io),
+                            service_fn(move |r| {
+                                let reset = Arc::clone(&reset);
+                                async move { Ok::<_, Infallible>(respond(r, reset).await) }
+                            }),
                         )
                         .await;
                 });

@@ -5,7 +5,7 @@
 
 use ai_worker_proxy_config::{
     providers, CooldownPolicy, Deadlines, KeyStrategy, LogFormat, LogLevel, RequestLimits,
-    RetryPolicy, Route, RoutesFile, Target, TargetPolicy, Via,
+    RetryPolicy, Route, RoutesFile, ServerLimits, Target, TargetPolicy, Via,
 };
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
@@ -27,6 +27,14 @@ pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, Str
         total_timeout_ms,
         max_subrequests,
     } = file.limits;
+    let ServerLimits {
+        header_read_timeout_ms,
+        body_read_timeout_ms,
+        keep_alive_timeout_ms,
+        max_connections,
+        max_header_bytes,
+        shutdown_timeout_ms,
+    } = file.server;
     let routes = file.routes.iter().map(route);
     let find_arms = file.routes.iter().enumerate().map(|(i, route)| {
         let name = route.name;
@@ -42,7 +50,7 @@ pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, Str
         use crate::core::log::{LogConfig, LogFormat, LogLevel};
         use crate::core::route::{
             CooldownPolicy, Deadlines, KeyStrategy, RequestLimits, RetryPolicy, Route, Routes,
-            Target, TargetPolicy, Via,
+            ServerLimits, Target, TargetPolicy, Via,
         };
 
         /// Name of the secret that holds the proxy's bearer token (`[server].auth_token`).
@@ -65,6 +73,15 @@ pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, Str
             const LIMITS: RequestLimits = RequestLimits {
                 total_timeout_ms: #total_timeout_ms,
                 max_subrequests: #max_subrequests,
+            };
+
+            const SERVER: ServerLimits = ServerLimits {
+                header_read_timeout_ms: #header_read_timeout_ms,
+                body_read_timeout_ms: #body_read_timeout_ms,
+                keep_alive_timeout_ms: #keep_alive_timeout_ms,
+                max_connections: #max_connections,
+                max_header_bytes: #max_header_bytes,
+                shutdown_timeout_ms: #shutdown_timeout_ms,
             };
 
             fn routes() -> &'static [Route] {

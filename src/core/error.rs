@@ -25,6 +25,8 @@ pub enum ProxyError {
     AuthNotConfigured(&'static str),
     /// Request body over [`MAX_BODY_BYTES`].
     BodyTooLarge,
+    /// The request body did not arrive within the server's `body_read_timeout`.
+    BodyTimedOut,
     /// The body is not valid JSON.
     InvalidJson(String),
     /// Valid JSON, but not a chat completion request.
@@ -162,6 +164,7 @@ impl ProxyError {
             ProxyError::Unauthorized => 401,
             ProxyError::AuthNotConfigured(_) => 500,
             ProxyError::BodyTooLarge => 413,
+            ProxyError::BodyTimedOut => 408,
             ProxyError::InvalidJson(_) | ProxyError::InvalidRequest { .. } => 400,
             ProxyError::Upstream { status, .. } => *status,
             ProxyError::AllFailed {
@@ -219,6 +222,12 @@ impl ProxyError {
                 "invalid_request_error",
                 None,
                 Some("request_too_large"),
+            ),
+            ProxyError::BodyTimedOut => ErrorObject::new(
+                "The request body did not arrive in time; send it at once after the headers.",
+                "invalid_request_error",
+                None,
+                Some("request_timeout"),
             ),
             ProxyError::InvalidJson(detail) => ErrorObject::new(
                 format!("Request body is not valid JSON: {detail}"),

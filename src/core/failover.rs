@@ -20,6 +20,7 @@ use crate::core::host::{
 use crate::core::http::{ProxyResponse, ResponseBody};
 use crate::core::log::{self, LogConfig, RequestLog};
 use crate::core::provider::{PrepareError, Provider};
+use crate::core::redact::{Redacting, Redaction};
 use crate::core::request::ChatRequest;
 use crate::core::route::{KeyStrategy, RequestLimits, Route, Target, Via};
 use crate::core::stream::{self, ClientBody, EarlyFailure, Framing};
@@ -119,6 +120,8 @@ struct Call<'k> {
     /// The cool-down memory's key for `via` on the target's model.
     key: &'k str,
     started: u64,
+    /// What hides the key's value in whatever the upstream says.
+    redaction: Option<&'k Redaction>,
 }
 
 /// One request's way through a route: the attempts so far, and what every attempt needs.
@@ -319,12 +322,21 @@ impl<'a, H: Host> Failover<'a, H> {
     ) -> Tried {
         let host = self.host;
         let started = host.now_ms();
+        let secret = match via {
+            Via::Key(name) => host.secret(name),
+            Via::Binding(_) => None,
+        };
+        let redaction = match (via, &secret) {
+            (Via::Key(name), Some(value)) => Redaction::new(name, value),
+            _ => None,
+        };
         let call = Call {
             index,
             target,
             via,
             key,
             started,
+            redaction: redaction.as_ref(),
         };
         let deadlines = target.policy.deadlines;
         let timeouts = Timeouts {
@@ -334,9 +346,9 @@ impl<'a, H: Host> Failover<'a, H> {
         };
         let send = async {
             match via {
-                Via::Key(name) => match host.secret(name) {
+                Via::Key(_) => match &secret {
                     Some(secret) => host
-                        .send(P::request(target, prepared, &secret), timeouts)
+                        .send(P::request(target, prepared, secret), timeouts)
                         .await
                         .map_err(|e| Err(Outcome::Network(e.0))),
                     None => Err(Err(Outcome::KeyNotSet)),
@@ -389,6 +401,9 @@ impl<'a, H: Host> Failover<'a, H> {
         }
         let mut body = response.body;
         let mut translator = P::translator(target, prepared, host.now_ms() / 1000);
+        if let Some(redaction) = call.redaction {
+            translator = Redacting::wrap(translator, redaction.clone());
+        }
         // A stream commits on its first token, raced against its deadline; a whole answer once
         // it has all been read, which the host's body already bounds by idle_timeout and the
         // request's deadline (ending it with a BodyError), so it needs no timer of its own.
@@ -506,7 +521,15 @@ impl<'a, H: Host> Failover<'a, H> {
 
     /// Applies the verdict on `failure`: settles the request with the client's error, or
     /// records the failed attempt and cools its key down.
-    fn judge(&mut self, call: &Call<'_>, failure: UpstreamError, hint_ms: Option<u64>) -> Tried {
+    fn judge(
+        &mut self,
+        call: &Call<'_>,
+        mut failure: UpstreamError,
+        hint_ms: Option<u64>,
+    ) -> Tried {
+        if let Some(redaction) = call.redaction {
+            redaction.error(&mut failure.error);
+        }
         let ms = self.host.now_ms().saturating_sub(call.started);
         let status = failure.status;
         let (logged, outcome) = if failure.in_band {

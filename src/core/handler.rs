@@ -73,12 +73,17 @@ async fn serve<R: Routes, H: Host>(
         }
         Endpoint::ChatCompletions if request.method == Method::Post => {
             authorize::<R, H>(host, &request)?;
-            let body = match &request.body {
+            let body = match request.body.await {
                 RequestBody::Complete(body) => body,
                 RequestBody::TooLarge => return Err(ProxyError::BodyTooLarge),
+                RequestBody::TimedOut => return Err(ProxyError::BodyTimedOut),
             };
-            let mut chat = ChatRequest::parse(body)?;
-            if let Some(session) = request.header("x-session-id").filter(|s| !s.is_empty()) {
+            let mut chat = ChatRequest::parse(&body)?;
+            if let Some(session) = request
+                .headers
+                .get("x-session-id")
+                .filter(|s| !s.is_empty())
+            {
                 chat.session = Some(session);
             }
             let route = R::find(&chat.model)

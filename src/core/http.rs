@@ -1,5 +1,6 @@
 //! The host-independent HTTP model: what a host hands the core and what it gets back.
 
+use std::future::Future;
 use std::pin::Pin;
 
 use bytes::Bytes;
@@ -40,8 +41,19 @@ impl Method {
 pub enum RequestBody {
     /// The whole body, at most [`crate::core::error::MAX_BODY_BYTES`].
     Complete(Bytes),
-    /// The body was over the limit and was not read further.
+    /// The body was over the limit (declared, or counted while reading) and was not read further.
     TooLarge,
+    /// The body did not arrive in full within the server's `body_read_timeout`.
+    TimedOut,
+}
+
+/// Reads the request body when awaited, and only then: the core awaits it after the token is
+/// checked, so a client without one never gets the server to read (or wait for) a byte of it.
+pub type BodyReader = Pin<Box<dyn Future<Output = RequestBody>>>;
+
+/// A body reader for a body already in hand (tests, and requests that carry none).
+pub fn body_ready(body: RequestBody) -> BodyReader {
+    Box::pin(std::future::ready(body))
 }
 
 /// The path of an absolute URL as a runtime serialises it (the first `/` after the host starts
@@ -79,8 +91,8 @@ pub struct IncomingRequest {
     pub path: String,
     /// The headers.
     pub headers: Box<dyn RequestHeaders>,
-    /// The body.
-    pub body: RequestBody,
+    /// The body, read when the core awaits it.
+    pub body: BodyReader,
 }
 
 impl IncomingRequest {
@@ -95,7 +107,6 @@ impl std::fmt::Debug for IncomingRequest {
         f.debug_struct("IncomingRequest")
             .field("method", &self.method)
             .field("path", &self.path)
-            .field("body", &self.body)
             .finish_non_exhaustive()
     }
 }

@@ -3,6 +3,7 @@
 //! `crate::routes` ties those to it.
 
 pub mod auth;
+pub mod budget;
 pub mod completion;
 pub mod error;
 pub mod failover;
@@ -13,6 +14,7 @@ pub mod http;
 pub mod log;
 pub mod pages;
 pub mod provider;
+pub mod redact;
 pub mod request;
 pub mod route;
 pub mod stream;

@@ -7,6 +7,7 @@
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
+use crate::core::budget;
 use crate::core::error::ProxyError;
 
 /// A valid chat completion request.
@@ -35,6 +36,7 @@ fn invalid(message: impl Into<String>, param: &str, code: &'static str) -> Proxy
 impl ChatRequest {
     /// Parses and checks a request body.
     pub fn parse(bytes: &[u8]) -> Result<Self, ProxyError> {
+        budget::check_json(bytes)?;
         let value: Value =
             serde_json::from_slice(bytes).map_err(|e| ProxyError::InvalidJson(e.to_string()))?;
         let Value::Object(body) = value else {
@@ -74,6 +76,17 @@ impl ChatRequest {
                     "`messages` must contain at least one message.",
                     "messages",
                     "invalid_value",
+                ))
+            }
+            Some(Value::Array(messages)) if messages.len() > budget::MAX_MESSAGES => {
+                return Err(invalid(
+                    format!(
+                        "`messages` has {} messages; the proxy accepts at most {}.",
+                        messages.len(),
+                        budget::MAX_MESSAGES
+                    ),
+                    "messages",
+                    "array_above_max_length",
                 ))
             }
             Some(Value::Array(messages)) => {
@@ -237,6 +250,27 @@ mod tests {
             param_of(r#"{"model":"m","messages":[{"role":"user"}],"stream":"yes"}"#).as_deref(),
             Some("stream")
         );
+    }
+
+    #[test]
+    fn budgets_are_checked_before_parsing() {
+        let deep = format!(
+            r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],"x":{}{}}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        );
+        assert!(matches!(
+            ChatRequest::parse(deep.as_bytes()),
+            Err(ProxyError::InvalidRequest {
+                code: "request_too_complex",
+                ..
+            })
+        ));
+        let many = format!(
+            r#"{{"model":"m","messages":[{}]}}"#,
+            vec![r#"{"role":"user","content":"x"}"#; budget::MAX_MESSAGES + 1].join(",")
+        );
+        assert_eq!(param_of(&many).as_deref(), Some("messages"));
     }
 
     #[test]

@@ -9,8 +9,8 @@ use crate::core::log::LogConfig;
 use crate::core::request::ChatRequest;
 
 pub use ai_worker_proxy_config::{
-    CooldownPolicy, Deadlines, KeyStrategy, RequestLimits, RetryPolicy, Route, Target,
-    TargetPolicy, Via,
+    CooldownPolicy, Deadlines, KeyStrategy, RequestLimits, RetryPolicy, Route, ServerLimits,
+    Target, TargetPolicy, Via,
 };
 
 /// A routing table compiled from routes.toml.
@@ -24,6 +24,9 @@ pub trait Routes {
 
     /// Limits on a whole request (`[server] total_timeout`, `max_subrequests`).
     const LIMITS: RequestLimits;
+
+    /// The native server's limits on client connections (`[server] header_read_timeout`, ...).
+    const SERVER: ServerLimits;
 
     /// Every route, in file order.
     fn routes() -> &'static [Route];

@@ -227,7 +227,13 @@ pub struct BodyDriver {
     open: OpenEvent,
     on_late_failure: Option<LateFailureHook>,
     done: bool,
+    /// The client already has the stream's `data: [DONE]`: whatever the upstream does next
+    /// (a reset after its last event) cannot change the answer.
+    answered: bool,
 }
+
+/// How every SSE answer the client gets ends.
+const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
 
 impl BodyDriver {
     /// The driver of what follows `committed`.
@@ -243,6 +249,7 @@ impl BodyDriver {
             open: OpenEvent::new(),
             on_late_failure: Some(on_late_failure),
             done: committed.ended,
+            answered: false,
         };
         driver.remember(&committed.first);
         driver
@@ -279,6 +286,9 @@ impl BodyDriver {
 
     /// The client's last bytes, reading the upstream body having failed with `reason`.
     pub fn fail(&mut self, reason: &str) -> Result<Bytes, StreamAbort> {
+        if self.answered {
+            self.done = true;
+        }
         if self.done {
             return Ok(Bytes::new());
         }
@@ -314,6 +324,7 @@ impl BodyDriver {
     fn remember(&mut self, out: &[u8]) {
         if self.framing == Framing::Sse {
             self.open.feed(out);
+            self.answered |= out.ends_with(DONE_EVENT);
         }
     }
 }
@@ -637,6 +648,17 @@ pub(crate) mod tests {
             out,
             format!("data: {{\"a\":1}}\r\n\r\ndata: {{}}\r\n\ndata: {{\"error\":{RESET}}}\n\ndata: [DONE]\n\n")
         );
+    }
+
+    #[test]
+    fn a_failure_after_done_changes_nothing_and_is_not_logged() {
+        let (out, logged) = late_failure(&["data: {\"a\":1}\n\n", "data: [DONE]\n\n"]);
+        assert_eq!(out, "data: {\"a\":1}\n\ndata: [DONE]\n\n");
+        assert_eq!(logged, "");
+        // [DONE] in the first bytes the client got.
+        let (out, logged) = late_failure(&["data: {\"a\":1}\n\ndata: [DONE]\n\n"]);
+        assert_eq!(out, "data: {\"a\":1}\n\ndata: [DONE]\n\n");
+        assert_eq!(logged, "");
     }
 
     #[test]

@@ -229,6 +229,13 @@ fn whole_answer(body: Vec<u8>) -> Result<Bytes, UpstreamError> {
     struct Probe {
         error: Option<serde::de::IgnoredAny>,
     }
+    // serde reads a struct from a JSON array as well (`[null]` is a `Probe`): only an object
+    // is an answer.
+    if body.trim_ascii_start().first() != Some(&b'{') {
+        return Err(UpstreamError::truncated(
+            "the upstream's 200 answer is not a JSON object",
+        ));
+    }
     match serde_json::from_slice::<Probe>(&body) {
         Ok(Probe { error: None }) => Ok(Bytes::from(body)),
         Ok(Probe { error: Some(_) }) => {
@@ -329,6 +336,9 @@ mod tests {
         for (body, status) in [
             (r#"{"id":"chatcmpl-1","choices":["#, 502),
             ("<html><body>502 Bad Gateway</body></html>", 502),
+            // Found by fuzzing (openai_response): an array is JSON, but not an answer.
+            ("[null]", 502),
+            (" [] ", 502),
             (
                 r#"{"error":{"message":"slow down","type":"rate_limit_exceeded"}}"#,
                 429,

@@ -28,6 +28,59 @@ pub fn unsupported(message: impl Into<String>, param: impl Into<String>) -> Prox
     }
 }
 
+/// A 400 for a parameter a target's provider cannot honour. Failover tries the route's other
+/// targets, so the client sees this only when none of them can.
+pub fn unsupported_parameter(param: &str, provider: &str, why: &str) -> ProxyError {
+    ProxyError::InvalidRequest {
+        message: format!(
+            "Unsupported parameter: '{param}' is not supported with {provider} models on this proxy: {why}"
+        ),
+        param: Some(param.to_owned()),
+        code: "unsupported_parameter",
+    }
+}
+
+/// Rejects outputs a translating provider cannot give back: audio (`modalities` with `audio`,
+/// or `audio`) and log probabilities (`logprobs: true`, `top_logprobs`). Dropping them would
+/// leave the client reading `null` where it asked for data.
+pub fn check_outputs(body: &Obj, provider: &str) -> Result<(), ProxyError> {
+    let set = |name: &str| body.get(name).filter(|v| !v.is_null());
+    let audio_modality = set("modalities")
+        .and_then(Value::as_array)
+        .is_some_and(|m| m.iter().any(|v| v.as_str() == Some("audio")));
+    if audio_modality {
+        return Err(unsupported_parameter(
+            "modalities",
+            provider,
+            "the proxy returns text only from them; use an OpenAI target for audio output.",
+        ));
+    }
+    if set("audio").is_some() {
+        return Err(unsupported_parameter(
+            "audio",
+            provider,
+            "the proxy returns text only from them; use an OpenAI target for audio output.",
+        ));
+    }
+    let log_probabilities =
+        "the proxy cannot return log probabilities from them; use an OpenAI target.";
+    if set("logprobs").is_some_and(|v| v != &Value::Bool(false)) {
+        return Err(unsupported_parameter(
+            "logprobs",
+            provider,
+            log_probabilities,
+        ));
+    }
+    if set("top_logprobs").is_some_and(|v| v.as_u64() != Some(0)) {
+        return Err(unsupported_parameter(
+            "top_logprobs",
+            provider,
+            log_probabilities,
+        ));
+    }
+    Ok(())
+}
+
 /// A number field, if set.
 pub fn number(body: &Obj, name: &str) -> Result<Option<f64>, ProxyError> {
     match body.get(name) {

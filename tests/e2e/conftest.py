@@ -3,6 +3,9 @@
 Environment:
   PROXY_URL     the proxy under test (native binary or the Worker), default http://127.0.0.1:18787
   EMULATOR_URL  tests/emulators/openai_emulator.py, default http://127.0.0.1:18080
+  E2E_HOST      the host under test, ``native`` or ``worker`` (set by run.sh)
+  E2E_PROXY_LOG_FILE  where run.sh writes the proxy's log (target/e2e/proxy.log natively,
+                target/e2e/worker.log for wrangler dev); ``proxy_log_*`` below read it
 Secrets come from tests/e2e/secrets.env (the proxy token is E2E_PROXY_TOKEN).
 
 Every test tags its requests with a unique ``test_id`` (sent through the SDK's ``extra_body``) and
@@ -38,6 +41,9 @@ import openai_schema  # noqa: E402
 PROXY_URL = os.environ.get("PROXY_URL", "http://127.0.0.1:18787").rstrip("/")
 EMULATOR_URL = os.environ.get("EMULATOR_URL", "http://127.0.0.1:18080").rstrip("/")
 ROUTES_TOML = REPO / "tests" / "routes" / "e2e.toml"
+E2E_HOST = os.environ.get("E2E_HOST") or "native"
+PROXY_LOG_FILE = Path(os.environ.get("E2E_PROXY_LOG_FILE")
+                      or REPO / "target" / "e2e" / ("worker.log" if E2E_HOST == "worker" else "proxy.log"))
 
 
 def parse_env_file(path: Path) -> dict[str, str]:
@@ -144,6 +150,27 @@ def streamed_tool_calls(chunks) -> dict[int, dict]:
 def finish_reasons(chunks) -> list[str]:
     """Every finish_reason a stream carried, in order."""
     return [c.finish_reason for ch in chunks for c in ch.choices if c.finish_reason]
+
+
+# --------------------------------------------------------------------------- the proxy's log
+
+def proxy_log_size() -> int:
+    """The proxy log's current size in bytes (0 if it does not exist yet): an offset for
+    ``proxy_log_since``."""
+    try:
+        return PROXY_LOG_FILE.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def proxy_log_since(offset: int) -> str:
+    """What the proxy logged after ``offset`` (``proxy_log_size()`` taken earlier)."""
+    try:
+        with open(PROXY_LOG_FILE, "rb") as f:
+            f.seek(offset)
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
 
 
 # --------------------------------------------------------------------------- SSE

@@ -104,6 +104,8 @@ esac
 
 # ---- suites (run both, fail if either failed)
 status=0
+# The tests read the proxy's log too (tests/e2e/test_security.py: no secret value in it).
+export E2E_PROXY_LOG_FILE="$ROOT/$PROXY_LOG"
 log "pytest against $PROXY_URL"
 # shellcheck disable=SC2086
 "$PYTHON" -m pytest tests/e2e -q ${PYTEST_ARGS:-} || status=1

@@ -32,6 +32,9 @@ Answers (an ``ok`` key), chosen from the request:
 * otherwise ``"echo: " + <last user text>``.
 Non-streaming answers are the same event sequence folded into a ``Message``, so both paths agree.
 ``emulator_chunks=N`` in the last user text streams N small text deltas, generated lazily.
+``emulator_endless`` and ``emulator_echo_key=MODE`` in the last user text: the OpenAI emulator's
+markers (see its docstring), in this API's shapes: ``first`` is ``message_start`` then an
+``error`` event, ``mid`` one text delta then an ``error`` event, a status the error envelope.
 Every answer's ``model`` is the request's ``model``.
 
 The proxy does not forward the OpenAI ``test_id`` field; tests send it as the OpenAI ``user``,
@@ -274,6 +277,44 @@ def _stall_first(handler, events: list[tuple[str, dict]], stream: bool) -> None:
     handler._abort()
 
 
+def _endless(handler, events: list[tuple[str, dict]], stream: bool) -> None:
+    """``emulator_endless``: text deltas every 50 ms (non-stream: spaces) until the client goes away."""
+    if stream:
+        handler._start_stream()
+        start, block, _ping, delta = events[:4]
+        first = b"".join(_sse(event, data) for event, data in (start, block, delta))
+        line = _sse("content_block_delta", dict(delta[1], delta={"type": "text_delta", "text": "x"}))
+        handler.trickle(first, line)
+    else:
+        handler._head(200, "application/json")
+        handler.trickle(b"", b" ")
+
+
+def _echo_key(handler, events: list[tuple[str, dict]], stream: bool, key, mode: str) -> None:
+    """``emulator_echo_key=MODE``: an error that repeats the key it was sent."""
+    message = handler.echo_message(key, handler.headers.get("x-api-key"))
+    leak = {"x-echo-key": str(key), "www-authenticate": f'x-api-key error="{key}"'}
+    if mode == "400text":
+        data = message.encode()
+        handler._head(400, "text/plain", len(data), leak)
+        handler._send(data)
+        return
+    status = handler.echo_status(mode)
+    if mode in ("first", "mid") and stream:
+        handler._head(200, "text/event-stream", None, leak)
+        start, block, _ping, delta = events[:4]
+        for event, data in ((start, block, delta) if mode == "mid" else (start,)):
+            handler._chunk(_sse(event, data))
+        handler._chunk(_sse("error", {"type": "error", "error": {"type": "overloaded_error",
+                                                                 "message": message}}))
+        handler.wfile.write(b"0\r\n\r\n")
+        handler.wfile.flush()
+        return
+    kind = {200: "overloaded_error", 400: "invalid_request_error", 401: "authentication_error",
+            404: "not_found_error", 422: "invalid_request_error", 429: "rate_limit_error"}.get(status, "api_error")
+    handler._json(status, error_body(kind, message), leak)  # ``first``: a 200 whose body is an error
+
+
 def _sse(event: str, data: dict) -> bytes:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
@@ -313,7 +354,15 @@ def handle(handler, url, raw: bytes) -> None:
         events = _fixture("error_midstream")
     else:
         events = plan(body)
-    long = re.search(r"emulator_chunks=(\d+)", _text(body["messages"][-1].get("content")))
+    said = _text(body["messages"][-1].get("content"))
+    echo = handler.marker(said, "echo_key")
+    if echo is not None:
+        _echo_key(handler, stamp(_text_stream("echo: x", 1), body["model"]), bool(body.get("stream")), key, echo)
+        return
+    if handler.marker(said, "endless") is not None:
+        _endless(handler, stamp(_text_stream("echo: x", 1), body["model"]), bool(body.get("stream")))
+        return
+    long = re.search(r"emulator_chunks=(\d+)", said)
     if long and body.get("stream"):
         _long_stream(handler, body["model"], int(long.group(1)))
         return

@@ -38,6 +38,11 @@ Answers (an ``ok`` key), chosen from the request:
 Non-streaming answers are the same events folded into one response. ``modelVersion`` is the
 model in the URL, ``responseId`` fresh per response (events without one keep none).
 
+``emulator_endless`` and ``emulator_echo_key=MODE`` in the last user text: the OpenAI emulator's
+markers (see its docstring), in this API's shapes: ``first`` is a 200 stream carrying only the raw
+error object, ``mid`` one text event then the raw error object (§4.1), a status the RPC error
+envelope (``401`` the ``API_KEY_INVALID`` 400).
+
 The proxy does not forward OpenAI-only fields, so tests tag a request by writing
 ``[test_id=X]`` in a user message; it is recorded as the request's ``test_id``.
 """
@@ -320,6 +325,49 @@ def fold(events: list[dict]) -> dict:
     return out
 
 
+def _endless(handler, events: list[dict], stream: bool) -> None:
+    """``emulator_endless``: text events every 50 ms (non-stream: spaces) until the client goes away."""
+    if stream:
+        handler._start_stream()
+        first = events[0]
+        line = _sse(dict(first, candidates=[_candidate([{"text": "x"}])]))
+        handler.trickle(_sse(first), line)
+    else:
+        handler._head(200, "application/json")
+        handler.trickle(b"", b" ")
+
+
+def _echo_key(handler, events: list[dict], stream: bool, key, mode: str) -> None:
+    """``emulator_echo_key=MODE``: an error that repeats the key it was sent."""
+    message = handler.echo_message(key, handler.headers.get("x-goog-api-key"))
+    leak = {"x-echo-key": str(key), "www-authenticate": f'x-goog-api-key error="{key}"'}
+    if mode == "400text":
+        data = message.encode()
+        handler._head(400, "text/plain", len(data), leak)
+        handler._send(data)
+        return
+    status = handler.echo_status(mode)
+    if status == 401:
+        bad = json.loads(json.dumps(BAD_KEY))
+        bad["error"]["message"] = message
+        handler._json(400, bad, leak)
+        return
+    rpc = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 422: "INVALID_ARGUMENT",
+           429: "RESOURCE_EXHAUSTED", 500: "INTERNAL"}.get(status, "UNAVAILABLE")
+    err = (json.dumps(error_body(503 if status == 200 else status, rpc, message), indent=2) + "\n").encode()
+    if mode in ("first", "mid") and stream:
+        handler._head(200, "text/event-stream", None, leak)
+        if mode == "mid":
+            handler._chunk(_sse(events[0]))
+            time.sleep(0.3)  # the text reaches the client before the error
+        handler._chunk(err)
+        handler.wfile.write(b"0\r\n\r\n")
+        handler.wfile.flush()
+        return
+    handler._head(status, "application/json", len(err), leak)  # ``first``: a 200 whose body is an error
+    handler._send(err)
+
+
 def _sse(event: dict) -> bytes:
     # Real traffic separates events with CRLF pairs (gemini.md §4, issue 4).
     return b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\r\n\r\n"
@@ -378,6 +426,15 @@ def handle(handler, url, raw: bytes) -> None:
     bad = problem(body, model)
     if bad:
         handler._json(400, error_body(400, "INVALID_ARGUMENT", bad))
+        return
+    said = _text_of((body["contents"][-1].get("parts") or []))
+    echo = handler.marker(said, "echo_key")
+    if echo is not None:
+        _echo_key(handler, stamp(_text_stream("echo: x", 1), model), stream,
+                  key if key else (query.get("key") or [None])[0], echo)
+        return
+    if handler.marker(said, "endless") is not None:
+        _endless(handler, stamp(_text_stream("echo: x", 1), model), stream)
         return
     if b in ("midstream", "overloadfirst") and not stream:
         handler._json(503, _error(503))

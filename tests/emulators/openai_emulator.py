@@ -76,10 +76,32 @@ Routes
                                  ``{"seq","path","headers","body","key","test_id"}``); the tag is
                                  the body's ``test_id``, or what a provider module extracts.
 ``GET  /_emulator/health``       ``{"ok": true}``.
-``GET  /_emulator/threads``      ``{"threads": N, "faults": F}``: the live threads (one per open
-                                 connection, +1) and the fault answers still holding or running
-                                 (stalls, ``endless``), so a test can check they end when their
-                                 client leaves.
+``GET  /_emulator/threads``      ``{"threads": N, "faults": F, "client_gone": G, "requests": R}``
+                                 (R: how many requests were recorded so far): the live
+                                 threads (one per open connection, +1), the fault answers still
+                                 holding or running (stalls, ``endless``), so a test can check they
+                                 end when their client leaves, and how many of them ended because
+                                 their client (the proxy) closed the connection. Such a request's
+                                 record gains ``"client_gone_after_s"``: seconds from its arrival
+                                 to the close.
+
+Markers in the last user message's text, read by every provider module (OpenAI, Anthropic,
+Gemini), so a test reaches them through any route with an ``ok`` key
+(tests/e2e/test_security.py):
+
+    ``emulator_endless``        an answer that never ends until the client goes away (or 60 s):
+                                stream: the provider's opening events and a first text piece,
+                                then a text piece ``"x"`` every 50 ms; non-stream: 200 JSON
+                                headers (chunked), then a space every 50 ms. Counted as a
+                                running fault; the close is recorded as above.
+    ``emulator_echo_key=MODE``  an error that repeats the key the emulator received (its error
+                                message, and an ``x-echo-key`` response header), as a careless
+                                upstream might: a proxy must never relay it. MODE is a status
+                                (``400``, ``401``, ``404``, ``422``, ``429``, ``500``, ``503``;
+                                the provider's own error envelope), ``400text`` (a 400 whose body
+                                is plain text), ``first`` (stream: an in-band error before any
+                                content; non-stream: a 200 whose JSON is an error) or ``mid``
+                                (stream: one text piece, then an in-band error; non-stream: 500).
 
 ``id`` is random per response (``chatcmpl-emu…``) and ``created`` is the current time; tests that
 compare bytes normalise those two values.
@@ -123,6 +145,7 @@ _records_lock = threading.Lock()
 _holds: dict[str, threading.Event] = {}
 _holds_lock = threading.Lock()
 _faults_running = 0  # stalls and endless answers in progress (GET /_emulator/threads)
+_client_gone = 0     # of those, how many ended because their client closed the connection
 _faults_lock = threading.Lock()
 
 
@@ -137,6 +160,23 @@ def fault_running():
     finally:
         with _faults_lock:
             _faults_running -= 1
+
+
+def marker(text: str, name: str) -> str | None:
+    """``emulator_<name>`` (``""``) or ``emulator_<name>=VALUE`` (``VALUE``) in ``text``, else None."""
+    found = re.search(rf"\bemulator_{name}(?:=([A-Za-z0-9]+))?", text or "")
+    return None if found is None else (found.group(1) or "")
+
+
+def echo_message(key: str | None, auth: str | None) -> str:
+    """The careless upstream's error text: it repeats the credentials it was sent."""
+    return f"Incorrect API key provided: {key}. You sent the header {auth!r}; check the key {key}."
+
+
+def echo_status(mode: str) -> int:
+    """The HTTP status of an ``emulator_echo_key`` answer (``first``: 200, ``mid``: 500)."""
+    digits = re.match(r"\d+", mode)
+    return int(digits.group(0)) if digits else (200 if mode == "first" else 500)
 
 
 def _hold_event(hold_id: str) -> threading.Event:
@@ -203,6 +243,18 @@ def _text_of(content) -> str:
                  if isinstance(p, dict) and p.get("type") == "text" and isinstance(p.get("text"), str)]
         return " ".join(parts)
     return ""
+
+
+def _last_user_text(body: dict) -> str:
+    messages = body.get("messages") if isinstance(body.get("messages"), list) else []
+    for m in reversed(messages):
+        if isinstance(m, dict) and m.get("role") == "user":
+            return _text_of(m.get("content"))
+    return ""
+
+
+def user_turn(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
 
 
 def plan_answer(body: dict) -> tuple[str | None, list[dict]]:
@@ -317,6 +369,10 @@ class Handler(BaseHTTPRequestHandler):
     # Headers and body go out in separate writes; with Nagle's algorithm on, the client's
     # delayed ACK holds the body back ~40 ms, which would swamp every latency measured through it.
     disable_nagle_algorithm = True
+    # Shared with the provider modules, which get the handler.
+    marker = staticmethod(marker)
+    echo_message = staticmethod(echo_message)
+    echo_status = staticmethod(echo_status)
 
     def log_message(self, fmt, *args):  # quiet unless --verbose
         if getattr(self.server, "verbose", False):
@@ -404,9 +460,37 @@ class Handler(BaseHTTPRequestHandler):
             end = time.monotonic() + seconds
             while time.monotonic() < end:
                 if self.client_gone():
+                    self.note_client_gone()
                     return False
                 time.sleep(0.05)
             return True
+
+    def note_client_gone(self) -> None:
+        """A running fault answer saw its client close: count it, and stamp the request's record."""
+        global _client_gone
+        with _faults_lock:
+            _client_gone += 1
+        rec = getattr(self, "_record", None)
+        if rec is not None:
+            with _records_lock:
+                rec["client_gone_after_s"] = round(time.monotonic() - self._recorded_at, 3)
+
+    def trickle(self, first: bytes, line: bytes, chunked: bool = True) -> None:
+        """``first``, then ``line`` every 50 ms until the client goes away (or ``ENDLESS_S``);
+        the caller has sent the headers. A running fault while it lasts."""
+        send = self._chunk if chunked else self._send
+        if first:
+            send(first)
+        with fault_running():
+            end = time.monotonic() + ENDLESS_S
+            while time.monotonic() < end:
+                send(line)
+                time.sleep(ENDLESS_GAP_S)
+                if self.client_gone():
+                    self.note_client_gone()
+                    self.close_connection = True
+                    return
+        self._abort()
 
     def stall_headers(self):
         """Fault ``stallheaders``: the request was read; no response byte ever comes."""
@@ -447,7 +531,10 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/_emulator/health":
             self._json(200, {"ok": True})
         elif url.path == "/_emulator/threads":
-            self._json(200, {"threads": threading.active_count(), "faults": _faults_running})
+            with _records_lock:
+                count = len(_records)
+            self._json(200, {"threads": threading.active_count(), "faults": _faults_running,
+                             "client_gone": _client_gone, "requests": count})
         elif url.path == "/_emulator/requests":
             test_id = (parse_qs(url.query).get("test_id") or [None])[0]
             with _records_lock:
@@ -478,9 +565,11 @@ class Handler(BaseHTTPRequestHandler):
         if test_id is None and isinstance(body, dict):
             test_id = body.get("test_id")
         with _records_lock:
-            _records.append({"seq": len(_records), "path": path,
-                             "headers": {k.lower(): v for k, v in self.headers.items()},
-                             "body": body, "key": key, "test_id": test_id})
+            self._record = {"seq": len(_records), "path": path,
+                            "headers": {k.lower(): v for k, v in self.headers.items()},
+                            "body": body, "key": key, "test_id": test_id}
+            self._recorded_at = time.monotonic()
+            _records.append(self._record)
 
     def _chat(self, path: str, raw: bytes):
         auth = self.headers.get("Authorization") or ""
@@ -497,6 +586,14 @@ class Handler(BaseHTTPRequestHandler):
         model = body.get("model") if isinstance(body.get("model"), str) else ""
         stream = body.get("stream") is True
         b = behaviour_for(key)
+        said = _last_user_text(body)
+        echo = marker(said, "echo_key")
+        if echo is not None:
+            self._echo_key(body, stream, key, auth, echo)
+            return
+        if marker(said, "endless") is not None:
+            self._fault_endless(body, stream)
+            return
 
         if b in FAULTS:
             getattr(self, "_fault_" + b)(body, stream)
@@ -671,6 +768,7 @@ class Handler(BaseHTTPRequestHandler):
                 self._chunk(line)
                 time.sleep(ENDLESS_GAP_S)
                 if self.client_gone():
+                    self.note_client_gone()
                     self.close_connection = True
                     return
         if stream:
@@ -679,6 +777,31 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._chunk(whole)
         self._send(b"0\r\n\r\n")
+
+    def _echo_key(self, body: dict, stream: bool, key: str | None, auth: str | None, mode: str):
+        """``emulator_echo_key=MODE``: an error that repeats the key (see the module docstring)."""
+        message = echo_message(key, auth)
+        status = echo_status(mode)
+        err = {"error": {"message": message,
+                         "type": "server_error" if status >= 500 else "invalid_request_error",
+                         "param": key, "code": "invalid_api_key"}}
+        leak = {"x-echo-key": str(key), "www-authenticate": f'Bearer error="{key}"'}
+        if mode == "400text":
+            data = message.encode()
+            self._head(400, "text/plain", len(data), leak)
+            self._send(data)
+        elif mode in ("first", "mid") and stream:
+            _, events = self._answer(dict(body, messages=user_turn("echo")))
+            self._head(200, "text/event-stream", None, leak)
+            self._chunk(sse(events[0]))
+            if mode == "mid":
+                self._chunk(sse(events[1]))
+                time.sleep(0.2)  # the text reaches the client before the error
+            self._chunk(sse(err))
+            self._chunk(sse("[DONE]"))
+            self._send(b"0\r\n\r\n")
+        else:
+            self._json(status, err, leak)
 
     def _fault_redirect(self, body: dict, stream: bool):
         host, port = self.server.server_address[:2]

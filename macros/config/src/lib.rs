@@ -21,7 +21,7 @@ pub mod schema;
 pub use providers::ProviderSpec;
 pub use schema::{
     CooldownPolicy, Deadlines, KeyStrategy, LogConfig, LogFormat, LogLevel, RequestLimits,
-    RetryPolicy, Route, RoutesFile, Target, TargetPolicy, Via,
+    RetryPolicy, Route, RoutesFile, ServerLimits, Target, TargetPolicy, Via,
 };
 
 #[cfg(test)]

@@ -12,10 +12,20 @@ use crate::diagnostic::{did_you_mean, Diagnostic};
 use crate::providers::{self, ProviderSpec, PROVIDERS};
 use crate::schema::{
     named, CooldownPolicy, Deadlines, KeyStrategy, LogConfig, LogFormat, LogLevel, RequestLimits,
-    RetryPolicy, Route, RoutesFile, Target, TargetPolicy, Via,
+    RetryPolicy, Route, RoutesFile, ServerLimits, Target, TargetPolicy, Via,
 };
 
 const TOP_LEVEL_KEYS: [&str; 2] = ["server", "routes"];
+/// `[server]` keys that bound the native server's client connections.
+const CONNECTION_KEYS: [&str; 6] = [
+    "header_read_timeout",
+    "body_read_timeout",
+    "keep_alive_timeout",
+    "max_connections",
+    "max_header_bytes",
+    "shutdown_timeout",
+];
+/// `[server]` keys besides [`CONNECTION_KEYS`].
 const SERVER_KEYS: [&str; 12] = [
     "auth_token",
     "log",
@@ -113,7 +123,12 @@ pub fn check(source: &str) -> Result<Checked> {
                 .help("add `[server]` with `auth_token = \"PROXY_AUTH_TOKEN\"` (the name of the secret holding the proxy's bearer token)"))
         }
     };
-    reject_unknown_keys(server, &SERVER_KEYS, "in `[server]`")?;
+    let server_keys: Vec<&str> = SERVER_KEYS
+        .iter()
+        .chain(&CONNECTION_KEYS)
+        .copied()
+        .collect();
+    reject_unknown_keys(server, &server_keys, "in `[server]`")?;
     let auth_token = match server.get("auth_token") {
         Some(value) => secret_name(value, "`auth_token`")?,
         None => {
@@ -147,6 +162,7 @@ pub fn check(source: &str) -> Result<Checked> {
         },
     };
     let policies = policy(server, &TargetPolicy::DEFAULT)?;
+    let connections = server_limits(server)?;
 
     let routes_value = root.get("routes").ok_or_else(|| {
         Diagnostic::new(root_span.clone(), "routes.toml defines no routes").help(
@@ -183,9 +199,54 @@ pub fn check(source: &str) -> Result<Checked> {
             auth_token,
             log,
             limits,
+            server: connections,
             routes: leak_slice(routes),
         },
         warnings,
+    })
+}
+
+/// The native server's connection limits in `[server]`, defaults for what it leaves out.
+fn server_limits(server: &DeTable<'_>) -> Result<ServerLimits> {
+    let base = ServerLimits::DEFAULT;
+    let seconds_or = |key: &str, base: u64, zero_ok: bool| -> Result<u64> {
+        server
+            .get(key)
+            .map_or(Ok(base), |v| seconds(v, key, zero_ok))
+    };
+    let max_header_bytes = match server.get("max_header_bytes") {
+        Some(v) => {
+            let (least, most) = (
+                ServerLimits::MIN_HEADER_BYTES,
+                ServerLimits::MAX_HEADER_BYTES,
+            );
+            positive_u32(v, "`max_header_bytes`", base.max_header_bytes)
+                .ok()
+                .filter(|n| (least..=most).contains(n))
+                .ok_or_else(|| {
+                    Diagnostic::new(
+                        v.span(),
+                        format!("`max_header_bytes` must be a whole number of bytes from {least} to {most}"),
+                    )
+                    .help("e.g. `max_header_bytes = 32768`; the request line and every header count")
+                })?
+        }
+        None => base.max_header_bytes,
+    };
+    Ok(ServerLimits {
+        header_read_timeout_ms: seconds_or(
+            "header_read_timeout",
+            base.header_read_timeout_ms,
+            false,
+        )?,
+        body_read_timeout_ms: seconds_or("body_read_timeout", base.body_read_timeout_ms, false)?,
+        keep_alive_timeout_ms: seconds_or("keep_alive_timeout", base.keep_alive_timeout_ms, true)?,
+        max_connections: match server.get("max_connections") {
+            Some(v) => positive_u32(v, "`max_connections`", 4096)?,
+            None => base.max_connections,
+        },
+        max_header_bytes,
+        shutdown_timeout_ms: seconds_or("shutdown_timeout", base.shutdown_timeout_ms, true)?,
     })
 }
 
@@ -259,6 +320,13 @@ fn target(
     if let Some((key, _)) = table.get_key_value("total_timeout") {
         return Err(Diagnostic::new(key.span(), "`total_timeout` bounds a whole request, every target included, so it cannot be set on one target")
             .help("move it to `[server]`; on a target, `headers_timeout`, `first_token_timeout` and `idle_timeout` bound its own attempts"));
+    }
+    if let Some((key, _)) = CONNECTION_KEYS
+        .iter()
+        .find_map(|name| table.get_key_value(*name))
+    {
+        return Err(Diagnostic::new(key.span(), format!("`{}` limits the proxy's own client connections, so it cannot be set on one target", key.get_ref()))
+            .help("move it to `[server]`; on a target, `connect_timeout`, `headers_timeout`, `first_token_timeout` and `idle_timeout` bound its upstream calls"));
     }
     reject_unknown_keys(table, &TARGET_KEYS, &format!("in {what}"))?;
     let policy = policy(table, policies)?;

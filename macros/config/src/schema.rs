@@ -16,6 +16,8 @@ pub struct RoutesFile {
     /// Limits on a whole request, all attempts together (`[server] total_timeout`,
     /// `max_subrequests`).
     pub limits: RequestLimits,
+    /// The native server's limits on client connections (`[server] header_read_timeout`, ...).
+    pub server: ServerLimits,
     /// Routes in file order.
     pub routes: &'static [Route],
 }
@@ -165,6 +167,45 @@ impl RequestLimits {
     pub const DEFAULT: RequestLimits = RequestLimits {
         total_timeout_ms: 900_000,
         max_subrequests: 50,
+    };
+}
+
+/// What the native server allows one client connection; the Workers runtime sets its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// From a connection's first byte (or its opening) to its request headers' end, in ms
+    /// (`header_read_timeout`).
+    pub header_read_timeout_ms: u64,
+    /// For a request's whole body, in ms (`body_read_timeout`).
+    pub body_read_timeout_ms: u64,
+    /// How long an idle connection is kept open for its next request, in ms
+    /// (`keep_alive_timeout`; 0: one request per connection).
+    pub keep_alive_timeout_ms: u64,
+    /// Open client connections, all threads together (`max_connections`).
+    pub max_connections: u32,
+    /// The request line and headers together, in bytes (`max_header_bytes`).
+    pub max_header_bytes: u32,
+    /// How long running requests may finish after SIGTERM or SIGINT, in ms
+    /// (`shutdown_timeout`).
+    pub shutdown_timeout_ms: u64,
+}
+
+impl ServerLimits {
+    /// The smallest `max_header_bytes`: hyper's read buffer cannot be smaller.
+    pub const MIN_HEADER_BYTES: u32 = 8 * 1024;
+    /// The largest `max_header_bytes`.
+    pub const MAX_HEADER_BYTES: u32 = 1024 * 1024;
+
+    /// When routes.toml says nothing. A slow phone still sends 16 MiB in a minute; a
+    /// connection reused by an SDK's pool stays warm for a minute; a stream gets 30 s to end
+    /// on shutdown, as an orchestrator's default grace period allows.
+    pub const DEFAULT: ServerLimits = ServerLimits {
+        header_read_timeout_ms: 10_000,
+        body_read_timeout_ms: 60_000,
+        keep_alive_timeout_ms: 60_000,
+        max_connections: 4_096,
+        max_header_bytes: 32 * 1024,
+        shutdown_timeout_ms: 30_000,
     };
 }
 

@@ -314,3 +314,39 @@ api_keys = ["C"]
         "{rendered}"
     );
 }
+
+#[test]
+fn server_limits_default_and_are_read_from_server() {
+    use crate::schema::ServerLimits;
+    let minimal = parse("[server]\nauth_token = \"T\"\n[[routes.r]]\nprovider = \"openai\"\nmodel = \"m\"\napi_keys = [\"K\"]\n").expect("valid");
+    assert_eq!(minimal.server, ServerLimits::DEFAULT);
+    let file = parse(
+        r#"
+[server]
+auth_token = "T"
+header_read_timeout = 2.5
+body_read_timeout = 20
+keep_alive_timeout = 0
+max_connections = 100
+max_header_bytes = 8192
+shutdown_timeout = 0
+
+[[routes.r]]
+provider = "openai"
+model = "m"
+api_keys = ["K"]
+"#,
+    )
+    .expect("valid");
+    assert_eq!(
+        file.server,
+        ServerLimits {
+            header_read_timeout_ms: 2_500,
+            body_read_timeout_ms: 20_000,
+            keep_alive_timeout_ms: 0,
+            max_connections: 100,
+            max_header_bytes: 8192,
+            shutdown_timeout_ms: 0,
+        }
+    );
+}

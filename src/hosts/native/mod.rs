@@ -7,6 +7,7 @@
 //! [`Shared`], behind one `Arc`.
 
 pub mod cli;
+pub mod connection;
 pub mod dev_vars;
 pub mod server;
 
@@ -15,6 +16,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::rc::Rc;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -38,6 +40,8 @@ use crate::core::host::{
 pub struct Shared {
     dev_vars: HashMap<String, String>,
     health: KeyHealth,
+    /// Client connections open on every thread together (`max_connections`).
+    pub(crate) open_connections: AtomicUsize,
 }
 
 impl Shared {
@@ -46,6 +50,7 @@ impl Shared {
         Arc::new(Self {
             dev_vars,
             health: KeyHealth::new(),
+            open_connections: AtomicUsize::new(0),
         })
     }
 }

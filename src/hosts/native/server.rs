@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Limited};
@@ -14,6 +16,9 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpSocket};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::core;
 use crate::core::error::MAX_BODY_BYTES;
@@ -21,6 +26,8 @@ use crate::core::http::{
     BodyStream, IncomingRequest, Method, ProxyResponse, RequestBody, RequestHeaders, ResponseBody,
     StreamAbort,
 };
+use crate::core::route::ServerLimits;
+use crate::hosts::native::connection::{Guarded, Tracker, Watched};
 use crate::hosts::native::{NativeHost, Shared};
 
 /// Largest body frame gathered from stream pieces.
@@ -132,58 +139,247 @@ impl hyper::body::Body for Body {
     }
 }
 
-/// Accepts connections until ctrl-c. Must run inside a `tokio::task::LocalSet`: the core's
-/// futures are `!Send` by design (see [`Host`](crate::core::host::Host)).
-pub async fn serve(listener: TcpListener, host: NativeHost) -> std::io::Result<()> {
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => accepted?,
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-        };
-        let _ = stream.set_nodelay(true);
-        let host = host.clone();
-        tokio::task::spawn_local(async move {
-            let service = service_fn(move |request| {
-                let host = host.clone();
-                async move { Ok::<_, Infallible>(respond(&host, request).await) }
-            });
-            // A client that goes away mid-response is not the server's error.
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
+/// A response body that tells its connection's tracker when hyper is done with it: the
+/// connection is then idle, and its keep-alive time starts.
+struct Tracked {
+    body: Body,
+    tracker: Tracker,
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.tracker.idle();
     }
 }
 
-/// Serves on `addr` until ctrl-c with `threads` threads (default: one per core), each with its
-/// own event loop, listener (`SO_REUSEPORT`: the kernel spreads connections over them) and
-/// host. Returns once every thread has stopped; a thread that cannot start stops them all.
-pub fn run(addr: SocketAddr, threads: Option<usize>, shared: Arc<Shared>) -> std::io::Result<()> {
-    let threads = threads
+impl hyper::body::Body for Tracked {
+    type Data = Bytes;
+    type Error = StreamAbort;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, StreamAbort>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// What every connection of one server thread needs.
+#[derive(Clone)]
+struct Connections {
+    host: NativeHost,
+    limits: ServerLimits,
+    shared: Arc<Shared>,
+    stop: watch::Receiver<bool>,
+}
+
+/// Accepts connections until `stop` turns true, then lets open connections finish their
+/// requests for up to `shutdown_timeout`. Must run inside a `tokio::task::LocalSet`: the core's
+/// futures are `!Send` by design (see [`Host`](crate::core::host::Host)).
+async fn serve(listener: TcpListener, cx: Connections) -> std::io::Result<()> {
+    let mut connections = JoinSet::new();
+    let mut stop = cx.stop.clone();
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors or a connection reset before it was accepted: the
+                // listener itself is fine, so wait a moment rather than spin or stop serving.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+            _ = stop.wait_for(|stopping| *stopping) => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let Some(slot) = Slot::take(&cx.shared, cx.limits.max_connections) else {
+            refuse(&stream);
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        connections.spawn_local(connection(stream, cx.clone(), slot));
+    }
+    // New connections are refused from here on; running requests get the grace period.
+    drop(listener);
+    let grace = Duration::from_millis(cx.limits.shutdown_timeout_ms);
+    let _ = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    Ok(())
+}
+
+/// One of `max_connections`, given back when the connection closes.
+struct Slot(Arc<Shared>);
+
+impl Slot {
+    fn take(shared: &Arc<Shared>, max: u32) -> Option<Self> {
+        let open = shared.open_connections.fetch_add(1, Ordering::AcqRel);
+        if open >= max as usize {
+            shared.open_connections.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        Some(Self(Arc::clone(shared)))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Answers a connection over `max_connections` with a 503 if its socket takes it at once, and
+/// closes it: no task, no buffer, nothing read.
+fn refuse(stream: &tokio::net::TcpStream) {
+    const BODY: &str = r#"{"error":{"message":"The proxy is at its connection limit; retry shortly.","type":"server_error","param":null,"code":"too_many_connections"}}"#;
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\naccess-control-allow-origin: *\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = stream.try_write(answer.as_bytes());
+}
+
+async fn connection(stream: tokio::net::TcpStream, cx: Connections, slot: Slot) {
+    let tracker = Tracker::opened();
+    let io = TokioIo::new(Watched::new(stream, tracker.clone()));
+    let service = {
+        let (host, tracker) = (cx.host.clone(), tracker.clone());
+        let body_timeout = Duration::from_millis(cx.limits.body_read_timeout_ms);
+        service_fn(move |request| {
+            tracker.busy();
+            let (host, tracker) = (host.clone(), tracker.clone());
+            async move {
+                let response = respond(&host, request, body_timeout).await;
+                Ok::<_, Infallible>(response.map(|body| Tracked { body, tracker }))
+            }
+        })
+    };
+    let conn = http1::Builder::new()
+        .keep_alive(cx.limits.keep_alive_timeout_ms > 0)
+        .max_buf_size(cx.limits.max_header_bytes as usize)
+        .serve_connection(io, service);
+    let mut stop = cx.stop.clone();
+    let stopping = Box::pin(async move {
+        let _ = stop.wait_for(|stopping| *stopping).await;
+    });
+    // A client that goes away mid-response is not the server's error.
+    Guarded::new(conn, tracker, cx.limits, stopping).await;
+    drop(slot);
+}
+
+/// A running server: its threads, and what stops them.
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    threads: Vec<ServerThread>,
+    stop: watch::Sender<bool>,
+    limits: ServerLimits,
+}
+
+/// Starts serving on `addr` with `threads` threads (default: one per core), each with its own
+/// event loop, listener (`SO_REUSEPORT`: the kernel spreads connections over them) and host.
+/// A thread that cannot start stops them all.
+pub fn start(
+    addr: SocketAddr,
+    threads: Option<usize>,
+    shared: Arc<Shared>,
+    limits: ServerLimits,
+) -> std::io::Result<Running> {
+    let count = threads
         .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
         .unwrap_or(1);
+    let (stop, stopped) = watch::channel(false);
+    let start = |addr| spawn(addr, (Arc::clone(&shared), limits, stopped.clone()));
     // The first thread binds first, so `--listen 127.0.0.1:0` gets one port for all of them.
-    let (first, bound) = spawn(addr, Arc::clone(&shared))?;
-    let mut handles = vec![first];
-    for _ in 1..threads {
-        handles.push(spawn(bound, Arc::clone(&shared))?.0);
+    let (first, bound) = start(addr)?;
+    let mut running = Running {
+        addr: bound,
+        threads: vec![first],
+        stop,
+        limits,
+    };
+    for _ in 1..count {
+        running.threads.push(start(bound)?.0);
     }
+    Ok(running)
+}
+
+impl Running {
+    /// Stops accepting and gives running requests `shutdown_timeout` to finish; returns when
+    /// every thread has stopped.
+    pub fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.stop.send(true);
+        self.join()
+    }
+
+    /// Waits for every thread to stop.
+    fn join(self) -> std::io::Result<()> {
+        for thread in self.threads {
+            thread
+                .join()
+                .map_err(|_| std::io::Error::other("a server thread panicked"))??;
+        }
+        Ok(())
+    }
+}
+
+/// Serves on `addr` (see [`start`]) until SIGTERM or SIGINT, then shuts down gracefully (see
+/// [`Running::shutdown`]); a second signal ends running requests at once.
+pub fn run(
+    addr: SocketAddr,
+    threads: Option<usize>,
+    shared: Arc<Shared>,
+    limits: ServerLimits,
+) -> std::io::Result<()> {
+    let running = start(addr, threads, shared, limits)?;
     eprintln!(
-        "ai-worker-proxy listening on http://{bound} ({} routes, {threads} threads)",
-        crate::routes::ROUTES.len()
+        "ai-worker-proxy listening on http://{} ({} routes, {} threads)",
+        running.addr,
+        crate::routes::ROUTES.len(),
+        running.threads.len()
     );
-    for handle in handles {
-        handle
-            .join()
-            .map_err(|_| std::io::Error::other("a server thread panicked"))??;
-    }
-    Ok(())
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    signals.block_on(async {
+        let mut terminate = signal(SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+            // Every thread has stopped on its own (an error): nothing to shut down.
+            () = running.stop.closed() => return Ok::<_, std::io::Error>(()),
+        }
+        eprintln!(
+            "ai-worker-proxy: stopping; running requests have {} s to finish",
+            running.limits.shutdown_timeout_ms.div_ceil(1000)
+        );
+        let _ = running.stop.send(true);
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => std::process::exit(130),
+            _ = terminate.recv() => std::process::exit(143),
+            () = running.stop.closed() => Ok(()),
+        }
+    })?;
+    running.join()
 }
 
 type ServerThread = std::thread::JoinHandle<std::io::Result<()>>;
 
 /// Starts one server thread on `addr`; returns once it listens, with the address it got.
-fn spawn(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<(ServerThread, SocketAddr)> {
+fn spawn(
+    addr: SocketAddr,
+    (shared, limits, stop): (Arc<Shared>, ServerLimits, watch::Receiver<bool>),
+) -> std::io::Result<(ServerThread, SocketAddr)> {
     let (ready, listening) = std::sync::mpsc::channel();
     let handle = std::thread::spawn(move || {
         let started = (|| {
@@ -191,7 +387,7 @@ fn spawn(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<(ServerThread
                 .enable_all()
                 .build()?;
             let listener = runtime.block_on(async { listen(addr) })?;
-            let host = NativeHost::new(shared).map_err(std::io::Error::other)?;
+            let host = NativeHost::new(Arc::clone(&shared)).map_err(std::io::Error::other)?;
             Ok::<_, std::io::Error>((runtime, listener, host))
         })();
         let (runtime, listener, host) = match started {
@@ -202,7 +398,13 @@ fn spawn(addr: SocketAddr, shared: Arc<Shared>) -> std::io::Result<(ServerThread
             }
         };
         let _ = ready.send(listener.local_addr());
-        tokio::task::LocalSet::new().block_on(&runtime, serve(listener, host))
+        let cx = Connections {
+            host,
+            limits,
+            shared,
+            stop,
+        };
+        tokio::task::LocalSet::new().block_on(&runtime, serve(listener, cx))
     });
     let bound = listening
         .recv()
@@ -223,8 +425,12 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(1024)
 }
 
-async fn respond(host: &NativeHost, request: hyper::Request<Incoming>) -> hyper::Response<Body> {
-    let incoming = incoming(request).await;
+async fn respond(
+    host: &NativeHost,
+    request: hyper::Request<Incoming>,
+    body_timeout: Duration,
+) -> hyper::Response<Body> {
+    let incoming = incoming(request, body_timeout);
     outgoing(core::handle::<crate::routes::Table, _>(host, incoming).await)
 }
 
@@ -237,23 +443,28 @@ impl RequestHeaders for Headers {
     }
 }
 
-async fn incoming(request: hyper::Request<Incoming>) -> IncomingRequest {
+/// The core's view of `request`. Its body is read only when the core awaits it (after the
+/// token), within `body_timeout`, and not at all when its declared length is over the limit.
+fn incoming(request: hyper::Request<Incoming>, body_timeout: Duration) -> IncomingRequest {
     let (parts, body) = request.into_parts();
     let declared_too_large = parts
         .headers
         .get(hyper::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
-        .is_some_and(|n| n > MAX_BODY_BYTES);
-    let body = if declared_too_large {
-        RequestBody::TooLarge
-    } else {
-        match Limited::new(body, MAX_BODY_BYTES).collect().await {
-            Ok(collected) => RequestBody::Complete(collected.to_bytes()),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => RequestBody::TooLarge,
-            // The client broke off mid-body; an empty body gets the usual 400.
-            Err(_) => RequestBody::Complete(Bytes::new()),
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64);
+    let body = Box::pin(async move {
+        if declared_too_large {
+            return RequestBody::TooLarge;
         }
-    };
+        let read = Limited::new(body, MAX_BODY_BYTES).collect();
+        match tokio::time::timeout(body_timeout, read).await {
+            Ok(Ok(collected)) => RequestBody::Complete(collected.to_bytes()),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => RequestBody::TooLarge,
+            // The client broke off mid-body; an empty body gets the usual 400.
+            Ok(Err(_)) => RequestBody::Complete(Bytes::new()),
+            Err(_) => RequestBody::TimedOut,
+        }
+    });
     IncomingRequest {
         method: Method::parse(parts.method.as_str()),
         path: parts.uri.path().to_owned(),

@@ -3,16 +3,16 @@
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use worker::js_sys::{ArrayBuffer, Uint8Array};
-use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::js_sys::{Promise, Uint8Array};
+use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{self, ReadableStream};
 
 use super::body::{self, JsBody};
 use crate::core::error::{ProxyError, MAX_BODY_BYTES};
 use crate::core::http::{
-    path_of_url, BodyStream, IncomingRequest, Method, ProxyResponse, RequestBody, RequestHeaders,
-    ResponseBody,
+    body_ready, path_of_url, BodyReader, BodyStream, IncomingRequest, Method, ProxyResponse,
+    RequestBody, RequestHeaders, ResponseBody,
 };
 use crate::core::stream::{ClientBody, DriverParts, Framing};
 use crate::core::verdict::UpstreamError;
@@ -26,39 +26,73 @@ impl RequestHeaders for Headers {
     }
 }
 
+// A request body, read only when the core asks (after the token) and never past `max` bytes:
+// `null` when it is longer. A declared length was checked before (and the runtime delivers no
+// more than it declares), so that body is read in one call; a chunked one is counted chunk by
+// chunk and cancelled at the cap, so a client cannot make the Worker hold more than `max`.
+#[wasm_bindgen(inline_js = r#"
+export async function readBody(request, max) {
+  if (request.headers.get("content-length") !== null) {
+    const whole = await request.arrayBuffer();
+    return whole.byteLength > max ? null : new Uint8Array(whole);
+  }
+  if (request.body === null) return new Uint8Array(0);
+  const reader = request.body.getReader();
+  const chunks = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  const body = new Uint8Array(total);
+  let at = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return body;
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = readBody)]
+    fn read_body(request: &web_sys::Request, max: f64) -> Promise;
+}
+
 /// The core's view of `request`. Only a POST's body is read (no other endpoint takes one),
-/// and not at all when its declared length is over the limit.
-pub async fn incoming(request: web_sys::Request) -> IncomingRequest {
+/// when the core awaits it, and not at all when its declared length is over the limit.
+pub fn incoming(request: web_sys::Request) -> IncomingRequest {
     let method = Method::parse(&request.method());
     let headers = Headers(request.headers());
     let declared_too_large = headers
         .get("content-length")
-        .and_then(|v| v.parse::<usize>().ok())
-        .is_some_and(|n| n > MAX_BODY_BYTES);
-    let body = if method != Method::Post {
-        RequestBody::Complete(Bytes::new())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > MAX_BODY_BYTES as u64);
+    let path = path_of_url(&request.url()).to_owned();
+    let body: BodyReader = if method != Method::Post {
+        body_ready(RequestBody::Complete(Bytes::new()))
     } else if declared_too_large {
-        RequestBody::TooLarge
+        body_ready(RequestBody::TooLarge)
     } else {
-        match request.array_buffer() {
-            Ok(promise) => match JsFuture::from(promise).await {
-                Ok(buffer) => {
-                    let bytes = Uint8Array::new(buffer.unchecked_ref::<ArrayBuffer>());
-                    if bytes.length() as usize > MAX_BODY_BYTES {
-                        RequestBody::TooLarge
-                    } else {
-                        RequestBody::Complete(Bytes::from(bytes.to_vec()))
-                    }
+        Box::pin(async move {
+            match JsFuture::from(read_body(&request, MAX_BODY_BYTES as f64)).await {
+                Ok(body) if body.is_null() => RequestBody::TooLarge,
+                Ok(body) => {
+                    RequestBody::Complete(Bytes::from(body.unchecked_into::<Uint8Array>().to_vec()))
                 }
                 // A broken body gets the usual 400 downstream.
                 Err(_) => RequestBody::Complete(Bytes::new()),
-            },
-            Err(_) => RequestBody::Complete(Bytes::new()),
-        }
+            }
+        })
     };
     IncomingRequest {
         method,
-        path: path_of_url(&request.url()).to_owned(),
+        path,
         headers: Box::new(headers),
         body,
     }

@@ -115,7 +115,7 @@ async fn fetch(
         env: Rc::new(env),
         ctx: AsRef::<JsValue>::as_ref(ctx).clone(),
     };
-    let incoming = http::incoming(request).await;
+    let incoming = http::incoming(request);
     let response = crate::core::handle::<crate::routes::Table, _>(&host, incoming).await;
     let pass_through = match host.secret(RELAY_VAR).as_deref() {
         Some("watch") => http::PassThrough::Watched,

@@ -50,6 +50,7 @@ fn any_object() -> Value {
 /// The Anthropic request body for `target`.
 pub fn body(target: &Target, request: &ChatRequest) -> Result<Value, ProxyError> {
     let body = request.body();
+    input::check_outputs(body, PROVIDER)?;
     if let Some(n) = body.get("n").and_then(Value::as_u64) {
         if n > 1 {
             return Err(unsupported(
@@ -396,7 +397,7 @@ mod tests {
         let out = ok(json!({
             "model": "deep-think", "stream": true, "stream_options": {"include_usage": true},
             "messages": [{"role": "user", "content": "hi"}],
-            "logprobs": true, "logit_bias": {"1": 2}, "presence_penalty": 1, "frequency_penalty": 1,
+            "logprobs": false, "logit_bias": {"1": 2}, "presence_penalty": 1, "frequency_penalty": 1,
             "seed": 4, "n": 1, "test_id": "t-1"
         }));
         assert_eq!(

@@ -17,7 +17,7 @@ use crate::providers::openai_input::{
 };
 
 use super::ids;
-use super::schema;
+use super::schema::{self, Budget};
 use super::wire::{
     Blob, Content, FileData, FunctionCall, FunctionCallingConfig, FunctionDeclaration,
     FunctionResponse, GenerationConfig, Part, Request, SystemInstruction, ThinkingConfig, Tool,
@@ -42,8 +42,11 @@ fn is_gemini_3(model: &str) -> bool {
 /// The Gemini request body for `target`.
 pub fn body(target: &Target, request: &ChatRequest) -> Result<Request, ProxyError> {
     let body = request.body();
+    input::check_outputs(body, PROVIDER)?;
     let (system, contents) = contents(body, is_gemini_3(target.model))?;
-    let declarations = tools(body)?;
+    // Every schema of the request shares one budget.
+    let mut budget = Budget::new();
+    let declarations = tools(body, &mut budget)?;
     let tool_config = if declarations.is_empty() {
         None
     } else {
@@ -61,7 +64,7 @@ pub fn body(target: &Target, request: &ChatRequest) -> Result<Request, ProxyErro
         system_instruction: system,
         tools,
         tool_config,
-        generation_config: generation_config(target, body)?,
+        generation_config: generation_config(target, body, &mut budget)?,
     })
 }
 
@@ -355,20 +358,43 @@ fn tool_result(
 
 // ----------------------------------------------------------------------------- tools
 
-fn tools(body: &Obj) -> Result<Vec<FunctionDeclaration>, ProxyError> {
-    Ok(input::function_tools(body, PROVIDER)?
+fn tools(body: &Obj, budget: &mut Budget) -> Result<Vec<FunctionDeclaration>, ProxyError> {
+    input::function_tools(body, PROVIDER)?
         .into_iter()
-        .map(|tool| FunctionDeclaration {
-            name: tool.name.to_owned(),
-            description: tool.description.map(str::to_owned),
-            parameters: tool
-                .parameters
-                .map(|p| schema::clean(p, false))
+        .enumerate()
+        .map(|(i, tool)| {
+            let parameters = match tool.parameters {
+                Some(p) => Some(schema::clean(p, false, budget).map_err(|_| {
+                    too_large(
+                        &format!("The parameters of tool `{}`", tool.name),
+                        format!("tools[{i}].function.parameters"),
+                    )
+                })?),
+                None => None,
+            };
+            Ok(FunctionDeclaration {
+                name: tool.name.to_owned(),
+                description: tool.description.map(str::to_owned),
                 // A schema without properties is a function without arguments: Gemini
                 // expresses that by leaving `parameters` out.
-                .filter(|p| p.get("properties").is_some() || p.get("anyOf").is_some()),
+                parameters: parameters
+                    .filter(|p| p.get("properties").is_some() || p.get("anyOf").is_some()),
+            })
         })
-        .collect())
+        .collect()
+}
+
+/// A 400 for a schema whose `$ref`s, inlined as Gemini needs, would exceed the request's
+/// budget: the client can simplify it, and a route's other targets may take it as it is.
+fn too_large(what: &str, param: String) -> ProxyError {
+    ProxyError::InvalidRequest {
+        message: format!(
+            "{what} expand past the proxy's limit for Gemini ({} units, about that many bytes) once their `$ref`s are inlined, as Gemini requires: reference definitions fewer times, or inline a simpler schema.",
+            schema::MAX_COST
+        ),
+        param: Some(param),
+        code: "schema_too_large",
+    }
 }
 
 fn mode(mode: &'static str, names: Vec<String>) -> Option<ToolConfig> {
@@ -395,7 +421,11 @@ fn tool_choice(body: &Obj) -> Result<Option<ToolConfig>, ProxyError> {
 
 // ----------------------------------------------------------------------------- generationConfig
 
-fn generation_config(target: &Target, body: &Obj) -> Result<GenerationConfig, ProxyError> {
+fn generation_config(
+    target: &Target,
+    body: &Obj,
+    budget: &mut Budget,
+) -> Result<GenerationConfig, ProxyError> {
     let max_output_tokens = max_completion_tokens(body)?.or(target.max_tokens.map(u64::from));
     let seed = match body.get("seed") {
         None | Some(Value::Null) => None,
@@ -404,7 +434,7 @@ fn generation_config(target: &Target, body: &Obj) -> Result<GenerationConfig, Pr
                 .ok_or_else(|| invalid("`seed` must be an integer.", "seed"))?,
         ),
     };
-    let (response_mime_type, response_schema) = response_format(body)?;
+    let (response_mime_type, response_schema) = response_format(body, budget)?;
     Ok(GenerationConfig {
         max_output_tokens,
         temperature: number(body, "temperature")?,
@@ -432,7 +462,7 @@ fn stop_sequences(body: &Obj) -> Result<Option<Vec<String>>, ProxyError> {
 
 type ResponseFormat = (Option<&'static str>, Option<Value>);
 
-fn response_format(body: &Obj) -> Result<ResponseFormat, ProxyError> {
+fn response_format(body: &Obj, budget: &mut Budget) -> Result<ResponseFormat, ProxyError> {
     let Some(format) = body.get("response_format").filter(|f| !f.is_null()) else {
         return Ok((None, None));
     };
@@ -440,11 +470,19 @@ fn response_format(body: &Obj) -> Result<ResponseFormat, ProxyError> {
         Some("text") => Ok((None, None)),
         Some("json_object") => Ok((Some("application/json"), None)),
         Some("json_schema") => {
-            let schema = format
+            let schema = match format
                 .get("json_schema")
                 .and_then(|s| s.get("schema"))
                 .filter(|s| s.is_object())
-                .map(|s| schema::clean(s, true));
+            {
+                Some(s) => Some(schema::clean(s, true, budget).map_err(|_| {
+                    too_large(
+                        "The schema of `response_format`",
+                        "response_format.json_schema.schema".to_owned(),
+                    )
+                })?),
+                None => None,
+            };
             Ok((Some("application/json"), schema))
         }
         _ => Err(invalid(
@@ -536,12 +574,79 @@ mod tests {
         let out = ok(json!({
             "model": "g", "stream": true, "stream_options": {"include_usage": true},
             "messages": [{"role": "user", "content": "hi"}],
-            "logprobs": true, "logit_bias": {"1": 2}, "user": "u", "metadata": {"a": "b"},
+            "logprobs": false, "logit_bias": {"1": 2}, "user": "u", "metadata": {"a": "b"},
             "parallel_tool_calls": false, "test_id": "t-1"
         }));
         assert_eq!(
             out.to_string(),
             r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}"#
+        );
+    }
+
+    #[test]
+    fn a_schema_that_fans_out_through_its_refs_is_a_400_naming_the_tool() {
+        // Ten definitions, each referring to the next four times: 4^10 nodes once inlined, from
+        // a schema of about 1.6 KB.
+        let mut defs = serde_json::Map::new();
+        for level in 0..10 {
+            let next = json!({"$ref": format!("#/$defs/d{}", level + 1)});
+            defs.insert(
+                format!("d{level}"),
+                json!({"type": "object", "description": "one level", "properties": {
+                    "a": next, "b": next, "c": next, "d": next
+                }}),
+            );
+        }
+        defs.insert("d10".into(), json!({"type": "string"}));
+        let schema = json!({"type": "object", "$defs": defs,
+            "properties": {"root": {"$ref": "#/$defs/d0"}}});
+        assert!(schema.to_string().len() < 2_000);
+        let small = json!({"type": "object", "properties": {"q": {"type": "string"}}});
+        let (param, message) = err_param(json!({"model": "g",
+        "messages": [{"role": "user", "content": "hi"}],
+        "tools": [
+            {"type": "function", "function": {"name": "fine", "parameters": small}},
+            {"type": "function", "function": {"name": "fan_out", "parameters": schema}}
+        ]}));
+        assert_eq!(param, "tools[1].function.parameters");
+        assert!(message.contains("tool `fan_out`"), "{message}");
+        // The same schema as the response format.
+        let (param, _) = err_param(json!({"model": "g",
+            "messages": [{"role": "user", "content": "hi"}],
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}}));
+        assert_eq!(param, "response_format.json_schema.schema");
+    }
+
+    #[test]
+    fn outputs_gemini_cannot_give_back_are_unsupported_parameters() {
+        for (field, value) in [
+            ("logprobs", json!(true)),
+            ("top_logprobs", json!(3)),
+            ("modalities", json!(["text", "audio"])),
+            ("audio", json!({"voice": "alloy", "format": "wav"})),
+        ] {
+            let mut request =
+                json!({"model": "g", "messages": [{"role": "user", "content": "hi"}]});
+            request[field] = value;
+            let error = convert_for("gemini-2.5-flash", request).unwrap_err();
+            let ProxyError::InvalidRequest {
+                param,
+                code,
+                message,
+            } = error
+            else {
+                panic!("{error:?}");
+            };
+            assert_eq!(
+                (param.as_deref(), code),
+                (Some(field), "unsupported_parameter")
+            );
+            assert!(message.contains("Gemini"), "{message}");
+        }
+        // What asks for nothing extra passes.
+        ok(
+            json!({"model": "g", "messages": [{"role": "user", "content": "hi"}],
+            "logprobs": false, "top_logprobs": 0, "modalities": ["text"], "audio": null}),
         );
     }
 

@@ -16,12 +16,46 @@
 //! allow-list, as LiteLLM does, so keywords invented later cannot cause a 400); objects get
 //! `type: object`; `required` keeps only declared properties; empty `properties` are removed.
 
+use std::collections::HashMap;
+
 use serde_json::{json, Map, Value};
 
 type Obj = Map<String, Value>;
 
 /// Nesting deeper than this is cut off (it also bounds pathological inputs).
 const MAX_DEPTH: usize = 32;
+
+/// The most one request's schemas may cost once cleaned, in units of about a byte of output.
+/// Gemini takes no `$ref`, so references are inlined, and definitions that refer to each other
+/// several times per level grow exponentially: a 1.6 KB schema can expand to 150 MB. Real tool
+/// sets cost a few tens of thousands.
+pub const MAX_COST: usize = 1_000_000;
+
+/// What one converted node costs besides the text it copies.
+const NODE_COST: usize = 32;
+
+/// What is left of a request's [`MAX_COST`], shared by all its schemas.
+#[derive(Debug)]
+pub struct Budget {
+    left: usize,
+}
+
+impl Budget {
+    /// A whole request's budget.
+    pub fn new() -> Self {
+        Self { left: MAX_COST }
+    }
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A schema that would cost more than what is left of the request's [`Budget`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct TooLarge;
 
 /// Keywords copied as they are.
 const COPIED: [&str; 9] = [
@@ -38,40 +72,76 @@ const COPIED: [&str; 9] = [
 
 /// The Gemini schema for `schema`; `ordering` adds `propertyOrdering` (the declared key order)
 /// to objects, which structured output uses to keep the answer's keys in that order.
-pub fn clean(schema: &Value, ordering: bool) -> Value {
-    let mut defs = Obj::new();
+/// Fails, having done at most `budget`'s worth of work, when the result would cost more.
+pub fn clean(schema: &Value, ordering: bool, budget: &mut Budget) -> Result<Value, TooLarge> {
+    let mut defs: HashMap<&str, &Value> = HashMap::new();
     for key in ["definitions", "$defs"] {
         if let Some(Value::Object(d)) = schema.get(key) {
-            defs.extend(d.iter().map(|(k, v)| (k.clone(), v.clone())));
+            defs.extend(d.iter().map(|(k, v)| (k.as_str(), v)));
         }
     }
     let mut cx = Context {
         defs: &defs,
         stack: Vec::new(),
         ordering,
+        budget,
+        exhausted: false,
     };
-    Value::Object(cx.convert(schema, 0))
+    let cleaned = cx.convert(schema, 0);
+    if cx.exhausted {
+        return Err(TooLarge);
+    }
+    Ok(Value::Object(cleaned))
 }
 
-struct Context<'a> {
-    defs: &'a Obj,
+struct Context<'a, 'b> {
+    defs: &'a HashMap<&'a str, &'a Value>,
     /// `$ref` names being expanded, to stop cycles.
     stack: Vec<String>,
     ordering: bool,
+    budget: &'b mut Budget,
+    /// The budget ran out: the rest is skipped and the result discarded.
+    exhausted: bool,
+}
+
+/// What converting `obj` costs: the node and the text it copies.
+fn cost(obj: &Obj) -> usize {
+    let text = |key: &str| obj.get(key).and_then(Value::as_str).map_or(0, str::len);
+    let list = |key: &str| {
+        obj.get(key).and_then(Value::as_array).map_or(0, |values| {
+            values
+                .iter()
+                .map(|v| v.as_str().map_or(8, |s| s.len() + 8))
+                .sum()
+        })
+    };
+    NODE_COST
+        + text("description")
+        + text("pattern")
+        + text("const")
+        + list("enum")
+        + list("required")
 }
 
 fn is_null_schema(v: &Value) -> bool {
     v.get("type").and_then(Value::as_str) == Some("null")
 }
 
-impl Context<'_> {
+impl Context<'_, '_> {
     fn convert(&mut self, node: &Value, depth: usize) -> Obj {
         let Some(obj) = node.as_object() else {
             // `true` / `{}`-like schemas: anything goes.
             return Obj::new();
         };
-        if depth > MAX_DEPTH {
+        if depth > MAX_DEPTH || self.exhausted {
             return Obj::new();
+        }
+        match self.budget.left.checked_sub(cost(obj)) {
+            Some(left) => self.budget.left = left,
+            None => {
+                self.exhausted = true;
+                return Obj::new();
+            }
         }
         if let Some(reference) = obj.get("$ref").and_then(Value::as_str) {
             return self.reference(reference, obj, depth);
@@ -169,11 +239,11 @@ impl Context<'_> {
         let name = reference
             .strip_prefix("#/$defs/")
             .or_else(|| reference.strip_prefix("#/definitions/"));
-        let mut out = match name.and_then(|n| self.defs.get(n).map(|d| (n, d))) {
+        let defs = self.defs;
+        let mut out = match name.and_then(|n| defs.get(n).map(|d| (n, *d))) {
             Some((n, def)) if !self.stack.iter().any(|s| s == n) => {
                 self.stack.push(n.to_owned());
-                let def = def.clone();
-                let out = self.convert(&def, depth + 1);
+                let out = self.convert(def, depth + 1);
                 self.stack.pop();
                 out
             }
@@ -286,6 +356,11 @@ fn merge(out: &mut Obj, sub: Obj) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Cleans with a whole request's budget, which these schemas never exhaust.
+    fn clean(schema: &Value, ordering: bool) -> Value {
+        super::clean(schema, ordering, &mut Budget::new()).unwrap()
+    }
 
     #[test]
     fn the_openai_weather_schema_passes_unchanged() {

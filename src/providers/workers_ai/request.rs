@@ -32,7 +32,7 @@ use crate::providers::tool_ids::{self, Wire};
 const PROVIDER: &str = "Workers AI";
 
 /// OpenAI options passed through unchanged to chat-family models.
-const CHAT_OPTIONS: [&str; 14] = [
+const CHAT_OPTIONS: [&str; 12] = [
     "temperature",
     "top_p",
     "seed",
@@ -44,8 +44,6 @@ const CHAT_OPTIONS: [&str; 14] = [
     "response_format",
     "reasoning_effort",
     "chat_template_kwargs",
-    "logprobs",
-    "top_logprobs",
     "user",
 ];
 
@@ -62,6 +60,7 @@ pub fn max_tokens(target: &Target, body: &Map<String, Value>) -> u32 {
 /// The model input for `request` on `target`.
 pub fn inputs(target: &Target, request: &ChatRequest) -> Result<Value, ProxyError> {
     let body = request.body();
+    input::check_outputs(body, PROVIDER)?;
     let fam = family(target.model);
     if body.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
         return Err(invalid(

@@ -1,0 +1,14 @@
+//! Anthropic whole answers translated: an upstream 200 body (after a flag byte and a chunking byte, see `pipeline`) into the client's body.
+#![no_main]
+
+use ai_worker_proxy::providers::anthropic::Anthropic;
+use ai_worker_proxy_fuzz::{check, pipeline, targets};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    check::translated_json(&pipeline::run::<Anthropic>(
+        &targets::ANTHROPIC,
+        data,
+        false,
+    ));
+});

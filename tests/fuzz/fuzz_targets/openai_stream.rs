@@ -1,0 +1,10 @@
+//! OpenAI streams passed through: upstream SSE bytes cut into arbitrary chunks (after a flag byte and a chunking byte, see `pipeline`) into the client's SSE.
+#![no_main]
+
+use ai_worker_proxy::providers::openai::OpenAi;
+use ai_worker_proxy_fuzz::{check, pipeline, targets};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    check::passed_stream(&pipeline::run::<OpenAi>(&targets::OPENAI, data, true));
+});

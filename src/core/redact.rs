@@ -52,6 +52,13 @@ impl Redaction {
 
     /// `bytes` with every whole occurrence of the value replaced (`None`: none found).
     fn bytes(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        // Nearly every chunk is UTF-8 and holds no key: the standard library's vectorised
+        // substring test says so several times faster than the byte loop below.
+        if let Ok(text) = std::str::from_utf8(bytes) {
+            if !text.contains(self.value.as_str()) {
+                return None;
+            }
+        }
         let needle = self.value.as_bytes();
         let mut at = find(bytes, needle, 0)?;
         let mut out = Vec::with_capacity(bytes.len());
@@ -73,6 +80,10 @@ impl Redaction {
     /// next chunk. Never a complete SSE event's end, as a key holds no line break.
     fn partial_at_end(&self, bytes: &[u8]) -> usize {
         let needle = self.value.as_bytes();
+        // A chunk that ends an event ends with a line break, which no key holds.
+        if bytes.last().is_none_or(|last| !needle.contains(last)) {
+            return 0;
+        }
         let longest = (needle.len() - 1).min(bytes.len());
         (1..=longest)
             .rev()

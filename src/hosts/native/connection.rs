@@ -200,12 +200,18 @@ impl<C: Served> Future for Guarded<C> {
         let Some(deadline) = this.tracker.deadline(&this.limits) else {
             return Poll::Pending;
         };
-        if this.timer.deadline() != deadline {
+        // Moved only earlier: a timer left at an earlier deadline fires, finds it was not the
+        // real one, and is set again, once per phase at most, instead of a timer reset on every
+        // phase change (twice per request).
+        if deadline < this.timer.deadline() {
             this.timer.as_mut().reset(deadline);
         }
-        match this.timer.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(()),
-            Poll::Pending => Poll::Pending,
+        loop {
+            match this.timer.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) if Instant::now() >= deadline => return Poll::Ready(()),
+                Poll::Ready(()) => this.timer.as_mut().reset(deadline),
+            }
         }
     }
 }

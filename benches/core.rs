@@ -23,6 +23,8 @@ mod native {
     use ai_worker_proxy::core::request::ChatRequest;
     use ai_worker_proxy::core::route::{Target, TargetPolicy, Via};
     use ai_worker_proxy::core::stream::Translate;
+    use ai_worker_proxy::core::verdict::UpstreamError;
+    use ai_worker_proxy::front::anthropic::stream as front_stream;
     use ai_worker_proxy::providers::anthropic::stream::StreamTranslator;
     use ai_worker_proxy::providers::anthropic::Anthropic;
     use ai_worker_proxy::providers::google::{self, Google};
@@ -41,7 +43,9 @@ mod native {
         base_url: "https://api.anthropic.com",
         vias: &[Via::Key("ANTHROPIC_KEY_1")],
         max_tokens: None,
+        max_output_tokens: None,
         account_id: None,
+        anthropic_betas: None,
         policy: TargetPolicy::DEFAULT,
     };
     const CLAUDE_START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_4QpJur2dWWDjF6C758FbBw5vm12BaVipnK\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-3-opus-latest\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":11,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
@@ -51,7 +55,9 @@ mod native {
         base_url: "https://generativelanguage.googleapis.com",
         vias: &[Via::Key("GOOGLE_KEY_1")],
         max_tokens: None,
+        max_output_tokens: None,
         account_id: None,
+        anthropic_betas: None,
         policy: TargetPolicy::DEFAULT,
     };
     const GEMINI_EVENT: &str = "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Hello\"}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 9,\"candidatesTokenCount\": 1,\"totalTokenCount\": 10},\"modelVersion\": \"gemini-2.5-flash\",\"responseId\": \"mAitaJfXMtqr1dkPt8Tg0Q0\"}\r\n\r\n";
@@ -196,6 +202,33 @@ mod native {
             b.iter(|| black_box(translator.chunk(event.clone())))
         });
         group.finish();
+
+        let mut group = c.benchmark_group("front/anthropic");
+        group.throughput(Throughput::Bytes(CHUNK.len() as u64));
+        group.bench_function("stream translation per OpenAI text chunk", |b| {
+            let mut translator = front_stream::stream_translator(
+                Box::new(Identity),
+                front_stream::StreamContext { input_tokens: 9 },
+            );
+            let chunk = Bytes::from_static(CHUNK.as_bytes());
+            // The first chunk writes message_start and content_block_start; the rest are deltas.
+            let _ = translator.chunk(chunk.clone());
+            b.iter(|| black_box(translator.chunk(chunk.clone())))
+        });
+        group.finish();
+    }
+
+    /// The inner translator of the front-door bench: writes the OpenAI chunks it is given, so
+    /// only the Anthropic translation is measured.
+    struct Identity;
+
+    impl Translate for Identity {
+        fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
+            Ok(upstream)
+        }
+        fn end(&mut self) -> Result<Bytes, UpstreamError> {
+            Ok(Bytes::new())
+        }
     }
 
     criterion_group!(core, benches);

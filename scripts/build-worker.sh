@@ -13,8 +13,19 @@ if [ -z "${WASM_OPT_BIN:-}" ] && [ -x node_modules/.bin/wasm-opt ]; then
 fi
 # A lean entry module (see the file); worker-build then uses its bundler-target pipeline.
 export CUSTOM_SHIM="$PWD/src/hosts/worker/shim.js"
-args=(--release --out-dir "${WORKER_OUT_DIR:-build}")
+out="${WORKER_OUT_DIR:-build}"
+args=(--release --out-dir "$out")
 if [ -z "${WASM_OPT_BIN:-}" ]; then
   args+=(--no-opt)
 fi
-exec worker-build "${args[@]}"
+worker-build "${args[@]}"
+# worker-build has wasm-opt keep the name section (`--debuginfo`): 165 KB, 43 KB gzipped, about
+# 15% of the Worker, that only puts function names into a panic's stack trace, and the request
+# paths do not panic. A second wasm-opt run without passes writes the module without it; the
+# features are worker-build's own list, so nothing newer than workerd reads is emitted.
+if [ -n "${WASM_OPT_BIN:-}" ]; then
+  features=(mutable-globals sign-ext nontrapping-float-to-int bulk-memory multivalue
+            reference-types exception-handling)
+  "$WASM_OPT_BIN" "$out/worker/index.wasm" -o "$out/worker/index.wasm" --quiet \
+    "${features[@]/#/--enable-}"
+fi

@@ -7,6 +7,7 @@
 //! no provider.
 
 pub mod core;
+pub mod front;
 pub mod hosts;
 pub mod providers;
 pub mod routes;

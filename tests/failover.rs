@@ -267,7 +267,9 @@ const fn target(model: &'static str, vias: &'static [Via]) -> Target {
         base_url: "http://up/v1",
         vias,
         max_tokens: None,
+        max_output_tokens: None,
         account_id: None,
+        anthropic_betas: None,
         policy: TargetPolicy::DEFAULT,
     }
 }
@@ -508,7 +510,9 @@ fn a_gemini_invalid_key_400_rotates_but_a_schema_400_is_returned() {
             base_url: "https://g",
             vias: keys!["K_401", "K_400", "K_OK"],
             max_tokens: None,
+            max_output_tokens: None,
             account_id: None,
+            anthropic_betas: None,
             policy: TargetPolicy::DEFAULT,
         }],
     };
@@ -540,7 +544,9 @@ fn a_gemini_invalid_key_400_rotates_but_a_schema_400_is_returned() {
             base_url: "https://g",
             vias: keys!["K_401", "K_OK"],
             max_tokens: None,
+            max_output_tokens: None,
             account_id: None,
+            anthropic_betas: None,
             policy: TargetPolicy::DEFAULT,
         }],
     };
@@ -563,7 +569,9 @@ const WAI_BINDING: Target = Target {
     base_url: "https://api.cloudflare.com/client/v4",
     vias: &[Via::Binding("AI")],
     max_tokens: None,
+    max_output_tokens: None,
     account_id: None,
+    anthropic_betas: None,
     policy: TargetPolicy::DEFAULT,
 };
 
@@ -711,7 +719,9 @@ fn a_pass_through_stream_is_relayed_after_its_first_event() {
             base_url: "https://g",
             vias: keys!["K_OK"],
             max_tokens: None,
+            max_output_tokens: None,
             account_id: None,
+            anthropic_betas: None,
             policy: TargetPolicy::DEFAULT,
         }],
     };

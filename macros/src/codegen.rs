@@ -1,7 +1,8 @@
 //! [`RoutesFile`] → the Rust items the proxy compiles in: the file as `static` data of the
-//! schema's own types, and `Table`, whose `complete` is one `match` arm per route calling each
-//! target's provider type in order. A provider no route names is never instantiated, so it is
-//! not compiled into the Worker.
+//! schema's own types, and `Table`, whose `find` is a `match` on the exact route names followed
+//! by the patterns' prefixes, longest first, and whose `complete` is one `match` arm per route
+//! calling each target's provider type in order. A provider no route names is never
+//! instantiated, so it is not compiled into the Worker.
 
 use ai_worker_proxy_config::{
     providers, CooldownPolicy, Deadlines, KeyStrategy, LogFormat, LogLevel, RequestLimits,
@@ -36,11 +37,7 @@ pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, Str
         shutdown_timeout_ms,
     } = file.server;
     let routes = file.routes.iter().map(route);
-    let find_arms = file.routes.iter().enumerate().map(|(i, route)| {
-        let name = route.name;
-        let i = Literal::usize_unsuffixed(i);
-        quote! { #name => Some(&ROUTES[#i]), }
-    });
+    let find_body = find(file.routes);
     let dispatch_arms = file
         .routes
         .iter()
@@ -49,8 +46,8 @@ pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, Str
     Ok(quote! {
         use crate::core::log::{LogConfig, LogFormat, LogLevel};
         use crate::core::route::{
-            CooldownPolicy, Deadlines, KeyStrategy, RequestLimits, RetryPolicy, Route, Routes,
-            ServerLimits, Target, TargetPolicy, Via,
+            CooldownPolicy, Deadlines, Found, KeyStrategy, RequestLimits, RetryPolicy, Route,
+            Routes, ServerLimits, Target, TargetPolicy, Via,
         };
 
         /// Name of the secret that holds the proxy's bearer token (`[server].auth_token`).
@@ -88,11 +85,8 @@ pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, Str
                 ROUTES
             }
 
-            fn find(model: &str) -> Option<&'static Route> {
-                match model {
-                    #(#find_arms)*
-                    _ => None,
-                }
+            fn find(model: &str) -> Option<Found<'_>> {
+                #find_body
             }
 
             async fn complete<H: crate::core::host::Host>(
@@ -113,6 +107,58 @@ pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, Str
 
         const _ROUTES_TOML: &[u8] = include_bytes!(#source_path);
     })
+}
+
+/// The body of `Table::find`: the exact names in a `match`, then each pattern's prefix, longest
+/// first, then the catch-all `*` if there is one.
+fn find(routes: &[Route]) -> TokenStream {
+    let exact: Vec<TokenStream> = routes
+        .iter()
+        .enumerate()
+        .filter(|(_, route)| route.pattern_prefix().is_none())
+        .map(|(i, route)| {
+            let name = route.name;
+            let i = Literal::usize_unsuffixed(i);
+            quote! { #name => return Some(Found { route: &ROUTES[#i], star: None }), }
+        })
+        .collect();
+    let exact = (!exact.is_empty()).then(|| {
+        quote! {
+            match model {
+                #(#exact)*
+                _ => {}
+            }
+        }
+    });
+    let mut patterns: Vec<(usize, &str)> = routes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, route)| Some((i, route.pattern_prefix()?)))
+        .collect();
+    // Longest prefix first. Two patterns of one length have different prefixes (route names
+    // are unique), so at most one of them matches a model and their order does not matter.
+    patterns.sort_by_key(|(_, prefix)| std::cmp::Reverse(prefix.len()));
+    let catch_all = match patterns.last() {
+        Some((i, "")) => {
+            let i = Literal::usize_unsuffixed(*i);
+            patterns.pop();
+            quote! { Some(Found { route: &ROUTES[#i], star: Some(model) }) }
+        }
+        _ => quote! { None },
+    };
+    let patterns = patterns.iter().map(|(i, prefix)| {
+        let i = Literal::usize_unsuffixed(*i);
+        quote! {
+            if let Some(star) = model.strip_prefix(#prefix) {
+                return Some(Found { route: &ROUTES[#i], star: Some(star) });
+            }
+        }
+    });
+    quote! {
+        #exact
+        #(#patterns)*
+        #catch_all
+    }
 }
 
 /// `"name" => { ...each target through its provider type... }`.
@@ -172,7 +218,9 @@ fn target(target: &Target) -> TokenStream {
         base_url,
         vias,
         max_tokens,
+        max_output_tokens,
         account_id,
+        anthropic_betas,
         policy,
     } = target;
     let TargetPolicy {
@@ -186,7 +234,9 @@ fn target(target: &Target) -> TokenStream {
         Via::Binding(name) => quote!(Via::Binding(#name)),
     });
     let max_tokens = option(max_tokens.map(Literal::u32_unsuffixed));
+    let max_output_tokens = option(max_output_tokens.map(Literal::u32_unsuffixed));
     let account_id = option(*account_id);
+    let anthropic_betas = option(anthropic_betas.map(|betas| quote!(&[#(#betas),*])));
     let Deadlines {
         connect_ms,
         headers_ms,
@@ -216,7 +266,9 @@ fn target(target: &Target) -> TokenStream {
             base_url: #base_url,
             vias: &[#(#vias),*],
             max_tokens: #max_tokens,
+            max_output_tokens: #max_output_tokens,
             account_id: #account_id,
+            anthropic_betas: #anthropic_betas,
             policy: TargetPolicy {
                 deadlines: Deadlines {
                     connect_ms: #connect_ms,

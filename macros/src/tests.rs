@@ -13,7 +13,10 @@ fn generated_code_is_a_static_table_and_a_match() {
         code.contains("pub const AUTH_TOKEN_SECRET : & str = \"T\""),
         "{code}"
     );
-    assert!(code.contains("\"fast\" => Some (& ROUTES [0])"), "{code}");
+    assert!(
+        code.contains("\"fast\" => return Some (Found { route : & ROUTES [0] , star : None }) ,"),
+        "{code}"
+    );
     assert!(code.contains("vias : & [Via :: Key (\"K\")]"), "{code}");
     assert!(
         code.contains("include_bytes ! (\"/abs/routes.toml\")"),
@@ -72,6 +75,8 @@ api_keys = []
         "{code}"
     );
     assert!(code.contains("account_id : None"), "{code}");
+    assert!(code.contains("max_output_tokens : None"), "{code}");
+    assert!(code.contains("anthropic_betas : None"), "{code}");
     // Only the providers the file names appear.
     assert!(!code.contains("google"), "{code}");
 }
@@ -85,4 +90,94 @@ fn every_registered_implementation_is_a_path() {
             spec.name
         );
     }
+}
+
+#[test]
+fn find_tries_exact_names_then_prefixes_longest_first_then_the_catch_all() {
+    let code = expand(
+        r#"
+[server]
+auth_token = "T"
+
+[[routes."*"]]
+provider = "openai"
+model = "gpt-4o-mini"
+api_keys = ["K"]
+
+[[routes."claude-*"]]
+provider = "anthropic"
+model = "claude-{*}"
+api_keys = ["K"]
+
+[[routes."claude-opus-*"]]
+provider = "anthropic"
+model = "claude-opus-4-20250514"
+api_keys = ["K"]
+
+[[routes.fast]]
+provider = "openai"
+model = "gpt-4o-mini"
+api_keys = ["K"]
+"#,
+    );
+    let body = code
+        .split("fn find (model : & str) -> Option < Found < '_ >> {")
+        .nth(1)
+        .and_then(|rest| rest.split("async fn complete").next())
+        .unwrap_or_else(|| panic!("no find in {code}"));
+    let exact = "match model { \"fast\" => return Some (Found { route : & ROUTES [3] , star : None }) , _ => { } }";
+    let opus = "if let Some (star) = model . strip_prefix (\"claude-opus-\") { return Some (Found { route : & ROUTES [2] , star : Some (star) }) ; }";
+    let claude = "if let Some (star) = model . strip_prefix (\"claude-\") { return Some (Found { route : & ROUTES [1] , star : Some (star) }) ; }";
+    let catch_all = "Some (Found { route : & ROUTES [0] , star : Some (model) }) }";
+    let at = |part: &str| {
+        body.find(part)
+            .unwrap_or_else(|| panic!("{part} not in {body}"))
+    };
+    assert!(at(exact) < at(opus), "{body}");
+    assert!(at(opus) < at(claude), "{body}");
+    assert!(at(claude) < at(catch_all), "{body}");
+    // Patterns are not exact names, and a catch-all leaves nothing to fall through to.
+    assert!(!body.contains("\"*\" =>"), "{body}");
+    assert!(!body.trim_end().ends_with("None }"), "{body}");
+}
+
+#[test]
+fn find_without_patterns_or_exact_names_has_no_empty_parts() {
+    let only_exact =
+        expand("[server]\nauth_token = \"T\"\n[[routes.a]]\nprovider = \"openai\"\nmodel = \"m\"\napi_keys = [\"K\"]\n");
+    assert!(!only_exact.contains("strip_prefix"), "{only_exact}");
+    assert!(only_exact.contains("_ => { } } None }"), "{only_exact}");
+    let only_pattern = expand(
+        "[server]\nauth_token = \"T\"\n[[routes.\"a/*\"]]\nprovider = \"openai\"\nmodel = \"{*}\"\napi_keys = [\"K\"]\n",
+    );
+    assert!(!only_pattern.contains("match model"), "{only_pattern}");
+}
+
+#[test]
+fn new_target_fields_are_written_out() {
+    let code = expand(
+        r#"
+[server]
+auth_token = "T"
+
+[[routes.deep]]
+provider = "anthropic"
+model = "claude"
+api_keys = ["A"]
+max_output_tokens = 64000
+anthropic_betas = ["interleaved-thinking-2025-05-14", "context-1m-2025-08-07"]
+
+[[routes.none]]
+provider = "anthropic"
+model = "claude"
+api_keys = ["A"]
+anthropic_betas = []
+"#,
+    );
+    assert!(code.contains("max_output_tokens : Some (64000)"), "{code}");
+    assert!(
+        code.contains("anthropic_betas : Some (& [\"interleaved-thinking-2025-05-14\" , \"context-1m-2025-08-07\"])"),
+        "{code}"
+    );
+    assert!(code.contains("anthropic_betas : Some (& [])"), "{code}");
 }

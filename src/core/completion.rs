@@ -103,6 +103,28 @@ pub struct ResponseMessage {
     /// Thinking text, omitted when none (the field other gateways use).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_content: Option<String>,
+    /// Anthropic's thinking blocks with their signatures, omitted when none (LiteLLM's field):
+    /// a client sends them back on the assistant message so a tool loop keeps its thinking.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub thinking_blocks: Vec<ThinkingBlock>,
+}
+
+/// One signed thinking block (`thinking_blocks`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ThinkingBlock {
+    /// Thinking text and its signature.
+    Thinking {
+        /// The text.
+        thinking: String,
+        /// Anthropic's signature.
+        signature: String,
+    },
+    /// Encrypted thinking.
+    RedactedThinking {
+        /// The encrypted text.
+        data: String,
+    },
 }
 
 impl CompletionChoice {
@@ -130,6 +152,7 @@ impl ResponseMessage {
             refusal: None,
             tool_calls,
             reasoning_content,
+            thinking_blocks: Vec::new(),
         }
     }
 }
@@ -204,6 +227,9 @@ pub struct ChunkDelta<'a> {
     /// One tool call fragment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_calls: Option<[ToolCallDelta<'a>; 1]>,
+    /// A whole signed thinking block, once its signature has come.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking_blocks: Option<[&'a ThinkingBlock; 1]>,
 }
 
 /// `ChatCompletionMessageToolCallChunk`.
@@ -284,6 +310,17 @@ impl ChunkWriter {
                 },
             );
         }
+    }
+
+    /// A whole signed thinking block of choice `choice`.
+    pub fn thinking_block(&mut self, choice: u32, block: &ThinkingBlock) {
+        self.delta(
+            choice,
+            ChunkDelta {
+                thinking_blocks: Some([block]),
+                ..ChunkDelta::default()
+            },
+        );
     }
 
     /// Why the provider refused, for choice `choice`; an empty one writes nothing.

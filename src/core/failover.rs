@@ -21,10 +21,11 @@ use crate::core::http::{ProxyResponse, ResponseBody};
 use crate::core::log::{self, LogConfig, RequestLog};
 use crate::core::provider::{PrepareError, Provider};
 use crate::core::redact::{Redacting, Redaction};
-use crate::core::request::ChatRequest;
+use crate::core::request::{ChatRequest, Operation};
 use crate::core::route::{KeyStrategy, RequestLimits, Route, Target, Via};
 use crate::core::stream::{self, ClientBody, EarlyFailure, Framing};
 use crate::core::verdict::{self, UpstreamError, Verdict};
+use crate::front::anthropic::{response as front_response, stream as front_stream};
 
 /// Largest upstream error body read to build the client's error message.
 const MAX_ERROR_BODY: usize = 64 * 1024;
@@ -219,6 +220,9 @@ impl<'a, H: Host> Failover<'a, H> {
                 return None;
             }
         };
+        if self.request.operation == Operation::CountTokens {
+            return self.count::<P>(index, target, &prepared).await;
+        }
         let retry = target.policy.retry;
         for via in self.key_order(target) {
             let key = health_key(via, target.model);
@@ -404,6 +408,20 @@ impl<'a, H: Host> Failover<'a, H> {
         if let Some(redaction) = call.redaction {
             translator = Redacting::wrap(translator, redaction.clone());
         }
+        if let Some(inbound) = self.request.anthropic() {
+            if !P::speaks_front(prepared) {
+                translator = if self.request.stream {
+                    front_stream::stream_translator(
+                        translator,
+                        front_stream::StreamContext {
+                            input_tokens: inbound.input_estimate,
+                        },
+                    )
+                } else {
+                    front_response::json_translator(translator)
+                };
+            }
+        }
         // A stream commits on its first token, raced against its deadline; a whole answer once
         // it has all been read, which the host's body already bounds by idle_timeout and the
         // request's deadline (ending it with a BodyError), so it needs no timer of its own.
@@ -475,6 +493,63 @@ impl<'a, H: Host> Failover<'a, H> {
             .and_then(verdict::retry_after_ms);
         let failure = P::failure(prepared, status, &body);
         self.judge(call, failure, hint)
+    }
+
+    /// Counts the request's input tokens on `target` with its first healthy key that answers;
+    /// `None` when the target has no count endpoint or none of its keys answered (the handler
+    /// then gives the proxy's estimate).
+    async fn count<P: Provider>(
+        &mut self,
+        index: usize,
+        target: &'static Target,
+        prepared: &P::Prepared,
+    ) -> Option<Result<ProxyResponse, ProxyError>> {
+        let host = self.host;
+        for via in self.key_order(target) {
+            let Via::Key(name) = via else {
+                return None;
+            };
+            let key = health_key(via, target.model);
+            if host.health().cooling(&key, host.now_ms()).is_some() {
+                continue;
+            }
+            let secret = host.secret(name)?;
+            let call = P::count_request(target, prepared, &secret)?;
+            if self.over_limits().is_some() {
+                return None;
+            }
+            self.calls += 1;
+            let started = host.now_ms();
+            let deadlines = target.policy.deadlines;
+            let timeouts = Timeouts {
+                connect_ms: deadlines.connect_ms,
+                idle_ms: deadlines.idle_ms,
+                deadline_ms: self.deadline_ms,
+            };
+            let (wait, _) = self.wait(deadlines.headers_ms);
+            let answer = within(host, wait, async {
+                let response = host.send(call, timeouts).await.ok()?;
+                let ok = (200..300).contains(&response.status);
+                let body = read_bounded(response.body).await;
+                Some((
+                    response.status,
+                    ok.then(|| P::count_answer(&body)).flatten(),
+                ))
+            })
+            .await
+            .flatten();
+            let ms = host.now_ms().saturating_sub(started);
+            match answer {
+                Some((status, Some(tokens))) => {
+                    self.log(index, via, &status.to_string(), ms);
+                    let body = format!(r#"{{"input_tokens":{tokens}}}"#);
+                    return Some(Ok(ProxyResponse::json(200, body.into())));
+                }
+                Some((status, None)) => self.log(index, via, &status.to_string(), ms),
+                None => self.log(index, via, "network-error", ms),
+            }
+        }
+        None
     }
 
     /// A deadline passed before the client got a byte: the attempt failed. `total` says it was
@@ -601,10 +676,10 @@ impl<'a, H: Host> Failover<'a, H> {
         on_late_failure: stream::LateFailureHook,
     ) -> ProxyResponse {
         let stream = self.request.stream;
-        let (framing, content_type) = if stream {
-            (Framing::Sse, "text/event-stream; charset=utf-8")
-        } else {
-            (Framing::Json, "application/json")
+        let (framing, content_type) = match (stream, self.request.anthropic().is_some()) {
+            (true, false) => (Framing::Sse, "text/event-stream; charset=utf-8"),
+            (true, true) => (Framing::AnthropicSse, "text/event-stream; charset=utf-8"),
+            (false, _) => (Framing::Json, "application/json"),
         };
         let mut headers = vec![("content-type", content_type.to_owned())];
         if stream {

@@ -8,18 +8,28 @@ use crate::core::error::ProxyError;
 use crate::core::host::Host;
 use crate::core::http::{IncomingRequest, Method, ProxyResponse, RequestBody};
 use crate::core::pages;
-use crate::core::request::ChatRequest;
+use crate::core::request::{ChatRequest, Operation};
 use crate::core::route::Routes;
+use crate::front::anthropic;
 
 const ALLOWED_METHODS: &str = "GET, POST, OPTIONS";
 /// Sent when a preflight names no headers: what the OpenAI SDKs need at minimum.
 const DEFAULT_ALLOWED_HEADERS: &str = "authorization, content-type";
 
 /// Answers one request from the routing table `R`. Never fails: every error becomes an
-/// OpenAI-shaped response, and every response carries `Access-Control-Allow-Origin: *`.
+/// OpenAI-shaped response (Anthropic-shaped on the Messages front door), and every response
+/// carries `Access-Control-Allow-Origin: *`.
 pub async fn handle<R: Routes, H: Host>(host: &H, request: IncomingRequest) -> ProxyResponse {
+    // The Messages front door answers its errors in Anthropic's shape, and so does a model list
+    // asked for by an Anthropic client.
+    let anthropic = match endpoint(&request.path) {
+        Some(Endpoint::Messages | Endpoint::CountTokens) => true,
+        Some(Endpoint::Models) => request.header("anthropic-version").is_some(),
+        _ => false,
+    };
     let mut response = match serve::<R, H>(host, request).await {
         Ok(response) => response,
+        Err(error) if anthropic => anthropic::error::response(error),
         Err(error) => error.into_response(),
     };
     response
@@ -35,6 +45,10 @@ enum Endpoint {
     Health,
     Models,
     ChatCompletions,
+    /// Anthropic Messages.
+    Messages,
+    /// Anthropic token counting.
+    CountTokens,
 }
 
 fn endpoint(path: &str) -> Option<Endpoint> {
@@ -48,6 +62,13 @@ fn endpoint(path: &str) -> Option<Endpoint> {
         "/v1/chat/completions" | "/chat/completions" | "/v1/chat/completions/chat/completions" => {
             Some(Endpoint::ChatCompletions)
         }
+        // The last two are the original project's Anthropic endpoints.
+        "/v1/messages" | "/anthropic/v1/messages" | "/anthropic/messages" => {
+            Some(Endpoint::Messages)
+        }
+        "/v1/messages/count_tokens"
+        | "/anthropic/v1/messages/count_tokens"
+        | "/anthropic/messages/count_tokens" => Some(Endpoint::CountTokens),
         _ => None,
     }
 }
@@ -69,41 +90,65 @@ async fn serve<R: Routes, H: Host>(
         )),
         Endpoint::Models if read_only => {
             authorize::<R, H>(host, &request)?;
-            Ok(models::<R>(host.now_ms() / 1000))
+            let now = host.now_ms() / 1000;
+            if request.header("anthropic-version").is_some() {
+                Ok(anthropic::models::list(concrete::<R>(), now))
+            } else {
+                Ok(models::<R>(now))
+            }
         }
-        Endpoint::ChatCompletions if request.method == Method::Post => {
+        Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::CountTokens
+            if request.method == Method::Post =>
+        {
             authorize::<R, H>(host, &request)?;
-            let body = match request.body.await {
+            let IncomingRequest { headers, body, .. } = request;
+            let body = match body.await {
                 RequestBody::Complete(body) => body,
                 RequestBody::TooLarge => return Err(ProxyError::BodyTooLarge),
                 RequestBody::TimedOut => return Err(ProxyError::BodyTimedOut),
             };
-            let mut chat = ChatRequest::parse(&body)?;
-            if let Some(session) = request
-                .headers
-                .get("x-session-id")
-                .filter(|s| !s.is_empty())
-            {
+            let mut chat = match endpoint {
+                Endpoint::Messages => {
+                    anthropic::chat_request(&body, headers.as_ref(), Operation::Complete)?
+                }
+                Endpoint::CountTokens => {
+                    anthropic::chat_request(&body, headers.as_ref(), Operation::CountTokens)?
+                }
+                _ => ChatRequest::parse(&body)?,
+            };
+            if let Some(session) = headers.get("x-session-id").filter(|s| !s.is_empty()) {
                 chat.session = Some(session);
             }
-            let route = R::find(&chat.model)
+            let found = R::find(&chat.model)
                 .ok_or_else(|| ProxyError::ModelNotFound(chat.model.clone()))?;
-            R::complete(host, route, &chat).await
+            chat.star = found.star.map(str::to_owned);
+            let answer = R::complete(host, found.route, &chat).await;
+            match (chat.operation, answer) {
+                // Never a failure: a count the providers could not give is the proxy's estimate.
+                (Operation::CountTokens, Err(_)) => Ok(anthropic::estimated_count(&chat)),
+                (_, answer) => answer,
+            }
         }
-        Endpoint::ChatCompletions => Err(ProxyError::MethodNotAllowed("POST")),
+        Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::CountTokens => {
+            Err(ProxyError::MethodNotAllowed("POST"))
+        }
         Endpoint::Index | Endpoint::Health | Endpoint::Models => {
             Err(ProxyError::MethodNotAllowed("GET"))
         }
     }
 }
 
+/// Checks the proxy token, sent as `Authorization` (Bearer or bare, what the OpenAI SDKs and
+/// `ANTHROPIC_AUTH_TOKEN` send) or `x-api-key` (what `ANTHROPIC_API_KEY` sends).
 fn authorize<R: Routes, H: Host>(host: &H, request: &IncomingRequest) -> Result<(), ProxyError> {
     let expected = host
         .secret(R::AUTH_TOKEN_SECRET)
         .filter(|t| !t.is_empty())
         .ok_or(ProxyError::AuthNotConfigured(R::AUTH_TOKEN_SECRET))?;
-    let authorization = request.header("authorization");
-    match auth::presented_token(authorization.as_deref()) {
+    let presented = request
+        .header("authorization")
+        .or_else(|| request.header("x-api-key"));
+    match auth::presented_token(presented.as_deref()) {
         Some(token) if auth::tokens_match(token, &expected) => Ok(()),
         _ => Err(ProxyError::Unauthorized),
     }
@@ -138,13 +183,20 @@ struct Model {
     owned_by: &'static str,
 }
 
+/// The route names a client can send as they are: patterns (`claude-*`) are not models.
+fn concrete<R: Routes>() -> impl Iterator<Item = &'static str> {
+    R::routes()
+        .iter()
+        .map(|route| route.name)
+        .filter(|name| !name.ends_with('*'))
+}
+
 fn models<R: Routes>(created: u64) -> ProxyResponse {
     let list = ModelList {
         object: "list",
-        data: R::routes()
-            .iter()
-            .map(|route| Model {
-                id: route.name,
+        data: concrete::<R>()
+            .map(|id| Model {
+                id,
                 object: "model",
                 created,
                 owned_by: "ai-worker-proxy",
@@ -182,6 +234,13 @@ mod tests {
         assert_eq!(endpoint("/v1/models"), Some(Endpoint::Models));
         assert_eq!(endpoint("/health"), Some(Endpoint::Health));
         assert_eq!(endpoint("/"), Some(Endpoint::Index));
+        assert_eq!(endpoint("/v1/messages"), Some(Endpoint::Messages));
+        assert_eq!(endpoint("/anthropic/v1/messages"), Some(Endpoint::Messages));
+        assert_eq!(endpoint("/anthropic/messages"), Some(Endpoint::Messages));
+        assert_eq!(
+            endpoint("/v1/messages/count_tokens"),
+            Some(Endpoint::CountTokens)
+        );
         assert_eq!(endpoint("/v1/completions"), None);
         assert_eq!(endpoint("/v1/chat/completionsx"), None);
     }

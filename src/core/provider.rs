@@ -70,6 +70,32 @@ pub trait Provider {
         UpstreamError::answered(502, ErrorObject::for_status(message, 502, None))
     }
 
+    /// Whether [`translator`](Provider::translator) already writes the request's front-door
+    /// shape (an Anthropic Messages request passed through to Anthropic), so the core must not
+    /// translate its output back from OpenAI's.
+    fn speaks_front(prepared: &Self::Prepared) -> bool {
+        let _ = prepared;
+        false
+    }
+
+    /// The call that counts `prepared`'s input tokens with one key, where the provider has
+    /// such an endpoint (`/v1/messages/count_tokens`); `None` leaves the count to the proxy's
+    /// estimate.
+    fn count_request(
+        target: &'static Target,
+        prepared: &Self::Prepared,
+        key: &str,
+    ) -> Option<UpstreamRequest> {
+        let _ = (target, prepared, key);
+        None
+    }
+
+    /// The input token count in a 2xx answer to [`count_request`](Provider::count_request).
+    fn count_answer(body: &[u8]) -> Option<u64> {
+        let _ = body;
+        None
+    }
+
     /// The translator of a 2xx body into the client's body; `created` (Unix seconds) is stamped
     /// on what it writes.
     fn translator(

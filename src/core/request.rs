@@ -4,11 +4,47 @@
 //! field untouched with only `model` replaced; the fields the core itself acts on are
 //! checked and lifted out here, so nothing downstream re-checks them.
 
+use std::borrow::Cow;
+
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use crate::core::budget;
 use crate::core::error::ProxyError;
+use crate::core::route::{upstream_model, Target};
+
+/// The API a request came in through, which decides the shape of its answer.
+#[derive(Debug, Clone, Default)]
+pub enum Front {
+    /// OpenAI Chat Completions (`/v1/chat/completions`).
+    #[default]
+    OpenAi,
+    /// Anthropic Messages (`/v1/messages`): the client's own body, for `anthropic` targets.
+    Anthropic(Box<AnthropicInbound>),
+}
+
+/// What an Anthropic Messages request carries besides its OpenAI translation.
+#[derive(Debug, Clone)]
+pub struct AnthropicInbound {
+    /// The client's body as sent.
+    pub body: Map<String, Value>,
+    /// The client's `anthropic-version` header.
+    pub version: Option<String>,
+    /// The client's `anthropic-beta` values, one per entry.
+    pub betas: Vec<String>,
+    /// The proxy's estimate of the input tokens (shown before the real count is known).
+    pub input_estimate: u64,
+}
+
+/// What the client wants done with the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Operation {
+    /// A completion.
+    #[default]
+    Complete,
+    /// Only the input's token count (`/v1/messages/count_tokens`).
+    CountTokens,
+}
 
 /// A valid chat completion request.
 #[derive(Debug, Clone)]
@@ -22,6 +58,15 @@ pub struct ChatRequest {
     /// What keeps a conversation on one key under `key_strategy = "sticky"`: the
     /// `x-session-id` header (set by the handler), else `user`, else `metadata.user_id`.
     pub session: Option<String>,
+    /// The API the request came in through.
+    pub front: Front,
+    /// Completion or token count.
+    pub operation: Operation,
+    /// What a route pattern's `*` matched, substituted for `{*}` in a target's model.
+    pub star: Option<String>,
+    /// An exact thinking budget in tokens (Anthropic's `budget_tokens`), where the client gave
+    /// one; `reasoning_effort` in the body says the same in coarser steps.
+    pub thinking_budget: Option<u32>,
     body: Map<String, Value>,
 }
 
@@ -36,16 +81,11 @@ fn invalid(message: impl Into<String>, param: &str, code: &'static str) -> Proxy
 impl ChatRequest {
     /// Parses and checks a request body.
     pub fn parse(bytes: &[u8]) -> Result<Self, ProxyError> {
-        budget::check_json(bytes)?;
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| ProxyError::InvalidJson(e.to_string()))?;
-        let Value::Object(body) = value else {
-            return Err(ProxyError::InvalidRequest {
-                message: "The request body must be a JSON object.".into(),
-                param: None,
-                code: "invalid_type",
-            });
-        };
+        Self::from_map(parse_object(bytes)?)
+    }
+
+    /// Checks a request body already parsed into a JSON object.
+    pub fn from_map(body: Map<String, Value>) -> Result<Self, ProxyError> {
         let model = match body.get("model") {
             Some(Value::String(m)) if !m.is_empty() => m.clone(),
             Some(Value::String(_)) => {
@@ -153,8 +193,26 @@ impl ChatRequest {
             model,
             stream,
             include_usage,
+            front: Front::OpenAi,
+            operation: Operation::Complete,
+            star: None,
+            thinking_budget: None,
             body,
         })
+    }
+
+    /// The Anthropic request behind this one, when it came in through the Messages front door.
+    pub fn anthropic(&self) -> Option<&AnthropicInbound> {
+        match &self.front {
+            Front::Anthropic(inbound) => Some(inbound),
+            Front::OpenAi => None,
+        }
+    }
+
+    /// The model `target` is asked for: its `model`, with `{*}` replaced by what the route
+    /// pattern matched.
+    pub fn upstream_model<'t>(&self, target: &'t Target) -> Cow<'t, str> {
+        upstream_model(target, self.star.as_deref())
     }
 
     /// The request as parsed JSON, for providers that translate it.
@@ -170,6 +228,21 @@ impl ChatRequest {
         };
         // Serialising an in-memory JSON map to a Vec cannot fail.
         serde_json::to_vec(&with_model).unwrap_or_default()
+    }
+}
+
+/// A request body parsed into a JSON object, within the work budgets.
+pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ProxyError> {
+    budget::check_json(bytes)?;
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| ProxyError::InvalidJson(e.to_string()))?;
+    match value {
+        Value::Object(body) => Ok(body),
+        _ => Err(ProxyError::InvalidRequest {
+            message: "The request body must be a JSON object.".into(),
+            param: None,
+            code: "invalid_type",
+        }),
     }
 }
 

@@ -1,6 +1,12 @@
 //! The routing table: its data types, shared with the `routes!()` macro through the schema
 //! crate, and [`Routes`], what the generated `crate::routes::Table` implements. The core reaches
 //! providers only through that table: it names no provider itself.
+//!
+//! A route name ending in `*` is a pattern: `claude-*` takes every model starting with
+//! `claude-`, and `*` every model. An exact name wins; otherwise the pattern with the longest
+//! prefix the model starts with. As `*` may only end a name, two patterns can never tie.
+
+use std::borrow::Cow;
 
 use crate::core::error::ProxyError;
 use crate::core::host::Host;
@@ -31,8 +37,9 @@ pub trait Routes {
     /// Every route, in file order.
     fn routes() -> &'static [Route];
 
-    /// The route a client reaches by sending `model`, if there is one.
-    fn find(model: &str) -> Option<&'static Route>;
+    /// The route a client reaches by sending `model`, if there is one: the route named `model`,
+    /// else the pattern with the longest prefix `model` starts with.
+    fn find(model: &str) -> Option<Found<'_>>;
 
     /// Serves `request` on `route` (one of [`Routes::routes`]), trying its targets in order, each
     /// through its own provider type.
@@ -41,4 +48,63 @@ pub trait Routes {
         route: &'static Route,
         request: &ChatRequest,
     ) -> Result<ProxyResponse, ProxyError>;
+}
+
+/// A route a model name reached, and what its `*` matched.
+#[derive(Debug, Clone, Copy)]
+pub struct Found<'m> {
+    /// The route.
+    pub route: &'static Route,
+    /// The part of the model name the route's `*` matched; `None` for an exact name.
+    pub star: Option<&'m str>,
+}
+
+/// The model id to send `target` upstream: its `model`, with each `{*}` replaced by `star`, the
+/// text the route name's `*` matched.
+pub fn upstream_model<'a>(target: &'a Target, star: Option<&str>) -> Cow<'a, str> {
+    match star {
+        Some(star) if target.model.contains(Target::STAR) => {
+            Cow::Owned(target.model.replace(Target::STAR, star))
+        }
+        _ => Cow::Borrowed(target.model),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(model: &'static str) -> Target {
+        Target {
+            provider: "anthropic",
+            model,
+            base_url: "https://api.anthropic.com",
+            vias: &[Via::Key("K")],
+            max_tokens: None,
+            max_output_tokens: None,
+            account_id: None,
+            anthropic_betas: None,
+            policy: TargetPolicy::DEFAULT,
+        }
+    }
+
+    #[test]
+    fn the_star_fills_each_placeholder_and_a_plain_model_is_borrowed() {
+        let dated = target("claude-{*}");
+        assert_eq!(
+            upstream_model(&dated, Some("sonnet-4-20250514")),
+            "claude-sonnet-4-20250514"
+        );
+        assert_eq!(upstream_model(&target("{*}"), Some("x/y")), "x/y");
+        assert_eq!(upstream_model(&target("a-{*}-{*}"), Some("b")), "a-b-b");
+        let fixed = target("claude-opus-4-20250514");
+        assert!(matches!(
+            upstream_model(&fixed, Some("anything")),
+            Cow::Borrowed("claude-opus-4-20250514")
+        ));
+        assert!(matches!(
+            upstream_model(&fixed, None),
+            Cow::Borrowed("claude-opus-4-20250514")
+        ));
+    }
 }

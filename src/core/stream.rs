@@ -16,6 +16,7 @@ use crate::core::error::ErrorObject;
 use crate::core::host::UpstreamBody;
 use crate::core::http::{BodyStream, StreamAbort};
 use crate::core::verdict::UpstreamError;
+use crate::front::anthropic::error as anthropic_error;
 use crate::sse::cut::{self, OpenEvent};
 
 /// Translates an upstream response body, chunk by chunk, into the client's body.
@@ -138,6 +139,9 @@ pub enum Framing {
     Sse,
     /// One JSON document: a late failure aborts the connection.
     Json,
+    /// An Anthropic Messages event stream: a late failure becomes an `event: error` (the
+    /// translators write whole events, so no event is ever open when it comes).
+    AnthropicSse,
 }
 
 /// Why an attempt failed before anything reached the client.
@@ -235,6 +239,9 @@ pub struct BodyDriver {
 /// How every SSE answer the client gets ends.
 const DONE_EVENT: &[u8] = b"data: [DONE]\n\n";
 
+/// How every Anthropic event stream ends.
+const MESSAGE_STOP_EVENT: &[u8] = b"data: {\"type\":\"message_stop\"}\n\n";
+
 impl BodyDriver {
     /// The driver of what follows `committed`.
     fn new(
@@ -305,6 +312,11 @@ impl BodyDriver {
             return Ok(out);
         };
         self.done = true;
+        if self.answered {
+            // The client has the answer's last event: what the upstream did after it (bytes
+            // past `[DONE]`, a reset) changes nothing, and an error tail would contradict it.
+            return Ok(out);
+        }
         if let Some(log) = self.on_late_failure.take() {
             log(&error.error.message);
         }
@@ -317,16 +329,45 @@ impl BodyDriver {
                 both.extend_from_slice(&tail);
                 Ok(Bytes::from(both))
             }
+            Framing::AnthropicSse => {
+                let open = self.open.bytes().is_some_and(|open| !open.is_empty());
+                let tail = anthropic_error::sse_tail(error.status, &error.error, open);
+                let mut both = Vec::with_capacity(out.len() + tail.len());
+                both.extend_from_slice(&out);
+                both.extend_from_slice(&tail);
+                Ok(Bytes::from(both))
+            }
             Framing::Json => Err(StreamAbort(error.error.message)),
         }
     }
 
     fn remember(&mut self, out: &[u8]) {
-        if self.framing == Framing::Sse {
-            self.open.feed(out);
-            self.answered |= out.ends_with(DONE_EVENT);
+        match self.framing {
+            Framing::Sse => {
+                self.open.feed(out);
+                self.answered |= out.ends_with(DONE_EVENT);
+            }
+            Framing::AnthropicSse => {
+                self.open.feed(out);
+                self.answered |= out.ends_with(MESSAGE_STOP_EVENT) || ends_with_error_event(out);
+            }
+            Framing::Json => {}
         }
     }
+}
+
+/// Whether the last whole event in `out` is an Anthropic `error` event: relayed from an
+/// Anthropic upstream, it ends the stream as surely as `message_stop` (the API may close the
+/// connection after it).
+fn ends_with_error_event(out: &[u8]) -> bool {
+    let Some(body) = out.strip_suffix(b"\n\n") else {
+        return false;
+    };
+    let start = body
+        .windows(2)
+        .rposition(|w| w == b"\n\n")
+        .map_or(0, |i| i + 2);
+    body[start..].starts_with(b"event: error\n")
 }
 
 /// The core's pump: `pending`, then what `driver` makes of the rest of `body`.
@@ -538,6 +579,21 @@ impl Framing {
                 open.feed(relayed);
                 Some(sse_error_tail(&interrupted(reason).error, open.bytes()))
             }
+            Framing::AnthropicSse => {
+                let mut open = if from_start {
+                    OpenEvent::new()
+                } else {
+                    OpenEvent::unknown()
+                };
+                open.feed(relayed);
+                // Unknown counts as open: a blank line between events dispatches nothing.
+                let open = open.bytes().is_none_or(|open| !open.is_empty());
+                Some(anthropic_error::sse_tail(
+                    502,
+                    &interrupted(reason).error,
+                    open,
+                ))
+            }
             Framing::Json => None,
         }
     }
@@ -659,6 +715,62 @@ pub(crate) mod tests {
         let (out, logged) = late_failure(&["data: {\"a\":1}\n\ndata: [DONE]\n\n"]);
         assert_eq!(out, "data: {\"a\":1}\n\ndata: [DONE]\n\n");
         assert_eq!(logged, "");
+    }
+
+    /// Passes chunks through, and calls the end of the body an error: the translator's view
+    /// of bytes that came after the answer's last event.
+    struct FailsAtEnd;
+    impl Translate for FailsAtEnd {
+        fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
+            Ok(upstream)
+        }
+        fn end(&mut self) -> Result<Bytes, UpstreamError> {
+            Err(UpstreamError::truncated("bytes after the last event"))
+        }
+    }
+
+    #[test]
+    fn a_translator_failure_after_the_last_event_adds_no_tail_in_either_framing() {
+        for (framing, last) in [
+            (Framing::Sse, "data: [DONE]\n\n"),
+            (
+                Framing::AnthropicSse,
+                "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+            ),
+        ] {
+            let mut b = body(&["data: {\"a\":1}\n\n", last, ": keep-alive\n\n"], None);
+            let c = run(commit(&mut FailsAtEnd, &mut b)).ok().unwrap();
+            let s = ClientBody::new(c, Box::new(FailsAtEnd), b, framing, Box::new(|_| {}))
+                .into_stream();
+            let (out, abort) = run(collect(s));
+            assert_eq!(abort, None);
+            assert_eq!(out, format!("data: {{\"a\":1}}\n\n{last}: keep-alive\n\n"));
+        }
+    }
+
+    #[test]
+    fn a_reset_after_a_relayed_anthropic_error_event_adds_nothing() {
+        const ERROR: &str = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+        let mut b = body(&["event: ping\ndata: {}\n\n", ERROR], Some("reset"));
+        let c = run(commit(&mut Identity, &mut b)).ok().unwrap();
+        let logged = std::rc::Rc::new(std::cell::RefCell::new(String::new()));
+        let sink = logged.clone();
+        let s = ClientBody::new(
+            c,
+            Box::new(Identity),
+            b,
+            Framing::AnthropicSse,
+            Box::new(move |m| sink.borrow_mut().push_str(m)),
+        )
+        .into_stream();
+        let (out, abort) = run(collect(s));
+        assert_eq!(abort, None);
+        assert_eq!(out, format!("event: ping\ndata: {{}}\n\n{ERROR}"));
+        assert_eq!(logged.borrow().as_str(), "");
+        assert!(!ends_with_error_event(b"event: error\ndata: {}\n"));
+        assert!(!ends_with_error_event(
+            b"event: error\ndata: {}\n\nevent: ping\ndata: {}\n\n"
+        ));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::core::request::ChatRequest;
 use crate::core::route::Target;
 use crate::core::stream::Translate;
 use crate::core::verdict::UpstreamError;
+use crate::providers::output_limit;
 use crate::providers::tool_ids::{self, Wire};
 use crate::sse::SseParser;
 
@@ -35,18 +36,36 @@ impl Provider for OpenAi {
         request: &ChatRequest,
         _secret: SecretLookup<'_>,
     ) -> Result<Prepared, PrepareError> {
-        let messages = tool_ids::portable_messages(request.body().get("messages"), Wire::OpenAi);
-        let body = match messages {
-            None => request.to_json_with_model(target.model),
-            Some(messages) => {
-                let replaced = Replaced {
-                    body: request.body(),
-                    model: target.model,
-                    messages: &messages,
-                };
-                // Serialising in-memory JSON values into a Vec cannot fail.
-                serde_json::to_vec(&replaced).unwrap_or_default()
-            }
+        let body = request.body();
+        let messages = tool_ids::portable_messages(body.get("messages"), Wire::OpenAi);
+        let model = request.upstream_model(target);
+        let requested = ["max_completion_tokens", "max_tokens"]
+            .iter()
+            .filter_map(|field| body.get(*field).and_then(Value::as_u64))
+            .max();
+        let max_tokens = requested
+            .map(|requested| output_limit::clamp(target, &model, requested))
+            .filter(|clamped| Some(*clamped) != requested);
+        // A Messages request's translation is the proxy's own, so it is fitted to the model:
+        // OpenAI's reasoning models take only `max_completion_tokens`, and the others refuse
+        // `reasoning_effort` (a client's own OpenAI request goes as the client wrote it).
+        let front_door = request.anthropic().is_some();
+        let fitted = Fitted {
+            completion_tokens: front_door && target.provider == "openai",
+            no_effort: front_door && !reasoning_model(&model),
+        };
+        let body = if messages.is_none() && max_tokens.is_none() && fitted == Fitted::default() {
+            request.to_json_with_model(&model)
+        } else {
+            let replaced = Replaced {
+                body,
+                model: &model,
+                messages: messages.as_ref(),
+                max_tokens: max_tokens.or(requested),
+                fitted,
+            };
+            // Serialising in-memory JSON values into a Vec cannot fail.
+            serde_json::to_vec(&replaced).unwrap_or_default()
         };
         Ok(Prepared {
             body: Bytes::from(body),
@@ -80,12 +99,34 @@ impl Provider for OpenAi {
     }
 }
 
-/// The client's request with `model` and `messages` replaced, every other field as sent, in
-/// its order.
+/// Models that take `reasoning_effort`, by id prefix (after any `vendor/`).
+const REASONING_MODELS: [&str; 6] = ["o1", "o3", "o4", "gpt-5", "gpt-oss", "grok-3-mini"];
+
+fn reasoning_model(model: &str) -> bool {
+    let name = model.rsplit('/').next().unwrap_or(model);
+    REASONING_MODELS
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+}
+
+/// How a front door's translated request is fitted to the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Fitted {
+    /// The budget goes as `max_completion_tokens`.
+    completion_tokens: bool,
+    /// `reasoning_effort` is left out.
+    no_effort: bool,
+}
+
+/// The client's request with `model` replaced, and `messages` and the token budget where they
+/// must change; every other field as sent, in its order.
 struct Replaced<'a> {
     body: &'a Map<String, Value>,
     model: &'a str,
-    messages: &'a Value,
+    messages: Option<&'a Value>,
+    /// The budget clamped to the target's output limit, for both of its field names.
+    max_tokens: Option<u64>,
+    fitted: Fitted,
 }
 
 impl Serialize for Replaced<'_> {
@@ -94,7 +135,16 @@ impl Serialize for Replaced<'_> {
         for (key, value) in self.body {
             match key.as_str() {
                 "model" => map.serialize_entry(key, self.model)?,
-                "messages" => map.serialize_entry(key, self.messages)?,
+                "messages" if self.messages.is_some() => {
+                    map.serialize_entry(key, &self.messages)?;
+                }
+                "max_tokens" if self.fitted.completion_tokens => {
+                    map.serialize_entry("max_completion_tokens", &self.max_tokens)?;
+                }
+                "max_tokens" | "max_completion_tokens" if self.max_tokens.is_some() => {
+                    map.serialize_entry(key, &self.max_tokens)?;
+                }
+                "reasoning_effort" if self.fitted.no_effort => {}
                 _ => map.serialize_entry(key, value)?,
             }
         }
@@ -580,7 +630,9 @@ mod tests {
             base_url: "https://api.openai.com/v1",
             vias: &[crate::core::route::Via::Key("OPENAI_KEY_1")],
             max_tokens: None,
+            max_output_tokens: None,
             account_id: None,
+            anthropic_betas: None,
             policy: crate::core::route::TargetPolicy::DEFAULT,
         };
         let signed = format!(
@@ -618,6 +670,61 @@ mod tests {
     }
 
     #[test]
+    fn a_messages_request_is_fitted_to_the_model_and_budgets_are_clamped() {
+        const fn target(provider: &'static str, model: &'static str) -> Target {
+            Target {
+                provider,
+                model,
+                base_url: "https://api.openai.com/v1",
+                vias: &[crate::core::route::Via::Key("K")],
+                max_tokens: None,
+                max_output_tokens: None,
+                account_id: None,
+                anthropic_betas: None,
+                policy: crate::core::route::TargetPolicy::DEFAULT,
+            }
+        }
+        static GPT4O: Target = target("openai", "gpt-4o");
+        static O3: Target = target("openai", "o3");
+        static COMPAT: Target = target("openai-compatible", "meta/llama-3.3-70b");
+        let messages = br#"{"model":"claude-x","max_tokens":32000,"thinking":{"type":"enabled","budget_tokens":2048},"messages":[{"role":"user","content":"hi"}]}"#;
+        let headers: Vec<(String, String)> = Vec::new();
+        let req = crate::front::anthropic::chat_request(
+            messages,
+            &headers,
+            crate::core::request::Operation::Complete,
+        )
+        .unwrap();
+        let body = |target: &'static Target| {
+            let prepared = OpenAi::prepare(target, &req, &|_| None).unwrap();
+            String::from_utf8(prepared.body.to_vec()).unwrap()
+        };
+        // Above gpt-4o's 16,384 output tokens; no reasoning_effort for a model without it.
+        assert_eq!(
+            body(&GPT4O),
+            r#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":16384}"#
+        );
+        assert_eq!(
+            body(&O3),
+            r#"{"model":"o3","messages":[{"role":"user","content":"hi"}],"max_completion_tokens":32000,"reasoning_effort":"low"}"#
+        );
+        assert_eq!(
+            body(&COMPAT),
+            r#"{"model":"meta/llama-3.3-70b","messages":[{"role":"user","content":"hi"}],"max_tokens":32000}"#
+        );
+        // A client's own OpenAI request keeps its fields; only an impossible budget changes.
+        let own = ChatRequest::parse(
+            br#"{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":32000,"reasoning_effort":"low"}"#,
+        )
+        .unwrap();
+        let prepared = OpenAi::prepare(&GPT4O, &own, &|_| None).unwrap();
+        assert_eq!(
+            &prepared.body[..],
+            br#"{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"max_tokens":16384,"reasoning_effort":"low"}"#
+        );
+    }
+
+    #[test]
     fn request_replaces_model_and_sends_the_key_as_bearer() {
         static TARGET: Target = Target {
             provider: "openai-compatible",
@@ -625,7 +732,9 @@ mod tests {
             base_url: "https://integrate.api.nvidia.com/v1",
             vias: &[crate::core::route::Via::Key("NVIDIA_KEY_1")],
             max_tokens: None,
+            max_output_tokens: None,
             account_id: None,
+            anthropic_betas: None,
             policy: crate::core::route::TargetPolicy::DEFAULT,
         };
         let req = ChatRequest::parse(

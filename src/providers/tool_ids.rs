@@ -227,7 +227,9 @@ mod tests {
                 base_url,
                 vias: &[Via::Key("KEY_1")],
                 max_tokens: Some(1024),
+                max_output_tokens: None,
                 account_id: None,
+                anthropic_betas: None,
                 policy: TargetPolicy::DEFAULT,
             }))
         }

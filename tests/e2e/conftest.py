@@ -64,8 +64,9 @@ SECRET_VALUES = list(SECRETS.values())
 
 
 def route_names() -> list[str]:
+    """The concrete route names, in file order (patterns such as `claude-*` are not models)."""
     with open(ROUTES_TOML, "rb") as f:
-        return list(tomllib.load(f)["routes"].keys())
+        return [name for name in tomllib.load(f)["routes"] if not name.endswith("*")]
 
 
 # --------------------------------------------------------------------------- assertions

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# End-to-end run: emulator + proxy under test + pytest (openai Python SDK) + node --test (openai JS SDK).
+# End-to-end run: emulator + proxy under test + pytest (the official openai and anthropic Python SDKs)
+# + node --test (the openai and @anthropic-ai/sdk JS SDKs: every tests/e2e/node/*.test.mjs).
 #
 #   tests/e2e/run.sh native    build the native binary with ROUTES_TOML=tests/routes/e2e.toml and test it
 #   tests/e2e/run.sh worker    start the Worker via start_worker() from tests/e2e/worker.sh (if present)

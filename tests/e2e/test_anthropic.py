@@ -9,6 +9,8 @@ reaches Anthropic as `metadata.user_id` and tags the recorded upstream request.
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import openai
 import pytest
@@ -18,6 +20,9 @@ from conftest import (finish_reasons, only_upstream_request, streamed_tool_calls
                       recorded, recorded_keys, sse_json_events, user)
 
 import openai_schema
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "emulators"))
+import anthropic_emulator  # noqa: E402  (the thinking signature it writes)
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Get the current weather in a given location",
@@ -275,6 +280,91 @@ def test_refusal_is_content_filter(client, test_id, stream):
         assert finish_reasons(collect(resp)[0]) == ["content_filter"]
     else:
         assert resp.choices[0].finish_reason == "content_filter"
+
+
+# --------------------------------------------------------------------------- reasoning_effort, thinking_blocks
+
+# src/providers/anthropic/request.rs: the budget each effort asks Anthropic for.
+EFFORT_BUDGETS = {"low": 1024, "medium": 4096, "high": 16384}
+SIGNATURE = anthropic_emulator.SIGNATURE  # what the emulator signs its thinking with
+GCD_THINKING = {"type": "thinking", "thinking": "I need to find the GCD...", "signature": "EqQBCgIYAhIM..."}
+
+
+@pytest.mark.parametrize("effort", ["low", "medium", "high"])
+def test_reasoning_effort_turns_thinking_on(test_id, effort):
+    # The emulator, like Anthropic, takes no temperature but 1 with thinking on.
+    r = proxy_post("/v1/chat/completions", {"model": "claude", "messages": user("hi"), "user": test_id,
+                                            "reasoning_effort": effort, "temperature": 0.2})
+    assert r.status_code == 200, r.text
+    openai_schema.validate_completion(r.json())
+    body = only_upstream_request(test_id)["body"]
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": EFFORT_BUDGETS[effort]}
+    assert body["thinking"]["budget_tokens"] < body["max_tokens"]
+    assert body.get("temperature") in (None, 1) and "top_p" not in body
+    message = r.json()["choices"][0]["message"]
+    assert message["content"] == "echo: hi"
+    assert message["reasoning_content"] == "Thinking about: hi"
+    # LiteLLM's convention: the blocks, signature and all, for the client to send back.
+    assert message["thinking_blocks"] == [{"type": "thinking", "thinking": "Thinking about: hi", "signature": SIGNATURE}]
+
+
+def test_reasoning_effort_none_leaves_thinking_off(client, test_id):
+    client.chat.completions.create(model="claude", messages=user("hi"), user=test_id, reasoning_effort="none")
+    assert "thinking" not in only_upstream_request(test_id)["body"]
+
+
+def test_thinking_blocks_round_trip(test_id):
+    first = proxy_post("/v1/chat/completions", {"model": "claude", "messages": user("scenario:thinking"),
+                                                "user": test_id})
+    assert first.status_code == 200, first.text
+    message = first.json()["choices"][0]["message"]
+    assert message["thinking_blocks"] == [GCD_THINKING]
+    again = test_id + "-again"
+    r = proxy_post("/v1/chat/completions", {"model": "claude", "user": again, "reasoning_effort": "low", "messages": [
+        {"role": "user", "content": "scenario:thinking"},
+        {"role": "assistant", "content": message["content"], "thinking_blocks": message["thinking_blocks"]},
+        {"role": "user", "content": "and 21 and 14?"}]})
+    assert r.status_code == 200, r.text
+    turns = only_upstream_request(again)["body"]["messages"]
+    assert [t["role"] for t in turns] == ["user", "assistant", "user"]
+    assert turns[1]["content"] == [GCD_THINKING, {"type": "text", "text": "The GCD is 21."}]
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["non-stream", "stream"])
+def test_thinking_blocks_carry_a_tool_loop(test_id, stream):
+    """With thinking on, Anthropic wants the turn that called the tools back with its thinking
+    first (the emulator checks it): the client's thinking_blocks make that possible."""
+    thought = {"type": "thinking", "thinking": "I should call get_weather.", "signature": "EqQBCgIYAhIMxY0bdWTsIYpPBwMNGgxa"}
+    r = proxy_post("/v1/chat/completions", {
+        "model": "claude", "user": test_id, "reasoning_effort": "medium", "tools": [WEATHER], "stream": stream,
+        "messages": [
+            {"role": "user", "content": "Weather in Paris?"},
+            {"role": "assistant", "content": None, "thinking_blocks": [thought], "tool_calls": [
+                {"id": "toolu_01ParisWeather0000000001", "type": "function",
+                 "function": {"name": "get_weather", "arguments": '{"location": "Paris"}'}}]},
+            {"role": "tool", "tool_call_id": "toolu_01ParisWeather0000000001", "content": "18C"}]})
+    assert r.status_code == 200, r.text
+    if stream:
+        content = "".join((e["choices"][0]["delta"].get("content") or "") for e in sse_json_events(r.content) if e["choices"])
+    else:
+        content = r.json()["choices"][0]["message"]["content"]
+    assert content == "tool said: 18C"
+    turns = only_upstream_request(test_id)["body"]["messages"]
+    assert [b["type"] for b in turns[1]["content"]] == ["thinking", "tool_use"]
+    assert turns[1]["content"][0] == thought
+
+
+def test_minted_thinking_blocks_are_not_sent_to_anthropic(test_id):
+    """A thinking block the proxy signed for another provider's reasoning (`aiwp1.`): Anthropic
+    would refuse it (400 "Invalid signature"), so it stays behind."""
+    r = proxy_post("/v1/chat/completions", {"model": "claude", "user": test_id, "messages": [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": "a", "thinking_blocks": [
+            {"type": "thinking", "thinking": "Gemini thought this.", "signature": "aiwp1.0123456789abcdef"}]},
+        {"role": "user", "content": "again"}]})
+    assert r.status_code == 200, r.text
+    turns = only_upstream_request(test_id)["body"]["messages"]
+    assert turns[1]["content"] == [{"type": "text", "text": "a"}]
 
 
 # --------------------------------------------------------------------------- failover and errors

@@ -5,18 +5,24 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 try:
     import httpx2 as httpx  # the openai SDK >= 3 ships on httpx2
 except ImportError:  # older SDKs use httpx
     import httpx
+import anthropic
 import openai
 import pytest
 
 import openai_schema
 from conftest import EMULATOR_URL, KEY, TIME_TOOL, TOOL_ARGS, WEATHER_TOOL, collect, recorded, sse_json_events, user
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "emulators"))
+import anthropic_emulator  # noqa: E402  (its SIGNATURE)
 
 
 @pytest.fixture(scope="module")
@@ -377,3 +383,247 @@ def test_provider_fault_429(emu):
     assert error["status"] == "RESOURCE_EXHAUSTED"
     assert error["details"] == [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "30s"}]
     assert "details" not in json.loads(plain["body"])["error"]
+
+
+# --------------------------------------------------------------------------- Anthropic Messages
+# What tests/e2e/test_messages.py relies on: count_tokens, the versions and betas recorded, the
+# body's bytes kept, and the thinking rules (an ``aiwp1.`` signature refused as the real API
+# refuses a signature it did not issue).
+
+ANTHROPIC_HEADERS = {"x-api-key": KEY["E2E_KEY_OK"], "anthropic-version": "2023-06-01"}
+REAL_SIGNATURE = "EqQBCgIYAhIMxY0bdWTsIYpPBwMNGgxa"
+
+
+def anthropic_post(path: str, body, headers: dict | None = None, key: str = "E2E_KEY_OK") -> httpx.Response:
+    h = dict(ANTHROPIC_HEADERS, **{"x-api-key": KEY[key]})
+    h.update(headers or {})
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(f"{EMULATOR_URL}{path}", content=content,
+                      headers=dict(h, **{"content-type": "application/json"}), timeout=10)
+
+
+def anthropic_error(r: httpx.Response, status: int, kind: str) -> str:
+    assert r.status_code == status, (r.status_code, r.text)
+    body = r.json()
+    assert body["type"] == "error" and body["error"]["type"] == kind, body
+    return body["error"]["message"]
+
+
+def sse_events(raw: bytes) -> list[tuple[str, dict]]:
+    out = []
+    for block in raw.decode().replace("\r\n", "\n").split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "data" in lines:
+            out.append((lines.get("event", ""), json.loads(lines["data"])))
+    return out
+
+
+def test_anthropic_sdk_reads_the_emulator(emu, test_id):
+    """The official Anthropic SDK against the emulator: a Message, a stream, a token count. (This
+    SDK sends its key as ``Authorization: Bearer``; a request hook moves it into ``x-api-key``,
+    where Anthropic and Claude Code put it.)"""
+    def as_x_api_key(request):
+        request.headers["x-api-key"] = request.headers.pop("authorization")[len("Bearer "):]
+
+    c = anthropic.Anthropic(base_url=EMULATOR_URL, api_key=KEY["E2E_KEY_OK"], max_retries=0, timeout=10,
+                            http_client=httpx.Client(timeout=10, event_hooks={"request": [as_x_api_key]}))
+    msg = c.messages.create(model="claude-x", max_tokens=50, messages=[{"role": "user", "content": "one two"}],
+                            metadata={"user_id": test_id})
+    assert (msg.model, msg.stop_reason, [b.type for b in msg.content]) == ("claude-x", "end_turn", ["text"])
+    assert msg.content[0].text == "echo: one two"
+    events = list(c.messages.create(model="claude-x", max_tokens=50, stream=True,
+                                    messages=[{"role": "user", "content": "one two"}]))
+    assert [e.type for e in events] == ["message_start", "content_block_start", "content_block_delta",
+                                        "content_block_delta", "content_block_stop", "message_delta",
+                                        "message_stop"]
+    count = c.messages.count_tokens(model="claude-x", messages=[{"role": "user", "content": "one two"}])
+    assert count.input_tokens == 10  # 5 + 3 per turn + "one", "two"
+    [rec] = recorded(test_id)
+    # The SDK's own version (2026-10-21) is one the API knows.
+    assert rec["headers"]["anthropic-version"] == anthropic._constants.ANTHROPIC_API_VERSION
+    assert rec["headers"]["x-api-key"] == KEY["E2E_KEY_OK"] and "authorization" not in rec["headers"]
+
+
+def test_anthropic_count_tokens(emu, test_id):
+    body = {"model": "claude-x", "system": "Be terse.",
+            "messages": [{"role": "user", "content": f"one two three [test_id={test_id}]"}],
+            "tools": [{"name": "get_weather", "input_schema": {"type": "object", "properties": {}}}]}
+    first = anthropic_post("/v1/messages/count_tokens", body)
+    assert first.status_code == 200, first.text
+    assert set(first.json()) == {"input_tokens"} and first.json()["input_tokens"] > 0
+    assert anthropic_post("/v1/messages/count_tokens", body).json() == first.json()  # deterministic
+    longer = dict(body, messages=[{"role": "user", "content": f"one two three four five [test_id={test_id}]"}])
+    assert anthropic_post("/v1/messages/count_tokens", longer).json()["input_tokens"] == first.json()["input_tokens"] + 2
+    records = recorded(test_id)
+    assert [r["path"] for r in records] == ["/v1/messages/count_tokens"] * 3
+    assert records[0]["body"] == body and json.loads(records[0]["raw"]) == body
+    for field, value in (("max_tokens", 10), ("stream", True), ("metadata", {"user_id": "x"})):
+        message = anthropic_error(anthropic_post("/v1/messages/count_tokens", dict(body, **{field: value})),
+                                  400, "invalid_request_error")
+        assert message == f"{field}: Extra inputs are not permitted"
+    anthropic_error(anthropic_post("/v1/messages/count_tokens", body, key="E2E_KEY_429"), 429, "rate_limit_error")
+    anthropic_error(anthropic_post("/v1/messages/count_tokens", body, key="E2E_KEY_401"), 401, "authentication_error")
+
+
+def test_anthropic_versions_betas_and_raw_body(emu, test_id):
+    body = {"model": "claude-x", "max_tokens": 10, "metadata": {"user_id": test_id},
+            "messages": [{"role": "user", "content": "héllo 🌍"}]}
+    raw = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    betas = "interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14"
+    for version in ("2023-06-01", "2026-10-21"):
+        r = anthropic_post("/v1/messages", raw, {"anthropic-version": version, "anthropic-beta": betas})
+        assert r.status_code == 200, r.text
+    assert "anthropic-version: header is required" == anthropic_error(
+        anthropic_post("/v1/messages", raw, {"anthropic-version": ""}), 400, "invalid_request_error")
+    assert "invalid version" in anthropic_error(
+        anthropic_post("/v1/messages", raw, {"anthropic-version": "1999-01-01"}), 400, "invalid_request_error")
+    records = recorded(test_id)
+    assert [r["headers"]["anthropic-version"] for r in records[:2]] == ["2023-06-01", "2026-10-21"]
+    assert records[0]["headers"]["anthropic-beta"] == betas
+    assert records[0]["raw"].encode() == raw and records[0]["body"] == body
+
+
+def test_anthropic_thinking_blocks_in_history(emu, test_id):
+    def history(signature: str | None, role: str = "assistant") -> dict:
+        block = {"type": "thinking", "thinking": "Let me think."}
+        if signature is not None:
+            block["signature"] = signature
+        turns = [{"role": "user", "content": "q"},
+                 {"role": "assistant", "content": [block, {"type": "text", "text": "a"}]},
+                 {"role": "user", "content": "again"}]
+        if role == "user":
+            turns = [{"role": "user", "content": [{"type": "text", "text": "q"}, block]}]
+        return {"model": "claude-x", "max_tokens": 10, "metadata": {"user_id": test_id}, "messages": turns}
+
+    assert anthropic_post("/v1/messages", history(REAL_SIGNATURE)).status_code == 200
+    redacted = history(REAL_SIGNATURE)
+    redacted["messages"][1]["content"].insert(0, {"type": "redacted_thinking", "data": "EmwKAhgB"})
+    assert anthropic_post("/v1/messages", redacted).status_code == 200
+    # What the proxy mints for another provider's reasoning: a real Anthropic API refuses it.
+    assert anthropic_error(anthropic_post("/v1/messages", history("aiwp1.85944171f73967e8")), 400,
+                           "invalid_request_error") == "messages.1.content.0: Invalid `signature` in `thinking` block"
+    assert "signature" in anthropic_error(anthropic_post("/v1/messages", history(None)), 400, "invalid_request_error")
+    assert "only allowed in `assistant`" in anthropic_error(
+        anthropic_post("/v1/messages", history(REAL_SIGNATURE, role="user")), 400, "invalid_request_error")
+
+
+TOOL = {"name": "get_weather", "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}}}
+THINK = {"type": "enabled", "budget_tokens": 1024}
+
+
+def test_anthropic_thinking_rules(emu):
+    base = {"model": "claude-x", "max_tokens": 2048, "messages": [{"role": "user", "content": "q"}]}
+    cases = [
+        (dict(base, thinking={"type": "enabled", "budget_tokens": 512}), "greater than or equal to 1024"),
+        (dict(base, thinking={"type": "enabled", "budget_tokens": 2048}), "`max_tokens` must be greater than"),
+        (dict(base, thinking={"type": "sometimes"}), "does not match any of the expected tags"),
+        (dict(base, thinking=THINK, temperature=0.5), "`temperature` may only be set to 1"),
+        (dict(base, thinking=THINK, tools=[TOOL], tool_choice={"type": "any"}), "forces tool use"),
+    ]
+    for body, message in cases:
+        assert message in anthropic_error(anthropic_post("/v1/messages", body), 400, "invalid_request_error"), body
+    assert anthropic_post("/v1/messages", dict(base, thinking=THINK, temperature=1)).status_code == 200
+    assert anthropic_post("/v1/messages", dict(base, thinking={"type": "adaptive"})).status_code == 200
+    # A tool loop with thinking on: the turn that called the tool must start with its thinking.
+    loop = [{"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather",
+                                               "input": {"location": "Paris"}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"}]}]
+    body = dict(base, thinking=THINK, tools=[TOOL], messages=loop)
+    message = anthropic_error(anthropic_post("/v1/messages", body), 400, "invalid_request_error")
+    assert message.startswith("messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found `tool_use`")
+    signed = json.loads(json.dumps(loop))
+    signed[1]["content"].insert(0, {"type": "thinking", "thinking": "t", "signature": REAL_SIGNATURE})
+    assert anthropic_post("/v1/messages", dict(body, messages=signed)).status_code == 200
+    assert anthropic_post("/v1/messages", dict(base, tools=[TOOL], messages=loop)).status_code == 200
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_anthropic_thinking_answers(emu, stream):
+    """With thinking on, a signed thinking block comes first; ``scenario:thinking`` replays the
+    wire notes' stream, folded when not streaming."""
+    def ask(body):
+        r = anthropic_post("/v1/messages", dict(body, stream=stream))
+        assert r.status_code == 200, r.text
+        if not stream:
+            return r.json()["content"]
+        events = sse_events(r.content)
+        blocks = []
+        for name, data in events:
+            if name == "content_block_start":
+                assert data["index"] == len(blocks)
+                blocks.append(dict(data["content_block"]))
+            elif name == "content_block_delta":
+                block, delta = blocks[data["index"]], data["delta"]
+                key = {"text_delta": "text", "thinking_delta": "thinking", "signature_delta": "signature",
+                       "input_json_delta": "partial_json"}[delta["type"]]
+                block[key] = block.get(key, "") + delta[key]
+        for block in blocks:
+            if "partial_json" in block:
+                block["input"] = json.loads(block.pop("partial_json"))
+        return blocks
+
+    content = ask({"model": "claude-x", "max_tokens": 4096, "thinking": THINK,
+                   "messages": [{"role": "user", "content": "hello"}]})
+    assert content == [{"type": "thinking", "thinking": "Thinking about: hello", "signature": anthropic_emulator.SIGNATURE},
+                       {"type": "text", "text": "echo: hello"}]
+    content = ask({"model": "claude-x", "max_tokens": 4096, "thinking": THINK, "tools": [TOOL],
+                   "messages": [{"role": "user", "content": "weather?"}]})
+    assert [b["type"] for b in content] == ["thinking", "text", "tool_use"]
+    assert content[2]["input"] == {"location": "Paris"}
+    content = ask({"model": "claude-x", "max_tokens": 4096, "messages": [{"role": "user", "content": "scenario:thinking"}]})
+    assert content == [{"type": "thinking", "thinking": "I need to find the GCD...", "signature": "EqQBCgIYAhIM..."},
+                       {"type": "text", "text": "The GCD is 21."}]
+
+
+# --------------------------------------------------------------------------- Gemini countTokens
+
+def gemini_post(path: str, body: dict, key: str = "E2E_KEY_OK") -> httpx.Response:
+    return httpx.post(f"{EMULATOR_URL}{path}", json=body, headers={"x-goog-api-key": KEY[key]}, timeout=10)
+
+
+def test_gemini_count_tokens(emu, test_id):
+    path = GEMINI_PATH.format("countTokens")
+    contents = [{"role": "user", "parts": [{"text": f"one two three [test_id={test_id}]"}]}]
+    r = gemini_post(path, {"contents": contents})
+    assert r.status_code == 200, r.text
+    total = r.json()["totalTokens"]
+    assert total > 0 and r.json() == {"totalTokens": total,
+                                      "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]}
+    whole = {"generateContentRequest": {"model": "models/gemini-2.5-flash", "contents": contents,
+                                        "systemInstruction": {"parts": [{"text": "Be terse."}]},
+                                        "tools": [{"functionDeclarations": [{"name": "f", "parameters": {"type": "object"}}]}]}}
+    r = gemini_post(path, whole)
+    assert r.status_code == 200, r.text
+    assert r.json()["totalTokens"] > total
+    assert gemini_post(path, whole).json() == r.json()  # deterministic
+    records = recorded(test_id)
+    assert [rec["path"] for rec in records] == ["/v1beta/models/gemini-2.5-flash:countTokens"] * 3
+    bad = [({"contents": contents, "generateContentRequest": whole["generateContentRequest"]}, "exactly one of"),
+           ({"contents": contents, "systemInstruction": {"parts": [{"text": "x"}]}}, "Unknown name \"systemInstruction\""),
+           ({"generateContentRequest": {"contents": contents}}, "unexpected model name format"),
+           ({"contents": [{"role": "user", "parts": [{"text": "a", "thought": True, "bogus": 1}]}]}, "Unknown name \"bogus\"")]
+    for body, message in bad:
+        r = gemini_post(path, body)
+        assert r.status_code == 400 and r.json()["error"]["status"] == "INVALID_ARGUMENT", r.text
+        assert message in r.json()["error"]["message"], r.text
+    r = gemini_post(path, {"contents": contents}, key="E2E_KEY_401")
+    assert r.status_code == 400 and r.json()["error"]["details"][0]["reason"] == "API_KEY_INVALID"
+    assert gemini_post(path, {"contents": contents}, key="E2E_KEY_429").status_code == 429
+
+
+# --------------------------------------------------------------------------- test ids
+
+def test_openai_user_that_is_a_test_id_tags_the_request(emu, test_id):
+    emu.chat.completions.create(model="m", messages=user("x"), user=test_id)
+    emu.chat.completions.create(model="m", messages=user("x"), user="someone-" + test_id)
+    [rec] = recorded(test_id)
+    assert rec["body"]["user"] == test_id and "raw" not in rec
+
+
+def test_workers_ai_leaves_the_tag_out_of_its_echo(emu, test_id):
+    r = httpx.post(f"{EMULATOR_URL}/client/v4/accounts/emu-account-0a1b2c/ai/run/@cf/meta/llama-3.1-8b-instruct",
+                   json={"messages": user(f"hi there [test_id={test_id}]"), "max_tokens": 10},
+                   headers={"authorization": f"Bearer {KEY['E2E_KEY_OK']}"}, timeout=10)
+    assert r.status_code == 200 and r.json()["result"]["response"] == "echo: hi there", r.text
+    assert len(recorded(test_id)) == 1

@@ -311,7 +311,8 @@ WRONG_AUTH = {
     "basic": ({"authorization": _basic(TOKEN)}, None),
     "other-scheme": ({"authorization": f"Token {TOKEN}"}, None),
     "empty-bearer": ({"authorization": "Bearer"}, None),
-    "x-api-key": ({"x-api-key": TOKEN}, None),
+    "x-api-key-wrong": ({"x-api-key": TOKEN[:-1]}, None),
+    "x-api-key-under-a-wrong-authorization": ({"x-api-key": TOKEN, "authorization": f"Bearer {TOKEN[:-1]}"}, None),
     "api-key": ({"api-key": TOKEN}, None),
     "x-goog-api-key": ({"x-goog-api-key": TOKEN}, None),
     "proxy-authorization": ({"proxy-authorization": f"Bearer {TOKEN}"}, None),
@@ -340,6 +341,16 @@ def test_wrong_or_misplaced_token_is_401_and_never_echoed(proxy_url, case, strea
     presented = [v.split(" ", 1)[-1] for v in headers.values() if v.split(" ", 1)[-1][:4] == TOKEN[:4]]
     answer.assert_no_secrets(*presented, TOKEN[:-1])
     assert recorded(test_id) == []
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_the_token_in_x_api_key_opens_the_openai_surface_too(proxy_url, stream):
+    # What an Anthropic-style client (ANTHROPIC_API_KEY) sends, accepted on every endpoint.
+    test_id = new_id()
+    answer = send(tagged("plain", "hello", test_id, stream=stream), headers={"x-api-key": TOKEN}, auth=False)
+    assert answer.status == 200, (answer.status, answer.text[:300])
+    assert len(recorded(test_id)) == 1
+    answer.assert_no_secrets()
 
 
 def test_huge_and_many_headers_are_refused_or_served_without_leaking(proxy_url):
@@ -579,7 +590,7 @@ CRAFTED_MODELS = [
     "../plain", "plain/../gpt", "./plain", "plain/", "/plain", "plain?x=1", "plain#frag", "plain@evil.example",
     "user:pass@plain", "http://127.0.0.1:18080/v1", "http://127.0.0.1:18080/hijack/v1/chat/completions",
     "//127.0.0.1:18080/hijack", "%2e%2e/plain", "%2e%2e%2fplain", "..%2fplain", "plain%00", "plain\u0000",
-    "plain\r\nx-evil: 1", "gemini-2.5-flash", "emu-model", "gpt-4o-mini", "claude-sonnet-4-20250514",
+    "plain\r\nx-evil: 1", "gemini-2.5-flash", "emu-model", "gpt-4o-mini", "anthropic/claude-sonnet-4-20250514",
     "@cf/meta/llama-3.1-8b-instruct", "../../client/v4/accounts/x/ai/run/@cf/meta/llama",
     "E2E_KEY_OK", "${E2E_KEY_OK}", "$E2E_PROXY_TOKEN", "{{E2E_KEY_OK}}", "env:E2E_KEY_OK", "%(E2E_KEY_OK)s",
     "", " ", "plain ", " plain", "PLAIN",

@@ -6,6 +6,13 @@ Wire format follows ``shared/wire/gemini.md``: ``POST /v1beta/models/{model}:gen
 failing stream ends with a raw, pretty-printed JSON error object that is not SSE-framed (§4.1); the
 Google RPC error envelope ``{"error": {"code", "message", "status"}}`` (§5).
 
+``POST /v1beta/models/{model}:countTokens`` (the API's ``CountTokensRequest``): a body of either
+``contents`` alone or ``generateContentRequest`` (a whole ``GenerateContentRequest`` with its
+``model``, ``models/…``; system instruction and tools only fit in there), checked like
+``generateContent``'s; the answer is ``{"totalTokens": N, "promptTokensDetails": [{"modality":
+"TEXT", "tokenCount": N}]}`` with N from the request's text (see ``count_tokens``), the same for the
+same request. Key behaviours as below (errors only; the fault modes answer normally).
+
 Like the real API it rejects, with Gemini's own 400 messages, what the proxy must pre-empt: an
 unknown top-level field or schema keyword (``Unknown name "additionalProperties" at '…': Cannot find
 field.``), a JSON-Schema type list (``Proto field is not repeating, cannot start list``), a role
@@ -61,7 +68,8 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "google"
 SCENARIOS = {"safety": "prompt_blocked", "safety_finish": "safety_finish",
              "signature": "function_call_split", "thinking": "thinking", "parallel": "parallel_calls"}
 
-PATH = re.compile(r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent)$")
+PATH = re.compile(r"^/v1beta/models/([^/:]+):(generateContent|streamGenerateContent|countTokens)$")
+COUNT_FIELDS = {"contents", "generateContentRequest"}
 
 TOP_LEVEL = {"contents", "systemInstruction", "tools", "toolConfig", "generationConfig",
              "safetySettings", "cachedContent"}
@@ -368,6 +376,52 @@ def _echo_key(handler, events: list[dict], stream: bool, key, mode: str) -> None
     handler._send(err)
 
 
+def _words(value) -> int:
+    text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), sort_keys=True)
+    return len(re.findall(r"\w+|[^\w\s]", text))
+
+
+def count_tokens(request: dict) -> int:
+    """The emulator's count for a ``GenerateContentRequest``: the words and punctuation marks of
+    every part's text (a function call's or response's JSON; 258 per inline or file media), of
+    the system instruction and of the function declarations, plus 2 per turn."""
+    n = 0
+    contents = list(request.get("contents") or [])
+    if request.get("systemInstruction"):
+        contents.append(request["systemInstruction"])
+    for content in contents:
+        n += 2
+        for part in content.get("parts") or []:
+            if isinstance(part.get("text"), str):
+                n += _words(part["text"])
+            for key in ("functionCall", "functionResponse"):
+                if key in part:
+                    n += _words(part[key])
+            if "inlineData" in part or "fileData" in part:
+                n += 258
+    for tool in request.get("tools") or []:
+        n += _words(tool)
+    return max(n, 1)
+
+
+def count_problem(body: dict, model: str) -> str | None:
+    """The 400 the real ``countTokens`` would give, or None."""
+    for key in body:
+        if key not in COUNT_FIELDS:
+            return f"Invalid JSON payload received. Unknown name \"{key}\": Cannot find field."
+    if ("contents" in body) == ("generateContentRequest" in body):
+        return "* CountTokensRequest: exactly one of contents and generate_content_request must be set"
+    if "contents" in body:
+        return problem({"contents": body["contents"]}, model)
+    inner = body["generateContentRequest"]
+    if not isinstance(inner, dict):
+        return "Invalid value at 'generate_content_request' (type.googleapis.com/google.ai.generativelanguage.v1beta.GenerateContentRequest)"
+    name = inner.get("model")
+    if not isinstance(name, str) or not name.startswith("models/"):
+        return "* GenerateContentRequest.model: unexpected model name format"
+    return problem({k: v for k, v in inner.items() if k != "model"}, model)
+
+
 def _sse(event: dict) -> bytes:
     # Real traffic separates events with CRLF pairs (gemini.md §4, issue 4).
     return b"data: " + json.dumps(event, separators=(",", ":")).encode() + b"\r\n\r\n"
@@ -376,7 +430,13 @@ def _sse(event: dict) -> bytes:
 def _test_id(body) -> str | None:
     if not isinstance(body, dict):
         return None
-    for content in body.get("contents") or []:
+    inner = body.get("generateContentRequest")
+    if isinstance(inner, dict):
+        body = inner
+    contents = list(body.get("contents") or [])
+    if isinstance(body.get("systemInstruction"), dict):
+        contents.append(body["systemInstruction"])
+    for content in contents:
         for part in content.get("parts") or []:
             found = re.search(r"\[test_id=([^\]]+)\]", part.get("text") or "")
             if found:
@@ -417,6 +477,16 @@ def handle(handler, url, raw: bytes) -> None:
     if not isinstance(body, dict):
         handler._json(400, error_body(400, "INVALID_ARGUMENT",
                                       "Invalid JSON payload received. Unexpected token."))
+        return
+    if method == "countTokens":
+        bad = count_problem(body, model)
+        if bad:
+            handler._json(400, error_body(400, "INVALID_ARGUMENT", bad))
+            return
+        request = body.get("generateContentRequest") or {"contents": body.get("contents")}
+        total = count_tokens(request)
+        handler._json(200, {"totalTokens": total,
+                            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]})
         return
     stream = method == "streamGenerateContent"
     if stream and query.get("alt") != ["sse"]:

@@ -73,8 +73,11 @@ Routes
 
 ``POST /_emulator/release/<id>``  release a held stream (may be called before the hold starts).
 ``GET  /_emulator/requests?test_id=X``  JSON list of recorded upstream requests tagged X (each
-                                 ``{"seq","path","headers","body","key","test_id"}``); the tag is
-                                 the body's ``test_id``, or what a provider module extracts.
+                                 ``{"seq","path","headers","body","key","test_id"}``, and ``raw``,
+                                 the body as it arrived, where a provider module keeps it); the
+                                 tag is the body's ``test_id``, else its ``user`` when that is a
+                                 test id (``t-`` and 32 hex digits: what the Anthropic front door
+                                 makes of ``metadata.user_id``), or what a provider module extracts.
 ``GET  /_emulator/health``       ``{"ok": true}``.
 ``GET  /_emulator/threads``      ``{"threads": N, "faults": F, "client_gone": G, "requests": R}``
                                  (R: how many requests were recorded so far): the live
@@ -177,6 +180,10 @@ def echo_status(mode: str) -> int:
     """The HTTP status of an ``emulator_echo_key`` answer (``first``: 200, ``mid``: 500)."""
     digits = re.match(r"\d+", mode)
     return int(digits.group(0)) if digits else (200 if mode == "first" else 500)
+
+
+# The ids tests tag their requests with (tests/e2e/conftest.py ``test_id``).
+TEST_ID = re.compile(r"t-[0-9a-f]{32}")
 
 
 def _hold_event(hold_id: str) -> threading.Event:
@@ -559,15 +566,22 @@ class Handler(BaseHTTPRequestHandler):
                 return
         self._not_found()
 
-    def record(self, path: str, key: str | None, body, test_id: str | None = None) -> None:
+    def record(self, path: str, key: str | None, body, test_id: str | None = None,
+               raw: str | None = None) -> None:
         """Keep what upstream received, for ``GET /_emulator/requests``; ``test_id`` defaults to
-        the body's own ``test_id`` field."""
+        the body's own ``test_id`` field, else its ``user`` if that is a test id; ``raw`` (the
+        body's bytes as text) is kept when given."""
         if test_id is None and isinstance(body, dict):
             test_id = body.get("test_id")
+            user = body.get("user")
+            if test_id is None and isinstance(user, str) and TEST_ID.fullmatch(user):
+                test_id = user
         with _records_lock:
             self._record = {"seq": len(_records), "path": path,
                             "headers": {k.lower(): v for k, v in self.headers.items()},
                             "body": body, "key": key, "test_id": test_id}
+            if raw is not None:
+                self._record["raw"] = raw
             self._recorded_at = time.monotonic()
             _records.append(self._record)
 

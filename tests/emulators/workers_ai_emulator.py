@@ -31,7 +31,7 @@ Answers, by model and request (``{model}`` is the path's model):
 * tools offered and the last message is not a tool result → a ``get_current_weather``-style call
   to the first tool with ``{"location": "Boston, MA"}``;
 * the last message is a tool result → ``"tool said: " + <its content>``;
-* otherwise ``"echo: " + <last user text>``.
+* otherwise ``"echo: " + <last user text>`` (the test id, bare or as ``[test_id=…]``, left out).
 Output shape by model family: ``@cf/openai/gpt-oss-*`` answers the OpenAI ``chat.completion``
 shape and ignores ``stream: true`` (§4.3); other chat-family models (``kimi``, ``glm``, ``gemma-4``,
 ``qwen3``) answer the OpenAI shape and stream OpenAI chunks followed by the native usage event
@@ -56,6 +56,7 @@ ACCOUNT = "emu-account-0a1b2c"
 REST = re.compile(r"^/client/v4/accounts/([^/]+)/ai/run/(.+)$")
 BINDING_PATH = "/_emulator/ai-binding/run"
 TEST_ID = re.compile(r"t-[0-9a-f]{32}")
+TAG = re.compile(r"\s*\[test_id=[^\]]*\]")  # the other emulators' tag, left out of an echo too
 
 LEGACY_FIELDS = {"messages", "prompt", "raw", "stream", "max_tokens", "temperature", "top_p", "top_k",
                  "seed", "repetition_penalty", "frequency_penalty", "presence_penalty",
@@ -160,7 +161,7 @@ def plan(inputs: dict) -> tuple[str | None, list[dict], str | None]:
     tools = inputs.get("tools") or []
     if tools:
         return "", [{"name": tools[0]["function"]["name"], "arguments": {"location": "Boston, MA"}}], None
-    return "echo: " + TEST_ID.sub("", last_user).strip(), [], None
+    return "echo: " + TEST_ID.sub("", TAG.sub("", last_user)).strip(), [], None
 
 
 def usage(prompt: int, completion: int) -> dict:

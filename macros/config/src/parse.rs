@@ -40,13 +40,15 @@ const SERVER_KEYS: [&str; 12] = [
     "retry",
     "cooldown",
 ];
-const TARGET_KEYS: [&str; 13] = [
+const TARGET_KEYS: [&str; 15] = [
     "provider",
     "model",
     "base_url",
     "api_keys",
     "max_tokens",
     "account_id",
+    "max_output_tokens",
+    "anthropic_betas",
     "connect_timeout",
     "headers_timeout",
     "first_token_timeout",
@@ -274,6 +276,16 @@ fn route(
         return Err(Diagnostic::new(name.span(), format!("route name {route_name:?} is not a usable model name"))
             .help("a route name is what clients send as `model`: use letters, digits and `-_.:/@`, no spaces"));
     }
+    // With `*` only at the end, a pattern is a prefix, and the longest prefix a model starts
+    // with picks one route unambiguously; a `*` elsewhere would let two patterns tie.
+    if route_name
+        .strip_suffix('*')
+        .unwrap_or(route_name)
+        .contains('*')
+    {
+        return Err(Diagnostic::new(name.span(), format!("route name `{route_name}` has a `*` before its end"))
+            .help("a `*` may only end a route name, once: `[[routes.\"claude-*\"]]` takes every model starting with `claude-`, `[[routes.\"*\"]]` every model; an exact name wins, then the longest prefix"));
+    }
     let targets = match value.get_ref() {
         DeValue::Array(items) => items,
         DeValue::Table(_) => {
@@ -360,6 +372,7 @@ fn target(
                 return Err(Diagnostic::new(v.span(), "`model` is empty")
                     .help("set it to the provider's model id, e.g. `model = \"gpt-4o-mini\"`"));
             }
+            placeholders(v, m, route_name)?;
             leak(m)
         }
         None => return Err(
@@ -398,6 +411,21 @@ fn target(
         Some(v) => Some(positive_u32(v, "`max_tokens`", 8192)?),
         None => None,
     };
+    let max_output_tokens = match table.get("max_output_tokens") {
+        Some(v) => Some(max_output_tokens(v)?),
+        None => None,
+    };
+    if let (Some(default), Some(most), Some(v)) =
+        (max_tokens, max_output_tokens, table.get("max_tokens"))
+    {
+        if default > most {
+            return Err(Diagnostic::new(
+                v.span(),
+                format!("`max_tokens` ({default}) is above this target's `max_output_tokens` ({most})"),
+            )
+            .help(format!("the default budget is sent when a client sets none; set `max_tokens = {most}` or less")));
+        }
+    }
 
     // `account_id` names the secret holding a Cloudflare account id. It only means something
     // over the REST API (keys listed); through a binding there is no account to name, so a stray
@@ -430,6 +458,18 @@ fn target(
             .help(format!("add `account_id = \"CF_ACCOUNT_ID\"` (the name of the secret holding your account id){or_binding}")));
     }
 
+    let anthropic_betas = match table.get_key_value("anthropic_betas") {
+        Some((key, v)) => {
+            if !provider.anthropic_betas {
+                let takers = PROVIDERS.iter().filter(|p| p.anthropic_betas);
+                return Err(Diagnostic::new(key.span(), format!("`anthropic_betas` only applies to {} targets, not `{provider_name}`", provider_names(takers)))
+                    .help("remove `anthropic_betas`; it lists the `anthropic-beta` header values the proxy forwards to an Anthropic target"));
+            }
+            Some(beta_names(v)?)
+        }
+        None => None,
+    };
+
     let vias: Vec<Via> = match binding {
         Some(binding) => vec![Via::Binding(binding)],
         None => api_keys.into_iter().map(Via::Key).collect(),
@@ -440,9 +480,76 @@ fn target(
         base_url,
         vias: leak_slice(vias),
         max_tokens,
+        max_output_tokens,
         account_id,
+        anthropic_betas,
         policy,
     })
+}
+
+/// Checks that `model` (the value `value`) uses no placeholder but [`Target::STAR`], and that
+/// only where the route's name has a `*` to fill it.
+fn placeholders(value: &Spanned<DeValue<'_>>, model: &str, route_name: &str) -> Result<()> {
+    for (at, _) in model.match_indices('{') {
+        let rest = &model[at..];
+        if !rest.starts_with(Target::STAR) {
+            let placeholder = rest.find('}').map_or(rest, |end| &rest[..=end]);
+            return Err(Diagnostic::new(value.span(), format!("`model` has an unknown placeholder `{placeholder}`"))
+                .help("the only placeholder is `{*}`, the text a route name's `*` matched, e.g. `model = \"claude-{*}\"` in `[[routes.\"claude-*\"]]`"));
+        }
+        if !route_name.ends_with('*') {
+            return Err(Diagnostic::new(value.span(), "`{*}` needs a route name ending in `*`")
+                .help(format!("`{{*}}` stands for the text a route name's `*` matched, and route `{route_name}` is reached by its exact name: write the model id in full, or end the route name in `*`, e.g. `[[routes.\"claude-*\"]]` with `model = \"claude-{{*}}\"`")));
+        }
+    }
+    Ok(())
+}
+
+/// `max_output_tokens`: what the model can write in one answer, up to [`Target::MAX_OUTPUT_TOKENS`].
+fn max_output_tokens(value: &Spanned<DeValue<'_>>) -> Result<u32> {
+    let most = Target::MAX_OUTPUT_TOKENS;
+    let parsed = match value.get_ref() {
+        DeValue::Integer(i) => u32::from_str_radix(i.as_str(), i.radix()).ok(),
+        _ => None,
+    };
+    parsed.filter(|n| (1..=most).contains(n)).ok_or_else(|| {
+        Diagnostic::new(
+            value.span(),
+            format!("`max_output_tokens` must be a whole number from 1 to {most}"),
+        )
+        .help("e.g. `max_output_tokens = 64000`: the most tokens the model can write in one answer; a client's `max_tokens` above it is lowered to it")
+    })
+}
+
+/// `anthropic_betas`: each entry one `anthropic-beta` value, as the header lists them
+/// comma-separated.
+fn beta_names(value: &Spanned<DeValue<'_>>) -> Result<&'static [&'static str]> {
+    const EXAMPLE: &str =
+        "e.g. `anthropic_betas = [\"interleaved-thinking-2025-05-14\", \"context-1m-2025-08-07\"]`";
+    let items = match value.get_ref() {
+        DeValue::Array(items) => items,
+        other => {
+            return Err(Diagnostic::new(
+                value.span(),
+                format!(
+                    "`anthropic_betas` must be a list of beta names, found {}",
+                    kind(other)
+                ),
+            )
+            .help(EXAMPLE))
+        }
+    };
+    let mut names = Vec::with_capacity(items.len());
+    for item in items.iter() {
+        let name = string(item, "each entry of `anthropic_betas`")?;
+        // Visible ASCII, as a header value must be; a comma would smuggle a second value in.
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_graphic() && c != ',') {
+            return Err(Diagnostic::new(item.span(), "each entry of `anthropic_betas` must be one non-empty beta name: printable ASCII, no commas or whitespace")
+                .help(format!("list each `anthropic-beta` value as its own string, {EXAMPLE}")));
+        }
+        names.push(leak(name));
+    }
+    Ok(leak_slice(names))
 }
 
 /// A duration in seconds (fractions allowed), as whole milliseconds: positive, or also zero

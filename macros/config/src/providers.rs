@@ -20,6 +20,9 @@ pub struct ProviderSpec {
     /// Whether a keyed target names the secret holding its account id (`account_id`), which its
     /// URL needs.
     pub account_id: bool,
+    /// Whether a target may list the `anthropic-beta` header values forwarded to it
+    /// (`anthropic_betas`).
+    pub anthropic_betas: bool,
 }
 
 impl ProviderSpec {
@@ -35,6 +38,7 @@ impl ProviderSpec {
             default_base_url,
             binding: None,
             account_id: false,
+            anthropic_betas: false,
         }
     }
 }
@@ -42,7 +46,8 @@ impl ProviderSpec {
 /// Every provider routes.toml can name, in the order the reference lists them; one line each.
 #[rustfmt::skip]
 pub static PROVIDERS: &[ProviderSpec] = &[
-    ProviderSpec::keyed("anthropic", "anthropic::Anthropic", Some("https://api.anthropic.com")),
+    // Its API gates features behind `anthropic-beta` headers, which a target may allow through.
+    ProviderSpec { anthropic_betas: true, ..ProviderSpec::keyed("anthropic", "anthropic::Anthropic", Some("https://api.anthropic.com")) },
     ProviderSpec::keyed("google", "google::Google", Some("https://generativelanguage.googleapis.com")),
     ProviderSpec::keyed("openai", "openai::OpenAi", Some("https://api.openai.com/v1")),
     ProviderSpec::keyed("openai-compatible", "openai::OpenAi", None),

@@ -101,10 +101,18 @@ pub fn named<T: Copy>(name: &str, names: &[(&str, T)]) -> Option<T> {
 /// A model name clients send, and the targets tried for it in order.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Route {
-    /// The `model` value clients send.
+    /// The `model` value clients send; ending in `*`, a pattern (see [`Route::pattern_prefix`]).
     pub name: &'static str,
     /// Targets, tried in order until one answers.
     pub targets: &'static [Target],
+}
+
+impl Route {
+    /// What a pattern route's name starts with before its final `*` (`"claude-"` for
+    /// `claude-*`, `""` for the catch-all `*`); `None` for a route reached by its exact name.
+    pub fn pattern_prefix(&self) -> Option<&'static str> {
+        self.name.strip_suffix('*')
+    }
 }
 
 /// One upstream model on one provider, and the ways to reach it.
@@ -112,7 +120,8 @@ pub struct Route {
 pub struct Target {
     /// The provider's name in routes.toml ([`crate::providers::PROVIDERS`]).
     pub provider: &'static str,
-    /// The provider's model id, sent upstream in place of the route name.
+    /// The provider's model id, sent upstream in place of the route name; in a pattern route,
+    /// each [`Target::STAR`] in it stands for the text the route name's `*` matched.
     pub model: &'static str,
     /// Base URL without a trailing slash (OpenAI-style ones include `/v1`).
     pub base_url: &'static str,
@@ -121,11 +130,25 @@ pub struct Target {
     pub vias: &'static [Via],
     /// Completion-token budget to send when the client sets none (providers that need one).
     pub max_tokens: Option<u32>,
+    /// The most output tokens the model can produce; a client asking for more is clamped to it.
+    pub max_output_tokens: Option<u32>,
     /// Name of the secret holding the account id the provider's URL names (`cloudflare-ai` over
     /// REST only).
     pub account_id: Option<&'static str>,
+    /// The `anthropic-beta` values forwarded to this target, the rest being dropped; `None`: the
+    /// proxy's default list (`anthropic` only).
+    pub anthropic_betas: Option<&'static [&'static str]>,
     /// Deadlines, key strategy, retries and cool-downs: the target's own, else `[server]`'s.
     pub policy: TargetPolicy,
+}
+
+impl Target {
+    /// The placeholder in a pattern route's `model` for the text its name's `*` matched.
+    pub const STAR: &'static str = "{*}";
+
+    /// The largest `max_output_tokens` routes.toml accepts: beyond any model's output, so a
+    /// larger value is a typo.
+    pub const MAX_OUTPUT_TOKENS: u32 = 10_000_000;
 }
 
 /// How a target's attempts are timed, ordered, retried and remembered.

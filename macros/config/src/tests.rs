@@ -103,7 +103,9 @@ api_keys = ["NVIDIA_KEY_1", "NVIDIA_KEY_2"]
             base_url: "https://generativelanguage.googleapis.com",
             vias: &[Via::Key("GOOGLE_KEY_1")],
             max_tokens: None,
+            max_output_tokens: None,
             account_id: None,
+            anthropic_betas: None,
             policy: TargetPolicy::DEFAULT,
         }
     );
@@ -349,4 +351,188 @@ api_keys = ["K"]
             shutdown_timeout_ms: 0,
         }
     );
+}
+
+/// The first line of what parsing `source` reports, located in `routes.toml`.
+fn error(source: &str) -> String {
+    match parse(source) {
+        Ok(_) => panic!("parsed, but should have failed:\n{source}"),
+        Err(d) => d
+            .render("routes.toml", source)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+/// A file whose one route is `name`, with one target of `provider` that adds `extra` lines.
+fn one_route(name: &str, provider: &str, extra: &str) -> String {
+    format!("[server]\nauth_token = \"T\"\n[[routes.\"{name}\"]]\nprovider = \"{provider}\"\napi_keys = [\"K\"]\n{extra}\n")
+}
+
+#[test]
+fn a_route_name_may_end_in_one_star() {
+    let file = parse(
+        r#"
+[server]
+auth_token = "T"
+
+[[routes."claude-*"]]
+provider = "anthropic"
+model = "claude-{*}"
+api_keys = ["K"]
+
+[[routes."openai/*"]]
+provider = "openai"
+model = "{*}"
+api_keys = ["K"]
+
+[[routes."*"]]
+provider = "openai"
+model = "gpt-4o-mini"
+api_keys = ["K"]
+
+[[routes.fast]]
+provider = "openai"
+model = "gpt-4o-mini"
+api_keys = ["K"]
+"#,
+    )
+    .expect("valid");
+    let prefixes: Vec<Option<&str>> = file.routes.iter().map(|r| r.pattern_prefix()).collect();
+    assert_eq!(prefixes, [Some("claude-"), Some("openai/"), Some(""), None]);
+    assert_eq!(file.routes[0].targets[0].model, "claude-{*}");
+    assert_eq!(file.routes[1].targets[0].model, "{*}");
+}
+
+#[test]
+fn a_star_anywhere_but_the_end_of_a_route_name_is_an_error() {
+    for name in ["claude-*-latest", "**", "*-latest", "a*b*"] {
+        let got = error(&one_route(name, "openai", "model = \"m\""));
+        assert_eq!(
+            got,
+            format!("routes.toml:3:10: route name `{name}` has a `*` before its end"),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn the_star_placeholder_needs_a_pattern_route_and_is_the_only_placeholder() {
+    assert_eq!(
+        error(&one_route("claude", "anthropic", "model = \"claude-{*}\"")),
+        "routes.toml:6:9: `{*}` needs a route name ending in `*`"
+    );
+    for (model, placeholder) in [
+        ("claude-{date}", "{date}"),
+        ("{}", "{}"),
+        ("{*}-{model}", "{model}"),
+        ("claude-{*", "{*"),
+        ("claude-{", "{"),
+    ] {
+        assert_eq!(
+            error(&one_route(
+                "claude-*",
+                "anthropic",
+                &format!("model = \"{model}\"")
+            )),
+            format!("routes.toml:6:9: `model` has an unknown placeholder `{placeholder}`"),
+            "{model}"
+        );
+    }
+    // A pattern route need not use what its `*` matched.
+    let file = parse(&one_route("*", "openai", "model = \"gpt-4o-mini\"")).expect("valid");
+    assert_eq!(file.routes[0].targets[0].model, "gpt-4o-mini");
+}
+
+#[test]
+fn max_output_tokens_is_a_whole_number_up_to_ten_million_on_any_provider() {
+    for provider in ["anthropic", "google", "openai"] {
+        let file = parse(&one_route(
+            "r",
+            provider,
+            "model = \"m\"\nmax_output_tokens = 64_000",
+        ))
+        .expect("valid");
+        assert_eq!(file.routes[0].targets[0].max_output_tokens, Some(64_000));
+    }
+    let most = parse(&one_route(
+        "r",
+        "openai",
+        "model = \"m\"\nmax_output_tokens = 10_000_000",
+    ))
+    .expect("valid");
+    assert_eq!(
+        most.routes[0].targets[0].max_output_tokens,
+        Some(10_000_000)
+    );
+    let unset = parse(&one_route("r", "openai", "model = \"m\"")).expect("valid");
+    assert_eq!(unset.routes[0].targets[0].max_output_tokens, None);
+    for value in ["0", "-1", "10_000_001", "4294967296", "1.5", "\"64000\""] {
+        assert_eq!(
+            error(&one_route(
+                "r",
+                "openai",
+                &format!("model = \"m\"\nmax_output_tokens = {value}")
+            )),
+            "routes.toml:7:21: `max_output_tokens` must be a whole number from 1 to 10000000",
+            "{value}"
+        );
+    }
+}
+
+#[test]
+fn anthropic_betas_lists_header_values_on_anthropic_targets_only() {
+    let betas = |list: &str| {
+        parse(&one_route(
+            "r",
+            "anthropic",
+            &format!("model = \"m\"\nanthropic_betas = {list}"),
+        ))
+        .map(|file| file.routes[0].targets[0].anthropic_betas)
+    };
+    assert_eq!(
+        betas(r#"["interleaved-thinking-2025-05-14", "context-1m-2025-08-07"]"#),
+        Ok(Some(
+            &["interleaved-thinking-2025-05-14", "context-1m-2025-08-07"][..]
+        ))
+    );
+    // Empty forwards none, which is not the same as the default list.
+    assert_eq!(betas("[]"), Ok(Some(&[][..])));
+    let unset = parse(&one_route("r", "anthropic", "model = \"m\"")).expect("valid");
+    assert_eq!(unset.routes[0].targets[0].anthropic_betas, None);
+
+    for bad in [
+        r#"[""]"#,
+        r#"["a,b"]"#,
+        r#"["a b"]"#,
+        r#"["ok", "tab\there"]"#,
+        r#"["é"]"#,
+    ] {
+        let message = betas(bad).map(|_| ()).map_err(|d| d.message);
+        assert_eq!(
+            message,
+            Err("each entry of `anthropic_betas` must be one non-empty beta name: printable ASCII, no commas or whitespace".to_owned()),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        betas("[1]").map(|_| ()).map_err(|d| d.message),
+        Err("each entry of `anthropic_betas` must be a string, found an integer".to_owned())
+    );
+    assert_eq!(
+        betas("\"a,b\"").map(|_| ()).map_err(|d| d.message),
+        Err("`anthropic_betas` must be a list of beta names, found a string".to_owned())
+    );
+    for provider in ["openai", "google"] {
+        assert_eq!(
+            error(&one_route(
+                "r",
+                provider,
+                "model = \"m\"\nanthropic_betas = [\"x\"]"
+            )),
+            format!("routes.toml:7:1: `anthropic_betas` only applies to `anthropic` targets, not `{provider}`")
+        );
+    }
 }

@@ -8,6 +8,7 @@
 //! input is always a JSON object that matches the schema. Its `tool_use` input becomes the
 //! answer's `content` and the `finish_reason` is `stop`, in streams too.
 
+pub mod passthrough;
 pub mod request;
 pub mod response;
 pub mod stream;
@@ -18,10 +19,12 @@ use bytes::Bytes;
 use crate::core::error::ErrorObject;
 use crate::core::host::UpstreamRequest;
 use crate::core::provider::{json_body, PrepareError, Provider, SecretLookup};
-use crate::core::request::ChatRequest;
+use crate::core::request::{ChatRequest, Operation};
 use crate::core::route::Target;
 use crate::core::stream::Translate;
 use crate::core::verdict::UpstreamError;
+use crate::providers::output_limit;
+use serde_json::Value;
 
 /// The API version every request pins (the one the official SDKs send).
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -29,8 +32,8 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 /// Name of the tool that carries a JSON-mode answer (the name LiteLLM uses too).
 pub const JSON_TOOL: &str = "json_tool_call";
 
-/// Documented maximum output tokens per model family, most specific prefix first.
-const OUTPUT_MAXIMA: [(&str, u32); 12] = [
+/// Documented maximum output tokens per Claude model family, most specific first.
+pub const OUTPUT_MAXIMA: [(&str, u32); 12] = [
     ("claude-opus-4-5", 64_000),
     ("claude-opus-4-1", 32_000),
     ("claude-opus-4", 32_000),
@@ -139,6 +142,17 @@ pub struct Prepared {
     include_usage: bool,
     /// Whether the answer comes through the forced [`JSON_TOOL`].
     json_mode: bool,
+    /// The client's own Messages request, passed through with these headers: its answer is
+    /// already the client's.
+    passthrough: Option<Headers>,
+}
+
+/// The Anthropic headers a passed-through request carries.
+struct Headers {
+    /// The client's `anthropic-version`, else the one the proxy pins.
+    version: String,
+    /// The client's betas this target allows.
+    beta: Option<String>,
 }
 
 impl Provider for Anthropic {
@@ -149,27 +163,58 @@ impl Provider for Anthropic {
         request: &ChatRequest,
         _secret: SecretLookup<'_>,
     ) -> Result<Prepared, PrepareError> {
+        if let Some(inbound) = request.anthropic() {
+            let model = request.upstream_model(target);
+            let requested = inbound.body.get("max_tokens").and_then(Value::as_u64);
+            let max_tokens = requested
+                .map(|requested| output_limit::clamp(target, &model, requested))
+                .filter(|clamped| Some(*clamped) != requested);
+            let count = request.operation == Operation::CountTokens;
+            return Ok(Prepared {
+                body: passthrough::body(&inbound.body, &model, max_tokens, count),
+                stream: request.stream,
+                include_usage: false,
+                json_mode: false,
+                passthrough: Some(Headers {
+                    version: inbound
+                        .version
+                        .clone()
+                        .unwrap_or_else(|| ANTHROPIC_VERSION.to_owned()),
+                    beta: passthrough::betas(&inbound.betas, target.anthropic_betas),
+                }),
+            });
+        }
         let value = request::body(target, request)?;
         Ok(Prepared {
             body: json_body(&value),
             stream: request.stream,
             include_usage: request.include_usage,
             json_mode: request::json_mode(request.body()),
+            passthrough: None,
         })
     }
 
     /// `POST {base_url}/v1/messages` with the key in `x-api-key`.
     fn request(target: &'static Target, prepared: &Prepared, key: &str) -> UpstreamRequest {
-        UpstreamRequest {
-            url: format!("{}/v1/messages", target.base_url),
-            headers: vec![
-                ("x-api-key", key.to_owned()),
-                ("anthropic-version", ANTHROPIC_VERSION.to_owned()),
-                ("content-type", "application/json".to_owned()),
-                UpstreamRequest::accept(prepared.stream),
-            ],
-            body: prepared.body.clone(),
-        }
+        call(target, prepared, key, "/v1/messages")
+    }
+
+    fn speaks_front(prepared: &Prepared) -> bool {
+        prepared.passthrough.is_some()
+    }
+
+    /// `POST {base_url}/v1/messages/count_tokens`, for a Messages request.
+    fn count_request(
+        target: &'static Target,
+        prepared: &Prepared,
+        key: &str,
+    ) -> Option<UpstreamRequest> {
+        prepared.passthrough.as_ref()?;
+        Some(call(target, prepared, key, "/v1/messages/count_tokens"))
+    }
+
+    fn count_answer(body: &[u8]) -> Option<u64> {
+        passthrough::count_answer(body)
     }
 
     fn failure(_prepared: &Prepared, status: u16, body: &[u8]) -> UpstreamError {
@@ -181,6 +226,9 @@ impl Provider for Anthropic {
         prepared: &Prepared,
         created: u64,
     ) -> Box<dyn Translate> {
+        if prepared.passthrough.is_some() {
+            return passthrough::translator(prepared.stream);
+        }
         if prepared.stream {
             Box::new(stream::StreamTranslator::new(
                 created,
@@ -190,6 +238,28 @@ impl Provider for Anthropic {
         } else {
             Box::new(response::json_translator(created, prepared.json_mode))
         }
+    }
+}
+
+/// `POST {base_url}{path}` with the key in `x-api-key` and the Anthropic headers.
+fn call(target: &Target, prepared: &Prepared, key: &str, path: &str) -> UpstreamRequest {
+    let version = prepared
+        .passthrough
+        .as_ref()
+        .map_or(ANTHROPIC_VERSION, |headers| headers.version.as_str());
+    let mut headers = vec![
+        ("x-api-key", key.to_owned()),
+        ("anthropic-version", version.to_owned()),
+        ("content-type", "application/json".to_owned()),
+        UpstreamRequest::accept(prepared.stream),
+    ];
+    if let Some(beta) = prepared.passthrough.as_ref().and_then(|h| h.beta.clone()) {
+        headers.push(("anthropic-beta", beta));
+    }
+    UpstreamRequest {
+        url: format!("{}{path}", target.base_url),
+        headers,
+        body: prepared.body.clone(),
     }
 }
 
@@ -206,7 +276,9 @@ mod tests {
             base_url: "https://api.anthropic.com",
             vias: &[Via::Key("ANTHROPIC_KEY_1")],
             max_tokens: None,
+            max_output_tokens: None,
             account_id: None,
+            anthropic_betas: None,
             policy: crate::core::route::TargetPolicy::DEFAULT,
         };
         let req = ChatRequest::parse(

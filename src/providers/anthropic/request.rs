@@ -16,6 +16,8 @@ use crate::providers::openai_input::{
 use crate::providers::tool_ids::{self, Wire};
 
 use super::{default_max_tokens, JSON_TOOL};
+use crate::front::anthropic::signature;
+use crate::providers::output_limit;
 
 /// How error messages name the provider.
 const PROVIDER: &str = "Anthropic";
@@ -60,8 +62,11 @@ pub fn body(target: &Target, request: &ChatRequest) -> Result<Value, ProxyError>
         }
     }
     let mut out = Obj::new();
-    out.insert("model".into(), target.model.into());
-    out.insert("max_tokens".into(), max_tokens(target, body)?.into());
+    let model = request.upstream_model(target);
+    let max_tokens = max_tokens(target, &model, body)?;
+    out.insert("model".into(), model.as_ref().into());
+    out.insert("max_tokens".into(), max_tokens.into());
+    let thinking = thinking(body, max_tokens)?;
     let (system, messages) = messages(body)?;
     if !system.is_empty() {
         out.insert("system".into(), Value::Array(system));
@@ -90,15 +95,23 @@ pub fn body(target: &Target, request: &ChatRequest) -> Result<Value, ProxyError>
             out.insert("tool_choice".into(), choice);
         }
     }
-    if let Some(t) = number(body, "temperature")? {
-        // OpenAI allows 0–2, Anthropic 0–1: clamping keeps "creative" requests valid.
-        out.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
-    }
-    if let Some(p) = number(body, "top_p")? {
-        // Claude 4.5-era models reject temperature and top_p together, and OpenAI clients
-        // often send both; temperature is the one kept.
-        if !out.contains_key("temperature") {
-            out.insert("top_p".into(), json!(p));
+    let temperature = number(body, "temperature")?;
+    let top_p = number(body, "top_p")?;
+    if let Some(thinking) = thinking {
+        // With thinking on, Anthropic takes no temperature but 1 and no top_p below 0.95: the
+        // client's sampling settings give way to the thinking it asked for.
+        out.insert("thinking".into(), thinking);
+    } else {
+        if let Some(t) = temperature {
+            // OpenAI allows 0–2, Anthropic 0–1: clamping keeps "creative" requests valid.
+            out.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
+        }
+        if let Some(p) = top_p {
+            // Claude 4.5-era models reject temperature and top_p together, and OpenAI clients
+            // often send both; temperature is the one kept.
+            if !out.contains_key("temperature") {
+                out.insert("top_p".into(), json!(p));
+            }
         }
     }
     let stops = stop_sequences(body)?;
@@ -117,14 +130,53 @@ pub fn body(target: &Target, request: &ChatRequest) -> Result<Value, ProxyError>
     Ok(Value::Object(out))
 }
 
-fn max_tokens(target: &Target, body: &Obj) -> Result<u64, ProxyError> {
-    Ok(max_completion_tokens(body)?.unwrap_or_else(|| {
+fn max_tokens(target: &Target, model: &str, body: &Obj) -> Result<u64, ProxyError> {
+    let requested = max_completion_tokens(body)?.unwrap_or_else(|| {
         u64::from(
             target
                 .max_tokens
-                .unwrap_or_else(|| default_max_tokens(target.model)),
+                .unwrap_or_else(|| default_max_tokens(model)),
         )
-    }))
+    });
+    Ok(output_limit::clamp(target, model, requested))
+}
+
+/// Thinking budgets for `reasoning_effort` (LiteLLM's: low 1024, medium 2048, high 4096 are
+/// too small for Claude's long tool loops, so these follow Anthropic's own guidance: the 1024
+/// minimum, then 4× steps).
+const EFFORT_BUDGETS: [(&str, u64); 4] = [
+    ("minimal", 1024),
+    ("low", 1024),
+    ("medium", 4096),
+    ("high", 16_384),
+];
+
+/// `reasoning_effort` → `thinking: {"type":"enabled","budget_tokens":N}`, the budget kept
+/// below `max_tokens` as Anthropic requires; `none` (or no effort) leaves thinking off.
+fn thinking(body: &Obj, max_tokens: u64) -> Result<Option<Value>, ProxyError> {
+    let effort = match body.get("reasoning_effort") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(effort)) => effort.as_str(),
+        Some(_) => {
+            return Err(invalid(
+                "`reasoning_effort` must be a string.",
+                "reasoning_effort",
+            ))
+        }
+    };
+    if effort == "none" {
+        return Ok(None);
+    }
+    let budget = EFFORT_BUDGETS
+        .iter()
+        .find(|(name, _)| *name == effort)
+        .map_or(4096, |(_, budget)| *budget);
+    if max_tokens <= 1024 {
+        // No room for the minimum budget below max_tokens: answer without thinking.
+        return Ok(None);
+    }
+    let budget = budget.min(max_tokens - 1);
+    Ok(Some(json!({"type": "enabled", "budget_tokens": budget})))
 }
 
 fn stop_sequences(body: &Obj) -> Result<Vec<Value>, ProxyError> {
@@ -288,8 +340,33 @@ fn user_blocks(content: Option<&Value>, param: &str) -> Result<Vec<Value>, Proxy
     Ok(out)
 }
 
+/// The assistant's earlier thinking, sent back in LiteLLM's `thinking_blocks` (Anthropic
+/// requires a tool loop's thinking block, signature and all, to come back); blocks the proxy
+/// minted for another provider's reasoning carry no signature Anthropic accepts and are left out.
+fn thinking_blocks(message: &Value) -> Vec<Value> {
+    let Some(Value::Array(blocks)) = message.get("thinking_blocks") else {
+        return Vec::new();
+    };
+    blocks
+        .iter()
+        .filter(|block| match block.get("type").and_then(Value::as_str) {
+            Some("thinking") => block
+                .get("signature")
+                .and_then(Value::as_str)
+                .is_some_and(|sig| !sig.is_empty() && !signature::is_minted(sig)),
+            Some("redacted_thinking") => block.get("data").is_some_and(Value::is_string),
+            _ => false,
+        })
+        .cloned()
+        .collect()
+}
+
 fn assistant_blocks(message: &Value, i: usize) -> Result<Vec<Value>, ProxyError> {
-    let mut out = text_blocks(message.get("content"), &format!("messages[{i}].content"))?;
+    let mut out = thinking_blocks(message);
+    out.extend(text_blocks(
+        message.get("content"),
+        &format!("messages[{i}].content"),
+    )?);
     for call in input::tool_calls(message, i, PROVIDER)? {
         out.push(json!({"type": "tool_use", "id": tool_id(call.id), "name": call.name, "input": call.arguments}));
     }
@@ -374,7 +451,9 @@ mod tests {
             base_url: "https://api.anthropic.com",
             vias: &[Via::Key("ANTHROPIC_KEY_1")],
             max_tokens,
+            max_output_tokens: None,
             account_id: None,
+            anthropic_betas: None,
             policy: crate::core::route::TargetPolicy::DEFAULT,
         }
     }
@@ -588,6 +667,60 @@ mod tests {
             json!({"model": "m", "messages": [{"role": "user", "content": "q"}], "tool_choice": "none"}),
         );
         assert!(out.get("tool_choice").is_none() && out.get("tools").is_none());
+    }
+
+    #[test]
+    fn reasoning_effort_switches_thinking_on_and_sampling_gives_way() {
+        let out = ok(
+            json!({"model": "m", "messages": [{"role": "user", "content": "q"}],
+            "reasoning_effort": "high", "temperature": 0.2, "top_p": 0.5, "max_tokens": 32000}),
+        );
+        assert_eq!(
+            out["thinking"],
+            json!({"type": "enabled", "budget_tokens": 16384})
+        );
+        assert!(out.get("temperature").is_none() && out.get("top_p").is_none());
+        let out = ok(
+            json!({"model": "m", "messages": [{"role": "user", "content": "q"}],
+            "reasoning_effort": "medium", "max_tokens": 2000}),
+        );
+        // The budget stays below max_tokens, as Anthropic requires.
+        assert_eq!(
+            out["thinking"],
+            json!({"type": "enabled", "budget_tokens": 1999})
+        );
+        for quiet in [json!("none"), json!(null)] {
+            let out = ok(
+                json!({"model": "m", "messages": [{"role": "user", "content": "q"}], "reasoning_effort": quiet}),
+            );
+            assert!(out.get("thinking").is_none());
+        }
+        let out = ok(
+            json!({"model": "m", "messages": [{"role": "user", "content": "q"}],
+            "reasoning_effort": "low", "max_tokens": 1000}),
+        );
+        assert!(out.get("thinking").is_none());
+    }
+
+    #[test]
+    fn thinking_blocks_come_back_signed_and_minted_ones_are_left_out() {
+        let minted = crate::front::anthropic::signature::mint("gemini thought");
+        let out = ok(
+            json!({"model": "m", "reasoning_effort": "low", "messages": [
+            {"role": "user", "content": "weather?"},
+            {"role": "assistant", "content": null,
+             "thinking_blocks": [{"type": "thinking", "thinking": "call it", "signature": "EqQBCkYIBx"},
+                                 {"type": "thinking", "thinking": "gemini thought", "signature": minted},
+                                 {"type": "redacted_thinking", "data": "EmwKAhgB"}],
+             "tool_calls": [{"id": "toolu_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "toolu_1", "content": "sunny"}]}),
+        );
+        assert_eq!(
+            out["messages"][1]["content"],
+            json!([{"type": "thinking", "thinking": "call it", "signature": "EqQBCkYIBx"},
+                   {"type": "redacted_thinking", "data": "EmwKAhgB"},
+                   {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}])
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use bytes::Bytes;
 
 use crate::core::completion::{
-    self, Completion, CompletionChoice, FunctionCall, ResponseMessage, ToolCall,
+    self, Completion, CompletionChoice, FunctionCall, ResponseMessage, ThinkingBlock, ToolCall,
 };
 use crate::core::stream::WholeBody;
 use crate::core::verdict::UpstreamError;
@@ -16,12 +16,25 @@ pub fn completion(message: &Message, created: u64, json_mode: bool) -> Vec<u8> {
     let mut content: Option<String> = None;
     let mut reasoning: Option<String> = None;
     let mut tool_calls = Vec::new();
+    let mut thinking_blocks = Vec::new();
     let mut json_answer = false;
     for block in &message.content {
         match block {
             Block::Text { text } => content.get_or_insert_with(String::new).push_str(text),
-            Block::Thinking { thinking } => {
-                reasoning.get_or_insert_with(String::new).push_str(thinking)
+            Block::Thinking {
+                thinking,
+                signature,
+            } => {
+                reasoning.get_or_insert_with(String::new).push_str(thinking);
+                if !signature.is_empty() {
+                    thinking_blocks.push(ThinkingBlock::Thinking {
+                        thinking: thinking.clone(),
+                        signature: signature.clone(),
+                    });
+                }
+            }
+            Block::RedactedThinking { data } => {
+                thinking_blocks.push(ThinkingBlock::RedactedThinking { data: data.clone() })
             }
             Block::ToolUse { name, input, .. } if json_mode && name == JSON_TOOL => {
                 // The structured answer replaces any text said around it.
@@ -48,7 +61,8 @@ pub fn completion(message: &Message, created: u64, json_mode: bool) -> Vec<u8> {
         !tool_calls.is_empty(),
         json_answer,
     );
-    let answer = ResponseMessage::assistant(content, tool_calls, reasoning);
+    let mut answer = ResponseMessage::assistant(content, tool_calls, reasoning);
+    answer.thinking_blocks = thinking_blocks;
     let body = Completion::new(
         &message.id,
         created,

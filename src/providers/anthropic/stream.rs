@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use bytes::Bytes;
 
-use crate::core::completion::ChunkWriter;
+use crate::core::completion::{ChunkWriter, ThinkingBlock};
 use crate::core::stream::{InOrder, Translate};
 use crate::core::verdict::UpstreamError;
 use crate::sse::{SseEvent, SseParser};
@@ -46,6 +46,8 @@ pub struct StreamTranslator {
     stopped: bool,
     blocks: HashMap<u64, BlockKind>,
     tools: u32,
+    /// The open thinking block's text, sent again whole with its signature.
+    thinking: String,
     json_answer: bool,
     stop_reason: Option<String>,
     usage: Usage,
@@ -65,6 +67,7 @@ impl StreamTranslator {
             stopped: false,
             blocks: HashMap::new(),
             tools: 0,
+            thinking: String::new(),
             json_answer: false,
             stop_reason: None,
             usage: Usage::default(),
@@ -128,15 +131,30 @@ impl StreamTranslator {
                     self.blocks.insert(index, BlockKind::Plain);
                     self.out.content(0, &text);
                 }
-                Block::Thinking { thinking } => {
+                Block::Thinking { thinking, .. } => {
                     self.blocks.insert(index, BlockKind::Plain);
                     self.out.reasoning(0, &thinking);
+                    self.thinking = thinking;
+                }
+                Block::RedactedThinking { data } => {
+                    let block = ThinkingBlock::RedactedThinking { data };
+                    self.out.thinking_block(0, &block);
                 }
                 Block::Other => {}
             },
             Event::ContentBlockDelta { index, delta } => match delta {
                 Delta::TextDelta { text } => self.out.content(0, &text),
-                Delta::ThinkingDelta { thinking } => self.out.reasoning(0, &thinking),
+                Delta::ThinkingDelta { thinking } => {
+                    self.out.reasoning(0, &thinking);
+                    self.thinking.push_str(&thinking);
+                }
+                Delta::SignatureDelta { signature } => {
+                    let block = ThinkingBlock::Thinking {
+                        thinking: std::mem::take(&mut self.thinking),
+                        signature,
+                    };
+                    self.out.thinking_block(0, &block);
+                }
                 Delta::InputJsonDelta { partial_json } if !partial_json.is_empty() => {
                     match self.blocks.get(&index).copied() {
                         Some(BlockKind::Tool(tool)) => {
@@ -361,18 +379,24 @@ mod tests {
     }
 
     #[test]
-    fn thinking_is_reasoning_content_never_content() {
+    fn thinking_is_reasoning_content_never_content_and_its_signed_block_follows() {
         let (out, _) = run(THINKING, false, false);
         let events = sse_payloads(&out);
         assert_eq!(
             events[1]["choices"][0]["delta"],
             json!({"reasoning_content": "I need to find the GCD..."})
         );
+        // The whole block with its signature, for the client to send back next turn.
         assert_eq!(
             events[2]["choices"][0]["delta"],
+            json!({"thinking_blocks": [{"type": "thinking",
+                "thinking": "I need to find the GCD...", "signature": "EqQBCgIYAhIM..."}]})
+        );
+        assert_eq!(
+            events[3]["choices"][0]["delta"],
             json!({"content": "The GCD is 21."})
         );
-        assert_eq!(events[3]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(events[4]["choices"][0]["finish_reason"], "stop");
     }
 
     #[test]

@@ -57,8 +57,17 @@ pub enum Block {
         /// The (summarised) reasoning.
         #[serde(default)]
         thinking: String,
+        /// What Anthropic needs to see the block again in a later turn.
+        #[serde(default)]
+        signature: String,
     },
-    /// `redacted_thinking`, server tools, and anything newer.
+    /// Thinking Anthropic encrypted; it goes back as it came.
+    RedactedThinking {
+        /// The encrypted reasoning.
+        #[serde(default)]
+        data: String,
+    },
+    /// Server tools, and anything newer.
     #[serde(other)]
     Other,
 }
@@ -177,7 +186,12 @@ pub enum Delta {
         /// The text.
         thinking: String,
     },
-    /// `signature_delta`, `citations_delta` and anything newer.
+    /// The signature that ends a thinking block.
+    SignatureDelta {
+        /// Anthropic's opaque signature.
+        signature: String,
+    },
+    /// `citations_delta` and anything newer.
     Other,
 }
 
@@ -207,6 +221,8 @@ struct AnyDelta<'a> {
     partial_json: Option<Cow<'a, str>>,
     #[serde(borrow)]
     thinking: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    signature: Option<Cow<'a, str>>,
     stop_reason: Option<String>,
 }
 
@@ -241,6 +257,9 @@ impl Event {
                         },
                         "thinking_delta" => Delta::ThinkingDelta {
                             thinking: owned(delta.thinking),
+                        },
+                        "signature_delta" => Delta::SignatureDelta {
+                            signature: owned(delta.signature),
                         },
                         _ => Delta::Other,
                     },
@@ -306,9 +325,9 @@ mod tests {
         assert!(matches!(
             signature,
             Event::ContentBlockDelta {
-                delta: Delta::Other,
+                delta: Delta::SignatureDelta { signature },
                 ..
-            }
+            } if signature == "x"
         ));
         let stop = Event::parse(
             r#"{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":15}}"#,

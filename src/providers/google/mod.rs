@@ -156,6 +156,8 @@ pub struct Prepared {
     stream: bool,
     /// Whether the client asked for the final usage chunk.
     include_usage: bool,
+    /// The model asked for (the target's, with a route pattern's match in place of `{*}`).
+    model: String,
 }
 
 impl Provider for Google {
@@ -171,6 +173,7 @@ impl Provider for Google {
             body: json_body(&value),
             stream: request.stream,
             include_usage: request.include_usage,
+            model: request.upstream_model(target).into_owned(),
         })
     }
 
@@ -188,7 +191,7 @@ impl Provider for Google {
             url: format!(
                 "{}/v1beta/models/{}:{method}",
                 target.base_url,
-                model_path(target.model)
+                model_path(&prepared.model)
             ),
             headers: vec![
                 ("x-goog-api-key", key.to_owned()),
@@ -197,6 +200,41 @@ impl Provider for Google {
             ],
             body: prepared.body.clone(),
         }
+    }
+
+    /// `POST {base_url}/v1beta/models/{model}:countTokens` with the whole request, so system
+    /// instruction and tools count too.
+    fn count_request(
+        target: &'static Target,
+        prepared: &Prepared,
+        key: &str,
+    ) -> Option<UpstreamRequest> {
+        let model = model_path(&prepared.model);
+        // `{"generateContentRequest":{"model":"models/…", …the request's fields…}}`.
+        let fields = prepared.body.strip_prefix(b"{")?;
+        let mut body =
+            format!(r#"{{"generateContentRequest":{{"model":"models/{model}""#).into_bytes();
+        if fields != b"}" {
+            body.push(b',');
+        }
+        body.extend_from_slice(fields);
+        body.push(b'}');
+        Some(UpstreamRequest {
+            url: format!("{}/v1beta/models/{model}:countTokens", target.base_url),
+            headers: vec![
+                ("x-goog-api-key", key.to_owned()),
+                ("content-type", "application/json".to_owned()),
+                UpstreamRequest::accept(false),
+            ],
+            body: Bytes::from(body),
+        })
+    }
+
+    fn count_answer(body: &[u8]) -> Option<u64> {
+        serde_json::from_slice::<serde_json::Value>(body)
+            .ok()?
+            .get("totalTokens")?
+            .as_u64()
     }
 
     fn failure(_prepared: &Prepared, status: u16, body: &[u8]) -> UpstreamError {
@@ -209,20 +247,20 @@ impl Provider for Google {
         }
     }
 
-    /// `target.model` names the model when Gemini does not.
+    /// The model asked for names the model when Gemini does not.
     fn translator(
-        target: &'static Target,
+        _target: &'static Target,
         prepared: &Prepared,
         created: u64,
     ) -> Box<dyn Translate> {
         if prepared.stream {
             Box::new(stream::StreamTranslator::new(
                 created,
-                target.model,
+                &prepared.model,
                 prepared.include_usage,
             ))
         } else {
-            Box::new(response::json_translator(created, target.model))
+            Box::new(response::json_translator(created, &prepared.model))
         }
     }
 }
@@ -250,7 +288,9 @@ mod tests {
             base_url: "https://generativelanguage.googleapis.com",
             vias: &[Via::Key("GOOGLE_KEY_1")],
             max_tokens: None,
+            max_output_tokens: None,
             account_id: None,
+            anthropic_betas: None,
             policy: crate::core::route::TargetPolicy::DEFAULT,
         }))
     }

@@ -15,6 +15,7 @@ use crate::providers::openai_input::{
     self as input, invalid, max_completion_tokens, number, positive, text_of, text_parts,
     unsupported, Obj, ToolChoice,
 };
+use crate::providers::output_limit;
 
 use super::ids;
 use super::schema::{self, Budget};
@@ -43,7 +44,8 @@ fn is_gemini_3(model: &str) -> bool {
 pub fn body(target: &Target, request: &ChatRequest) -> Result<Request, ProxyError> {
     let body = request.body();
     input::check_outputs(body, PROVIDER)?;
-    let (system, contents) = contents(body, is_gemini_3(target.model))?;
+    let model = request.upstream_model(target);
+    let (system, contents) = contents(body, is_gemini_3(&model))?;
     // Every schema of the request shares one budget.
     let mut budget = Budget::new();
     let declarations = tools(body, &mut budget)?;
@@ -64,7 +66,7 @@ pub fn body(target: &Target, request: &ChatRequest) -> Result<Request, ProxyErro
         system_instruction: system,
         tools,
         tool_config,
-        generation_config: generation_config(target, body, &mut budget)?,
+        generation_config: generation_config(target, &model, request, &mut budget)?,
     })
 }
 
@@ -423,10 +425,14 @@ fn tool_choice(body: &Obj) -> Result<Option<ToolConfig>, ProxyError> {
 
 fn generation_config(
     target: &Target,
-    body: &Obj,
+    model: &str,
+    request: &ChatRequest,
     budget: &mut Budget,
 ) -> Result<GenerationConfig, ProxyError> {
-    let max_output_tokens = max_completion_tokens(body)?.or(target.max_tokens.map(u64::from));
+    let body = request.body();
+    let max_output_tokens = max_completion_tokens(body)?
+        .or(target.max_tokens.map(u64::from))
+        .map(|max| output_limit::clamp(target, model, max));
     let seed = match body.get("seed") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
@@ -447,7 +453,7 @@ fn generation_config(
         frequency_penalty: number(body, "frequency_penalty")?,
         response_mime_type,
         response_schema,
-        thinking_config: thinking(body, is_gemini_3(target.model))?,
+        thinking_config: thinking(body, model, request.thinking_budget)?,
     })
 }
 
@@ -496,7 +502,14 @@ fn response_format(body: &Obj, budget: &mut Budget) -> Result<ResponseFormat, Pr
 /// before (LiteLLM's budgets; `none` turns thinking off where the model allows it). Thought
 /// summaries are asked for whenever thinking is on, so they can be shown as
 /// `reasoning_content`. Unknown efforts (the enum keeps growing) leave the model's default.
-fn thinking(body: &Obj, gemini_3: bool) -> Result<Option<ThinkingConfig>, ProxyError> {
+/// An exact `budget` (Anthropic's `budget_tokens`, through the Messages front door) is sent as
+/// it is on models that take a budget, up to the model's maximum.
+fn thinking(
+    body: &Obj,
+    model: &str,
+    budget: Option<u32>,
+) -> Result<Option<ThinkingConfig>, ProxyError> {
+    let gemini_3 = is_gemini_3(model);
     let effort = match body.get("reasoning_effort") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) => s.as_str(),
@@ -522,6 +535,13 @@ fn thinking(body: &Obj, gemini_3: bool) -> Result<Option<ThinkingConfig>, ProxyE
             thinking_level: Some(level),
         }));
     }
+    if let Some(budget) = budget.filter(|_| effort != "none") {
+        return Ok(Some(ThinkingConfig {
+            include_thoughts,
+            thinking_budget: Some(budget.min(max_thinking_budget(model))),
+            thinking_level: None,
+        }));
+    }
     let budget = match effort {
         "none" => 0,
         "minimal" => 128,
@@ -538,6 +558,16 @@ fn thinking(body: &Obj, gemini_3: bool) -> Result<Option<ThinkingConfig>, ProxyE
     }))
 }
 
+/// The largest `thinkingBudget` a model takes (Gemini thinking guide: 2.5 Pro 32,768; Flash
+/// and Flash-Lite 24,576); a larger one is a 400.
+fn max_thinking_budget(model: &str) -> u32 {
+    if model.contains("pro") {
+        32_768
+    } else {
+        24_576
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -551,7 +581,9 @@ mod tests {
             base_url: "https://generativelanguage.googleapis.com",
             vias: &[Via::Key("GOOGLE_KEY_1")],
             max_tokens,
+            max_output_tokens: None,
             account_id: None,
+            anthropic_betas: None,
             policy: crate::core::route::TargetPolicy::DEFAULT,
         }
     }

@@ -105,15 +105,16 @@ pub fn arguments(args: &serde_json::Value) -> String {
 /// `model` names the model when Gemini does not.
 pub fn json_translator(
     created: u64,
-    model: &'static str,
+    model: &str,
 ) -> WholeBody<impl FnMut(&[u8]) -> Result<Bytes, UpstreamError>> {
+    let model = model.to_owned();
     WholeBody::new(move |body: &[u8]| {
         let response: Response = serde_json::from_slice(body).map_err(|e| {
             UpstreamError::truncated(format!(
                 "the upstream response is not a complete Gemini response: {e}"
             ))
         })?;
-        completion(&response, created, model).map(Bytes::from)
+        completion(&response, created, &model).map(Bytes::from)
     })
 }
 

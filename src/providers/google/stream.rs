@@ -81,7 +81,7 @@ pub struct StreamTranslator {
     parser: SseParser,
     raw: RawError,
     created: u64,
-    fallback_model: &'static str,
+    fallback_model: String,
     /// Its id and model are set from the first event (`responseId`, `modelVersion`).
     out: ChunkWriter,
     ids: IdMinter,
@@ -94,14 +94,14 @@ pub struct StreamTranslator {
 impl StreamTranslator {
     /// A translator stamping `created` (Unix seconds) on every chunk; `model` names the
     /// model until Gemini does.
-    pub fn new(created: u64, model: &'static str, include_usage: bool) -> Self {
+    pub fn new(created: u64, model: &str, include_usage: bool) -> Self {
         let mut out = ChunkWriter::new(created, include_usage);
         out.model = model.to_owned();
         Self {
             parser: SseParser::new(),
             raw: RawError::default(),
             created,
-            fallback_model: model,
+            fallback_model: model.to_owned(),
             out,
             ids: IdMinter::new(created),
             choices: BTreeMap::new(),

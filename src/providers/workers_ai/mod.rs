@@ -85,6 +85,8 @@ pub struct Prepared {
     include_usage: bool,
     /// The `max_tokens` the input carries: a finish without a reason is `length` at it.
     max_tokens: u32,
+    /// The model asked for (the target's, with a route pattern's match in place of `{*}`).
+    model: String,
 }
 
 impl Provider for WorkersAi {
@@ -107,6 +109,7 @@ impl Provider for WorkersAi {
             stream: request.stream,
             include_usage: request.include_usage,
             max_tokens: request::max_tokens(target, request.body()),
+            model: request.upstream_model(target).into_owned(),
         })
     }
 
@@ -117,7 +120,7 @@ impl Provider for WorkersAi {
                 "{}/accounts/{}/ai/run/{}",
                 target.base_url,
                 path_segment(&prepared.account),
-                target.model
+                prepared.model
             ),
             headers: vec![
                 ("authorization", format!("Bearer {key}")),
@@ -128,10 +131,10 @@ impl Provider for WorkersAi {
     }
 
     /// `env.AI.run(model, inputs)`.
-    fn binding_call(target: &'static Target, prepared: &Prepared) -> Option<BindingCall> {
+    fn binding_call(_target: &'static Target, prepared: &Prepared) -> Option<BindingCall> {
         Some(BindingCall {
             method: "run",
-            args: vec![json_body(&target.model), prepared.inputs.clone()],
+            args: vec![json_body(&prepared.model), prepared.inputs.clone()],
         })
     }
 
@@ -168,14 +171,14 @@ impl Provider for WorkersAi {
     /// JSON for a non-streaming request, SSE otherwise (either upstream stream format, or a
     /// whole object turned into a stream).
     fn translator(
-        target: &'static Target,
+        _target: &'static Target,
         prepared: &Prepared,
         created: u64,
     ) -> Box<dyn Translate> {
         if prepared.stream {
             Box::new(
                 stream::StreamTranslator::new(
-                    target.model,
+                    &prepared.model,
                     created,
                     prepared.include_usage,
                     prepared.max_tokens,
@@ -184,7 +187,7 @@ impl Provider for WorkersAi {
             )
         } else {
             Box::new(response::json_translator(
-                target.model,
+                &prepared.model,
                 created,
                 prepared.max_tokens,
                 seed(created),
@@ -296,6 +299,7 @@ mod tests {
             stream: false,
             include_usage: false,
             max_tokens: DEFAULT_MAX_TOKENS,
+            model: "@cf/meta/llama-3.1-8b-instruct".to_owned(),
         }
     }
 
@@ -373,7 +377,9 @@ mod tests {
             base_url: "https://api.cloudflare.com/client/v4",
             vias: &[Via::Key("CF_API_TOKEN")],
             max_tokens: None,
+            max_output_tokens: None,
             account_id: Some("CF_ACCOUNT_ID"),
+            anthropic_betas: None,
             policy: crate::core::route::TargetPolicy::DEFAULT,
         };
         let req =

@@ -55,13 +55,14 @@ pub fn max_tokens(target: &Target, body: &Map<String, Value>) -> u32 {
         .map(|n| u32::try_from(n).unwrap_or(u32::MAX))
         .or(target.max_tokens)
         .unwrap_or(DEFAULT_MAX_TOKENS)
+        .min(target.max_output_tokens.unwrap_or(u32::MAX))
 }
 
 /// The model input for `request` on `target`.
 pub fn inputs(target: &Target, request: &ChatRequest) -> Result<Value, ProxyError> {
     let body = request.body();
     input::check_outputs(body, PROVIDER)?;
-    let fam = family(target.model);
+    let fam = family(&request.upstream_model(target));
     if body.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
         return Err(invalid(
             "Workers AI returns one choice per request; `n` must be 1.",
@@ -253,7 +254,9 @@ mod tests {
         base_url: "https://api.cloudflare.com/client/v4",
         vias: &[Via::Binding("AI")],
         max_tokens: None,
+        max_output_tokens: None,
         account_id: None,
+        anthropic_betas: None,
         policy: crate::core::route::TargetPolicy::DEFAULT,
     };
 

@@ -83,16 +83,17 @@ pub fn completion(
 /// The non-streaming translator for `model`, stamping `created` (Unix seconds); made-up and
 /// rewritten ids are salted with `seed`.
 pub fn json_translator(
-    model: &'static str,
+    model: &str,
     created: u64,
     max_tokens: u32,
     seed: u64,
 ) -> WholeBody<impl FnMut(&[u8]) -> Result<Bytes, UpstreamError>> {
+    let model = model.to_owned();
     WholeBody::new(move |body: &[u8]| {
         let (value, salt) = parse_whole(body, seed)?;
         let answer = output::read(&value, Part::Whole)?;
         Ok(Bytes::from(completion(
-            &answer, salt, model, created, max_tokens,
+            &answer, salt, &model, created, max_tokens,
         )))
     })
 }

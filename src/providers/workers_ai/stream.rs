@@ -66,7 +66,7 @@ pub struct StreamTranslator {
 
 impl StreamTranslator {
     /// A translator for `model`, stamping `created` (Unix seconds) on every chunk.
-    pub fn new(model: &'static str, created: u64, include_usage: bool, max_tokens: u32) -> Self {
+    pub fn new(model: &str, created: u64, include_usage: bool, max_tokens: u32) -> Self {
         let mut out = ChunkWriter::new(created, include_usage);
         out.model = model.to_owned();
         Self {

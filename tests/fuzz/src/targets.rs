@@ -16,7 +16,9 @@ const fn target(
         base_url: "https://upstream.invalid",
         vias: &[Via::Key("FUZZ_KEY")],
         max_tokens,
+        max_output_tokens: None,
         account_id,
+        anthropic_betas: None,
         policy: TargetPolicy::DEFAULT,
     }
 }

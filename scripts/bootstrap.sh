@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the build and the tests need, idempotently: the wasm32 target,
 # wasm-bindgen-cli and worker-build at the versions Cargo.lock pins, Node 22 with wrangler
-# (npm), and a Python venv with the official openai SDK. Safe to run on every CI run: each
-# step is skipped when what it would install is already there.
+# (npm), a Python venv with the official SDKs, and Debian's chromium, redis-server and openssl.
+# Safe to run on every CI run: each step is skipped when what it would install is already there.
 #
 # Usage: scripts/bootstrap.sh [rust]   (`rust`: only the Rust side, as the Worker build needs)
 set -euo pipefail
@@ -59,4 +59,37 @@ if [ ! -x .venv/bin/python ] || ! cmp -s tests/e2e/requirements.txt .venv/.requi
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/e2e/requirements.txt
   cp tests/e2e/requirements.txt .venv/.requirements.txt
 fi
+
+# Debian packages the tests run for real, installed with apt where they are missing (only the
+# binaries are used; the tests start their own servers and browsers):
+# - chromium: tests/e2e/test_status_page.py drives the status page in it through Playwright,
+#   launched with `executable_path` (Playwright never downloads a browser of its own);
+# - redis-server: tests/limits_redis.rs and tests/limits_native.sh (`[server] limits_store`);
+# - openssl: tests/limits_redis.rs makes a test CA for its `rediss://` (TLS) case.
+apt_install() {
+  local command=$1 package=$2
+  command -v "$command" >/dev/null 2>&1 && return 0
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "$command is missing and this machine has no apt-get: install $package so that $command is on PATH"
+    exit 1
+  fi
+  local as_root=()
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+      as_root=(sudo -n)
+    else
+      log "$command is missing and installing it needs root: run \`sudo apt-get install $package\` and start again"
+      exit 1
+    fi
+  fi
+  log "installing $package (apt)"
+  # An image whose package lists were cleaned has none to install from.
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$package" \
+    || { "${as_root[@]}" apt-get update -q && "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$package"; }
+  command -v "$command" >/dev/null 2>&1 || { log "apt-get installed $package, but $command is not on PATH"; exit 1; }
+}
+apt_install chromium chromium
+apt_install redis-server redis-server
+apt_install openssl openssl
+
 log "ok"

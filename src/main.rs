@@ -24,7 +24,13 @@ fn main() -> std::process::ExitCode {
             return ExitCode::from(2);
         }
     };
-    let shared = Shared::new(dev_vars::load());
+    let shared = match Shared::with_limits_store(dev_vars::load(), Table::LIMITS_STORE) {
+        Ok(shared) => shared,
+        Err(message) => {
+            eprintln!("ai-worker-proxy: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
     match server::run(options.listen, options.threads, shared, Table::SERVER) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -683,7 +683,45 @@ fn a_pass_through_stream_is_relayed_after_its_first_event() {
         targets: &[target("m", keys!["K_OK"])],
     };
     let h = host(&[("v-ok", Reply::Ok(SSE_OK.to_vec(), None))]);
+    // A request the proxy meters, without the client's own `include_usage`: the proxy asks for
+    // the usage chunk and takes it out of the stream again: every chunk must pass through it,
+    // so that is no relay.
+    let mut metered = request(true);
+    metered.usage_wanted = true;
+    let response = complete(&h, &ROUTE, &metered)
+        .now_or_never()
+        .unwrap()
+        .unwrap();
+    let ResponseBody::Upstream(body) = response.body else {
+        panic!("expected an upstream body, got {:?}", response.body);
+    };
+    assert!(!body.relays());
+    // Unmetered, it is relayed.
     let response = complete(&h, &ROUTE, &request(true))
+        .now_or_never()
+        .unwrap()
+        .unwrap();
+    let ResponseBody::Upstream(body) = response.body else {
+        panic!("expected an upstream body, got {:?}", response.body);
+    };
+    assert!(body.relays());
+    let mut asked = ChatRequest::parse(
+        br#"{"model":"r","messages":[{"role":"user","content":"hi"}],"stream":true,"stream_options":{"include_usage":true}}"#,
+    )
+    .unwrap();
+    // The client asked for usage itself and the proxy meters: nothing to take out, but the
+    // proxy reads the usage, so the host must not carry the rest unread.
+    asked.usage_wanted = true;
+    let response = complete(&h, &ROUTE, &asked)
+        .now_or_never()
+        .unwrap()
+        .unwrap();
+    let ResponseBody::Upstream(body) = response.body else {
+        panic!("expected an upstream body, got {:?}", response.body);
+    };
+    assert!(!body.relays());
+    asked.usage_wanted = false;
+    let response = complete(&h, &ROUTE, &asked)
         .now_or_never()
         .unwrap()
         .unwrap();

@@ -5,14 +5,16 @@
 //! instantiated, so it is not compiled into the Worker.
 
 use ai_worker_proxy_config::{
-    providers, CooldownPolicy, Deadlines, KeyStrategy, LogFormat, LogLevel, RequestLimits,
-    RetryPolicy, Route, RoutesFile, ServerLimits, Target, TargetPolicy, Via,
+    providers, Budget, BudgetPeriod, Client, CooldownPolicy, Deadlines, KeyStrategy, LimitsStore,
+    LogFormat, LogLevel, Price, RequestLimits, RetryPolicy, Route, RoutesFile, ServerLimits,
+    Target, TargetPolicy, Via,
 };
 use proc_macro2::{Literal, TokenStream};
 use quote::quote;
 
-/// Emits `AUTH_TOKEN_SECRET`, `ROUTES` and `Table`, plus an `include_bytes!` of `source_path`
-/// so that rustc records the file as an input and cargo rebuilds when it changes.
+/// Emits `AUTH_TOKEN_SECRET`, `ROUTES` and `Table` (the file's clients, prices and limits store
+/// among its constants), plus an `include_bytes!` of `source_path` so that rustc records the
+/// file as an input and cargo rebuilds when it changes.
 pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, String> {
     let auth = file.auth_token;
     let level = match file.log.level {
@@ -37,6 +39,12 @@ pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, Str
         shutdown_timeout_ms,
     } = file.server;
     let routes = file.routes.iter().map(route);
+    let clients = file.clients.iter().map(client);
+    let prices = file.prices.iter().map(price);
+    let limits_store = option(file.limits_store.map(|store| match store {
+        LimitsStore::RedisUrl(url) => quote!(LimitsStore::RedisUrl(#url)),
+        LimitsStore::RedisSecret(name) => quote!(LimitsStore::RedisSecret(#name)),
+    }));
     let find_body = find(file.routes);
     let dispatch_arms = file
         .routes
@@ -46,8 +54,8 @@ pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, Str
     Ok(quote! {
         use crate::core::log::{LogConfig, LogFormat, LogLevel};
         use crate::core::route::{
-            CooldownPolicy, Deadlines, Found, KeyStrategy, RequestLimits, RetryPolicy, Route,
-            Routes, ServerLimits, Target, TargetPolicy, Via,
+            Client, CooldownPolicy, Deadlines, Found, KeyStrategy, LimitsStore, Price,
+            RequestLimits, RetryPolicy, Route, Routes, ServerLimits, Target, TargetPolicy, Via,
         };
 
         /// Name of the secret that holds the proxy's bearer token (`[server].auth_token`).
@@ -80,6 +88,12 @@ pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, Str
                 max_header_bytes: #max_header_bytes,
                 shutdown_timeout_ms: #shutdown_timeout_ms,
             };
+
+            const CLIENTS: &'static [Client] = &[#(#clients),*];
+
+            const PRICES: &'static [Price] = &[#(#prices),*];
+
+            const LIMITS_STORE: Option<LimitsStore> = #limits_store;
 
             fn routes() -> &'static [Route] {
                 ROUTES
@@ -289,6 +303,69 @@ fn target(target: &Target) -> TokenStream {
                     max_ms: #cooldown_max_ms,
                 },
             },
+        }
+    }
+}
+
+fn client(client: &Client) -> TokenStream {
+    // Destructured so that a field added to the schema cannot be left out here.
+    let Client {
+        name,
+        tokens,
+        routes,
+        requests_per_minute,
+        tokens_per_minute,
+        max_concurrent,
+        budget,
+    } = client;
+    let routes = option(routes.map(|routes| quote!(&[#(#routes),*])));
+    let requests_per_minute = option(requests_per_minute.map(Literal::u32_unsuffixed));
+    let tokens_per_minute = option(tokens_per_minute.map(Literal::u64_unsuffixed));
+    let max_concurrent = option(max_concurrent.map(Literal::u32_unsuffixed));
+    // Full paths: a file without budgets would leave imports of these types unused.
+    let budget = option(budget.map(|Budget { pico_usd, per }| {
+        let pico_usd = Literal::u64_unsuffixed(pico_usd);
+        let per = match per {
+            BudgetPeriod::Day => quote!(Day),
+            BudgetPeriod::Month => quote!(Month),
+        };
+        quote! {
+            crate::core::route::Budget {
+                pico_usd: #pico_usd,
+                per: crate::core::route::BudgetPeriod::#per,
+            }
+        }
+    }));
+    quote! {
+        Client {
+            name: #name,
+            tokens: &[#(#tokens),*],
+            routes: #routes,
+            requests_per_minute: #requests_per_minute,
+            tokens_per_minute: #tokens_per_minute,
+            max_concurrent: #max_concurrent,
+            budget: #budget,
+        }
+    }
+}
+
+fn price(price: &Price) -> TokenStream {
+    let Price {
+        model,
+        input,
+        output,
+        cache_read,
+        cache_write,
+    } = price;
+    let [input, output, cache_read, cache_write] =
+        [input, output, cache_read, cache_write].map(|n| Literal::u64_unsuffixed(*n));
+    quote! {
+        Price {
+            model: #model,
+            input: #input,
+            output: #output,
+            cache_read: #cache_read,
+            cache_write: #cache_write,
         }
     }
 }

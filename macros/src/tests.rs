@@ -181,3 +181,67 @@ anthropic_betas = []
     );
     assert!(code.contains("anthropic_betas : Some (& [])"), "{code}");
 }
+
+#[test]
+fn clients_prices_and_the_limits_store_are_written_out() {
+    let code = expand(
+        r#"
+[server]
+auth_token = "T"
+limits_store = "redis://127.0.0.1:6379/0"
+
+[[routes.fast]]
+provider = "openai"
+model = "gpt-4o-mini"
+api_keys = ["K"]
+
+[clients.ci-bot]
+tokens = ["CI_BOT_TOKEN", "CI_BOT_TOKEN_NEXT"]
+routes = ["fast"]
+requests_per_minute = 60
+tokens_per_minute = 200_000
+max_concurrent = 4
+budget = { usd = 25.5, per = "month" }
+
+[clients.open]
+tokens = ["OPEN_TOKEN"]
+budget = { usd = 1, per = "day" }
+
+[prices."gpt-4o-mini"]
+input = 0.15
+output = 0.6
+cache_read = 0.075
+"#,
+    );
+    assert!(
+        code.contains("const CLIENTS : & 'static [Client] = & [Client { name : \"ci-bot\" , tokens : & [\"CI_BOT_TOKEN\" , \"CI_BOT_TOKEN_NEXT\"] , routes : Some (& [\"fast\"]) , requests_per_minute : Some (60) , tokens_per_minute : Some (200000) , max_concurrent : Some (4) , budget : Some (crate :: core :: route :: Budget { pico_usd : 25500000000000 , per : crate :: core :: route :: BudgetPeriod :: Month , }) , } , Client { name : \"open\" , tokens : & [\"OPEN_TOKEN\"] , routes : None , requests_per_minute : None , tokens_per_minute : None , max_concurrent : None , budget : Some (crate :: core :: route :: Budget { pico_usd : 1000000000000 , per : crate :: core :: route :: BudgetPeriod :: Day , }) , }] ;"),
+        "{code}"
+    );
+    assert!(
+        code.contains("const PRICES : & 'static [Price] = & [Price { model : \"gpt-4o-mini\" , input : 150000 , output : 600000 , cache_read : 75000 , cache_write : 150000 , }] ;"),
+        "{code}"
+    );
+    assert!(
+        code.contains("const LIMITS_STORE : Option < LimitsStore > = Some (LimitsStore :: RedisUrl (\"redis://127.0.0.1:6379/0\")) ;"),
+        "{code}"
+    );
+    let none = expand("[server]\nauth_token = \"T\"\nlimits_store = \"REDIS_URL\"\n[[routes.a]]\nprovider = \"openai\"\nmodel = \"m\"\napi_keys = [\"K\"]\n");
+    assert!(
+        none.contains("const CLIENTS : & 'static [Client] = & [] ;"),
+        "{none}"
+    );
+    assert!(
+        none.contains("const PRICES : & 'static [Price] = & [] ;"),
+        "{none}"
+    );
+    assert!(
+        none.contains("const LIMITS_STORE : Option < LimitsStore > = Some (LimitsStore :: RedisSecret (\"REDIS_URL\")) ;"),
+        "{none}"
+    );
+    let unset =
+        expand("[server]\nauth_token = \"T\"\n[[routes.a]]\nprovider = \"openai\"\nmodel = \"m\"\napi_keys = [\"K\"]\n");
+    assert!(
+        unset.contains("const LIMITS_STORE : Option < LimitsStore > = None ;"),
+        "{unset}"
+    );
+}

@@ -6,8 +6,9 @@ use bytes::Bytes;
 use serde::Serialize;
 
 use crate::core::failover::{Attempt, Outcome, Stop};
-use crate::core::host::seconds;
+use crate::core::host::{seconds, LimitsUnavailable};
 use crate::core::http::ProxyResponse;
+use crate::core::limits::{self, Limit, Refusal};
 
 /// Largest request body accepted; a chat request with a few base64 images fits comfortably.
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -21,6 +22,8 @@ pub enum ProxyError {
     MethodNotAllowed(&'static str),
     /// Missing or wrong bearer token.
     Unauthorized,
+    /// A client's token where only the operator's opens the endpoint.
+    OperatorOnly,
     /// The secret that should hold the proxy's own token is not set: fail closed.
     AuthNotConfigured(&'static str),
     /// Request body over [`MAX_BODY_BYTES`].
@@ -38,8 +41,18 @@ pub enum ProxyError {
         /// Machine-readable reason.
         code: &'static str,
     },
-    /// No route has this name.
+    /// No route has this name (or the caller's token may not use it).
     ModelNotFound(String),
+    /// A client's limit refuses the request.
+    LimitReached {
+        /// The client's name.
+        client: &'static str,
+        /// Which limit, and the client's standing.
+        refusal: Refusal,
+    },
+    /// The store of client limits could not answer: the request is refused, never let through
+    /// unlimited. The text says why.
+    LimitsUnavailable(LimitsUnavailable),
     /// An upstream rejected the request as the client's fault (400/404/422): passed on as is.
     Upstream {
         /// The upstream's status, kept.
@@ -160,8 +173,12 @@ impl ProxyError {
     pub fn status(&self) -> u16 {
         match self {
             ProxyError::NotFound | ProxyError::ModelNotFound(_) => 404,
+            ProxyError::LimitReached { .. } => 429,
+            ProxyError::LimitsUnavailable(unavailable) if unavailable.unconfigured => 500,
+            ProxyError::LimitsUnavailable(_) => 503,
             ProxyError::MethodNotAllowed(_) => 405,
             ProxyError::Unauthorized => 401,
+            ProxyError::OperatorOnly => 403,
             ProxyError::AuthNotConfigured(_) => 500,
             ProxyError::BodyTooLarge => 413,
             ProxyError::BodyTimedOut => 408,
@@ -211,6 +228,12 @@ impl ProxyError {
                 None,
                 Some("invalid_api_key"),
             ),
+            ProxyError::OperatorOnly => ErrorObject::new(
+                "This endpoint shows every client's use: only the operator's token (`[server] auth_token`) opens it.",
+                "invalid_request_error",
+                None,
+                Some("operator_only"),
+            ),
             ProxyError::AuthNotConfigured(secret) => ErrorObject::new(
                 format!("The proxy's token secret `{secret}` is not set, so every request is refused. Set it with `wrangler secret put {secret}` (Worker) or in the environment / .dev.vars (native)."),
                 "server_error",
@@ -244,6 +267,13 @@ impl ProxyError {
                 Some("model".to_owned()),
                 Some("model_not_found"),
             ),
+            ProxyError::LimitReached { client, refusal } => limits::error_object(client, refusal),
+            ProxyError::LimitsUnavailable(LimitsUnavailable { why, .. }) => ErrorObject::new(
+                format!("The store of client limits cannot be reached, so requests from clients with limits are refused: {why}"),
+                "server_error",
+                None,
+                Some("limits_unavailable"),
+            ),
             ProxyError::Upstream { error, .. } => error.clone(),
             ProxyError::AllFailed {
                 route,
@@ -275,17 +305,34 @@ impl ProxyError {
     /// The complete HTTP response for this error.
     pub fn into_response(self) -> ProxyResponse {
         let mut response = ProxyResponse::json(self.status(), self.to_error_object().to_json());
+        response.headers.extend(self.headers());
+        response
+    }
+
+    /// The headers that go with this error on any surface: `allow`, `retry-after`, and for a
+    /// client's limit OpenAI's `x-ratelimit-*` (and `x-should-retry: false` for a spent budget).
+    pub fn headers(&self) -> Vec<(&'static str, String)> {
+        let mut headers = Vec::new();
         if let ProxyError::MethodNotAllowed(allow) = self {
-            response.headers.push(("allow", allow.to_owned()));
+            headers.push(("allow", (*allow).to_owned()));
         }
         if let Some(secs) = self.retry_after_secs() {
-            response.headers.push(("retry-after", secs.to_string()));
+            headers.push(("retry-after", secs.to_string()));
         }
-        response
+        if let ProxyError::LimitReached { refusal, .. } = self {
+            headers.extend(limits::headers(&refusal.standing));
+            if refusal.limit == Limit::Budget {
+                headers.push(("x-should-retry", "false".to_owned()));
+            }
+        }
+        headers
     }
 
     /// For a 429 while keys cool down: whole seconds until the first one recovers.
     pub fn retry_after_secs(&self) -> Option<u64> {
+        if let ProxyError::LimitReached { refusal, .. } = self {
+            return Some(refusal.retry_after_ms.div_ceil(1000).max(1));
+        }
         let ProxyError::AllFailed { attempts, .. } = self else {
             return None;
         };

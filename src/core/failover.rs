@@ -19,6 +19,7 @@ use crate::core::host::{
 };
 use crate::core::http::{ProxyResponse, ResponseBody};
 use crate::core::log::{self, LogConfig, RequestLog};
+use crate::core::meter::{Answered, BodyEnd};
 use crate::core::provider::{PrepareError, Provider};
 use crate::core::redact::{Redacting, Redaction};
 use crate::core::request::{ChatRequest, Operation};
@@ -459,11 +460,19 @@ impl<'a, H: Host> Failover<'a, H> {
         host.health().recovered(key);
         self.log(index, via, "200", host.now_ms().saturating_sub(started));
         let on_late_failure = self.log.on_interrupted(host, index, via);
+        let on_end = self.request.meter.for_body(Answered {
+            target,
+            model: self.request.upstream_model(target).into_owned(),
+            via,
+            calls: self.calls,
+            first_token_at_ms: host.now_ms(),
+        });
         Tried::Settled(Ok(self.respond(
             committed,
             translator,
             body,
             on_late_failure,
+            on_end,
         )))
     }
 
@@ -674,6 +683,7 @@ impl<'a, H: Host> Failover<'a, H> {
         translator: Box<dyn stream::Translate>,
         body: UpstreamBody,
         on_late_failure: stream::LateFailureHook,
+        on_end: Option<BodyEnd>,
     ) -> ProxyResponse {
         let stream = self.request.stream;
         let (framing, content_type) = match (stream, self.request.anthropic().is_some()) {
@@ -690,19 +700,16 @@ impl<'a, H: Host> Failover<'a, H> {
         ProxyResponse {
             status: 200,
             headers,
-            body: ResponseBody::Upstream(ClientBody::new(
-                committed,
-                translator,
-                body,
-                framing,
-                on_late_failure,
-            )),
+            body: ResponseBody::Upstream(
+                ClientBody::new(committed, translator, body, framing, on_late_failure)
+                    .with_end(on_end),
+            ),
         }
     }
 }
 
 /// The cool-down memory's key for `via` on `model`.
-fn health_key(via: Via, model: &str) -> String {
+pub(crate) fn health_key(via: Via, model: &str) -> String {
     match via {
         Via::Key(name) => KeyHealth::key(name, model),
         Via::Binding(name) => KeyHealth::key(&format!("binding:{name}"), model),

@@ -3,13 +3,17 @@
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::core::auth;
+use crate::core::accounting;
+use crate::core::clients::{self, Caller};
 use crate::core::error::ProxyError;
 use crate::core::host::Host;
-use crate::core::http::{IncomingRequest, Method, ProxyResponse, RequestBody};
+use crate::core::http::{IncomingRequest, Method, ProxyResponse, RequestBody, ResponseBody};
+use crate::core::limits;
+use crate::core::meter::Reading;
 use crate::core::pages;
 use crate::core::request::{ChatRequest, Operation};
 use crate::core::route::Routes;
+use crate::core::status;
 use crate::front::anthropic;
 
 const ALLOWED_METHODS: &str = "GET, POST, OPTIONS";
@@ -49,6 +53,12 @@ enum Endpoint {
     Messages,
     /// Anthropic token counting.
     CountTokens,
+    /// The status page.
+    Status,
+    /// Its data.
+    StatusJson,
+    /// Prometheus metrics.
+    Metrics,
 }
 
 fn endpoint(path: &str) -> Option<Endpoint> {
@@ -69,6 +79,9 @@ fn endpoint(path: &str) -> Option<Endpoint> {
         "/v1/messages/count_tokens"
         | "/anthropic/v1/messages/count_tokens"
         | "/anthropic/messages/count_tokens" => Some(Endpoint::CountTokens),
+        "/status" => Some(Endpoint::Status),
+        "/status.json" => Some(Endpoint::StatusJson),
+        "/metrics" => Some(Endpoint::Metrics),
         _ => None,
     }
 }
@@ -89,18 +102,20 @@ async fn serve<R: Routes, H: Host>(
             Bytes::from_static(br#"{"status":"ok"}"#),
         )),
         Endpoint::Models if read_only => {
-            authorize::<R, H>(host, &request)?;
+            let caller = clients::identify::<R, H>(host, &request)?;
             let now = host.now_ms() / 1000;
+            let names = concrete::<R>().filter(|name| caller.allows(name));
             if request.header("anthropic-version").is_some() {
-                Ok(anthropic::models::list(concrete::<R>(), now))
+                Ok(anthropic::models::list(names, now))
             } else {
-                Ok(models::<R>(now))
+                Ok(models(names, now))
             }
         }
         Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::CountTokens
             if request.method == Method::Post =>
         {
-            authorize::<R, H>(host, &request)?;
+            let started = host.now_ms();
+            let caller = clients::identify::<R, H>(host, &request)?;
             let IncomingRequest { headers, body, .. } = request;
             let body = match body.await {
                 RequestBody::Complete(body) => body,
@@ -119,10 +134,32 @@ async fn serve<R: Routes, H: Host>(
             if let Some(session) = headers.get("x-session-id").filter(|s| !s.is_empty()) {
                 chat.session = Some(session);
             }
+            // A route the caller may not use does not exist for it.
             let found = R::find(&chat.model)
+                .filter(|found| caller.allows(found.route.name))
                 .ok_or_else(|| ProxyError::ModelNotFound(chat.model.clone()))?;
             chat.star = found.star.map(str::to_owned);
-            let answer = R::complete(host, found.route, &chat).await;
+            let route = found.route;
+            let standing =
+                accounting::open::<R, H>(host, caller, route, &mut chat, body.len(), started)
+                    .await?;
+            let mut answer = R::complete(host, route, &chat).await;
+            // A body reports its own end; an answer without one has ended already.
+            let status = match &answer {
+                Ok(r) if matches!(r.body, ResponseBody::Upstream(_)) => None,
+                Ok(r) => Some(r.status),
+                Err(e) => Some(e.status()),
+            };
+            if let Some(status) = status {
+                chat.meter.report(Reading {
+                    usage: None,
+                    answered_by: None,
+                    status,
+                });
+            }
+            if let (Ok(response), Some(standing)) = (&mut answer, standing) {
+                response.headers.extend(limits::headers(&standing));
+            }
             match (chat.operation, answer) {
                 // Never a failure: a count the providers could not give is the proxy's estimate.
                 (Operation::CountTokens, Err(_)) => Ok(anthropic::estimated_count(&chat)),
@@ -132,25 +169,34 @@ async fn serve<R: Routes, H: Host>(
         Endpoint::ChatCompletions | Endpoint::Messages | Endpoint::CountTokens => {
             Err(ProxyError::MethodNotAllowed("POST"))
         }
-        Endpoint::Index | Endpoint::Health | Endpoint::Models => {
-            Err(ProxyError::MethodNotAllowed("GET"))
+        Endpoint::Status if read_only => Ok(status::page()),
+        Endpoint::StatusJson if read_only => {
+            operator::<R, H>(host, &request)?;
+            Ok(status::json::<R, H>(host).await)
         }
+        Endpoint::Metrics if read_only => {
+            operator::<R, H>(host, &request)?;
+            let text = host.metrics_text().ok_or(ProxyError::NotFound)?;
+            Ok(ProxyResponse::full(
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                Bytes::from(text),
+            ))
+        }
+        Endpoint::Index
+        | Endpoint::Health
+        | Endpoint::Models
+        | Endpoint::Status
+        | Endpoint::StatusJson
+        | Endpoint::Metrics => Err(ProxyError::MethodNotAllowed("GET")),
     }
 }
 
-/// Checks the proxy token, sent as `Authorization` (Bearer or bare, what the OpenAI SDKs and
-/// `ANTHROPIC_AUTH_TOKEN` send) or `x-api-key` (what `ANTHROPIC_API_KEY` sends).
-fn authorize<R: Routes, H: Host>(host: &H, request: &IncomingRequest) -> Result<(), ProxyError> {
-    let expected = host
-        .secret(R::AUTH_TOKEN_SECRET)
-        .filter(|t| !t.is_empty())
-        .ok_or(ProxyError::AuthNotConfigured(R::AUTH_TOKEN_SECRET))?;
-    let presented = request
-        .header("authorization")
-        .or_else(|| request.header("x-api-key"));
-    match auth::presented_token(presented.as_deref()) {
-        Some(token) if auth::tokens_match(token, &expected) => Ok(()),
-        _ => Err(ProxyError::Unauthorized),
+/// Only the operator's token opens what shows every client's use.
+fn operator<R: Routes, H: Host>(host: &H, request: &IncomingRequest) -> Result<(), ProxyError> {
+    match clients::identify::<R, H>(host, request)? {
+        Caller::Operator => Ok(()),
+        Caller::Client(_) => Err(ProxyError::OperatorOnly),
     }
 }
 
@@ -191,10 +237,10 @@ fn concrete<R: Routes>() -> impl Iterator<Item = &'static str> {
         .filter(|name| !name.ends_with('*'))
 }
 
-fn models<R: Routes>(created: u64) -> ProxyResponse {
+fn models(names: impl Iterator<Item = &'static str>, created: u64) -> ProxyResponse {
     let list = ModelList {
         object: "list",
-        data: concrete::<R>()
+        data: names
             .map(|id| Model {
                 id,
                 object: "model",

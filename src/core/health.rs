@@ -3,8 +3,10 @@
 //! [`KeyHealth`] per process (native, shared by every thread) or per isolate (Worker, which can
 //! also share cool-downs between isolates through a Durable Object).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
+
+use serde::Serialize;
 
 use crate::core::route::CooldownPolicy;
 
@@ -39,6 +41,26 @@ const SWEEP_AT: usize = 1024;
 pub struct KeyHealth {
     cooldowns: Mutex<HashMap<String, Cooldown>>,
     turns: Mutex<HashMap<usize, usize>>,
+    /// Keys whose last failure was a rejection (401/403/402), until one answers again.
+    rejected: Mutex<HashSet<String>>,
+}
+
+/// How a key stands, for the status page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum KeyState {
+    /// Tried in turn.
+    Healthy,
+    /// Skipped for `ms` more after failures.
+    CoolingDown {
+        /// Milliseconds left.
+        ms: u64,
+    },
+    /// Skipped for `ms` more: the provider rejected the key.
+    Rejected {
+        /// Milliseconds left.
+        ms: u64,
+    },
 }
 
 impl KeyHealth {
@@ -73,6 +95,13 @@ impl KeyHealth {
         policy: &CooldownPolicy,
         now_ms: u64,
     ) -> Option<Cooldown> {
+        if let Ok(mut rejected) = self.rejected.lock() {
+            if strike == Strike::Rejected {
+                rejected.insert(key.to_owned());
+            } else {
+                rejected.remove(key);
+            }
+        }
         let mut cooldowns = self.cooldowns.lock().ok()?;
         let previous = cooldowns.get(key).copied();
         let strikes = previous.map_or(0, |c| c.strikes).saturating_add(1);
@@ -113,6 +142,20 @@ impl KeyHealth {
     pub fn recovered(&self, key: &str) {
         if let Ok(mut cooldowns) = self.cooldowns.lock() {
             cooldowns.remove(key);
+        }
+        if let Ok(mut rejected) = self.rejected.lock() {
+            rejected.remove(key);
+        }
+    }
+
+    /// How `key` stands at `now_ms`.
+    pub fn state(&self, key: &str, now_ms: u64) -> KeyState {
+        match self.cooling(key, now_ms) {
+            None => KeyState::Healthy,
+            Some(ms) if self.rejected.lock().is_ok_and(|r| r.contains(key)) => {
+                KeyState::Rejected { ms }
+            }
+            Some(ms) => KeyState::CoolingDown { ms },
         }
     }
 

@@ -7,6 +7,11 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 use crate::core::health::{Cooldown, KeyHealth};
+use crate::core::limits::local::LocalLimits;
+use crate::core::limits::{Ask, Counters, Grant, Refusal, Used};
+use crate::core::recent::Recent;
+use crate::core::record::UsageRecord;
+use crate::core::route::Client;
 
 /// An upstream request, fully built by a provider.
 #[derive(Debug, Clone)]
@@ -134,6 +139,34 @@ pub enum BindingError {
     Thrown(String),
 }
 
+/// The store of client limits could not answer; the message says why (no secret in it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsUnavailable {
+    /// Why.
+    pub why: String,
+    /// The deployment has no store at all (a binding missing): a configuration error, where
+    /// the others are outages.
+    pub unconfigured: bool,
+}
+
+impl LimitsUnavailable {
+    /// The store is configured but did not answer.
+    pub fn unreachable(why: String) -> Self {
+        Self {
+            why,
+            unconfigured: false,
+        }
+    }
+
+    /// There is no store to ask.
+    pub fn unconfigured(why: String) -> Self {
+        Self {
+            why,
+            unconfigured: true,
+        }
+    }
+}
+
 /// The runtime the core runs in.
 ///
 /// Futures here are deliberately not `Send`: the Workers runtime is single-threaded and its
@@ -173,6 +206,58 @@ pub trait Host: Clone + 'static {
     /// the response. Hosts that share nothing keep this default.
     fn share_cooldown(&self, key: &str, cooldown: Cooldown) {
         let _ = (key, cooldown);
+    }
+    /// This process's (native) or isolate's (Worker) store of client limits; `None` for a host
+    /// that keeps none (a test host), where a limited client is refused.
+    fn local_limits(&self) -> Option<&LocalLimits> {
+        None
+    }
+    /// Reserves `ask` against `client`'s limits in the store they are kept in: by default
+    /// [`Host::local_limits`]. An error: the store cannot be reached, and the request is
+    /// refused rather than let through unlimited.
+    async fn reserve(
+        &self,
+        client: &'static Client,
+        ask: Ask,
+    ) -> Result<Result<Grant, Refusal>, LimitsUnavailable> {
+        match self.local_limits() {
+            Some(limits) => Ok(limits.reserve(client, &ask)),
+            None => Err(LimitsUnavailable::unconfigured(
+                "this host keeps no client limits".to_owned(),
+            )),
+        }
+    }
+    /// Settles a grant [`Host::reserve`] gave, without delaying the response.
+    fn settle(&self, client: &'static Client, grant: Grant, used: Used) {
+        if let Some(limits) = self.local_limits() {
+            limits.settle(client, &grant, &used);
+        }
+    }
+    /// A client's counters as the limits store holds them now (for the status page).
+    async fn client_counters(&self, client: &'static Client) -> Option<Counters> {
+        self.local_limits()
+            .and_then(|limits| limits.counters(client.name))
+    }
+    /// The last hour of usage records this host keeps, if any.
+    fn recent(&self) -> Option<&Recent> {
+        None
+    }
+    /// The Prometheus metrics this host keeps, rendered; `None` on a host that keeps none.
+    fn metrics_text(&self) -> Option<String> {
+        None
+    }
+    /// Whether every request's exact usage is wanted (metrics, analytics), even where reading it
+    /// costs: an OpenAI stream is then read event by event instead of relayed unread.
+    fn wants_usage(&self) -> bool {
+        true
+    }
+    /// What the last-hour figures cover: `process` (native) or `isolate` (Worker).
+    fn scope(&self) -> &'static str {
+        "process"
+    }
+    /// Takes one request's usage record (metrics, analytics); hosts that keep none ignore it.
+    fn record(&self, record: &UsageRecord) {
+        let _ = record;
     }
     /// A secret's value by name, if set.
     fn secret(&self, name: &str) -> Option<String>;

@@ -8,6 +8,7 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::core::host::Host;
+use crate::core::record::UsageRecord;
 use crate::core::route::{Route, Via};
 
 pub use ai_worker_proxy_config::{LogConfig, LogFormat, LogLevel};
@@ -21,6 +22,48 @@ pub fn config<H: Host>(host: &H, compiled: LogConfig) -> LogConfig {
     host.secret(LOG_VARIABLE)
         .and_then(|value| LogConfig::parse(&value))
         .unwrap_or(compiled)
+}
+
+/// Writes a request's usage record: at `info`, one JSON line (`"event":"usage"`) with
+/// `log_format = "json"`, a `usage ...` line of `key=value` pairs with `text`.
+pub fn usage<H: Host>(host: &H, config: LogConfig, record: &UsageRecord) {
+    if config.level != LogLevel::Info {
+        return;
+    }
+    match config.format {
+        LogFormat::Json => {
+            #[derive(Serialize)]
+            struct Line<'a> {
+                event: &'static str,
+                #[serde(flatten)]
+                record: &'a UsageRecord,
+            }
+            host.log(&json(&Line {
+                event: "usage",
+                record,
+            }));
+        }
+        LogFormat::Text => host.log(&format!(
+            "usage client={} route={} api={} target={} provider={} model={} key={} status={} attempts={} input={} output={} cached={} cache_write={} reasoning={} ms={} ttft_ms={} cost_usd={:.6}",
+            record.client,
+            record.route,
+            record.api,
+            record.target,
+            record.provider,
+            record.model,
+            record.key,
+            record.status,
+            record.attempts,
+            record.input_tokens,
+            record.output_tokens,
+            record.cached_tokens,
+            record.cache_write_tokens,
+            record.reasoning_tokens,
+            record.latency_ms,
+            record.ttft_ms.map_or_else(|| "-".to_owned(), |ms| ms.to_string()),
+            record.cost_usd,
+        )),
+    }
 }
 
 /// One attempt as the log records it.

@@ -8,6 +8,7 @@ use bytes::Bytes;
 
 use crate::core::error::ErrorObject;
 use crate::core::stream::Translate;
+use crate::core::usage::Metered;
 use crate::core::verdict::UpstreamError;
 
 /// Values shorter than this are not searched for: no real API key is, and replacing every
@@ -184,6 +185,10 @@ impl Translate for Redacting {
     fn relays(&self) -> bool {
         self.inner.relays() && self.held.is_empty()
     }
+
+    fn usage(&self) -> Option<Metered> {
+        self.inner.usage()
+    }
 }
 
 #[cfg(test)]
@@ -257,5 +262,24 @@ mod tests {
         let (out, sizes) = through(&["text sk-live-01", "xyz\n\n"]);
         assert_eq!(out, "text sk-live-01xyz\n\n");
         assert_eq!(sizes, vec!["text ".len(), "sk-live-01xyz\n\n".len()]);
+    }
+
+    #[test]
+    fn usage_is_the_inner_translators() {
+        struct Counted;
+        impl Translate for Counted {
+            fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
+                Ok(upstream)
+            }
+            fn end(&mut self) -> Result<Bytes, UpstreamError> {
+                Ok(Bytes::new())
+            }
+            fn usage(&self) -> Option<Metered> {
+                Some(Metered::from_anthropic(1, 2, 3, 4))
+            }
+        }
+        let redacted = Redacting::wrap(Box::new(Counted), redaction());
+        assert_eq!(redacted.usage(), Some(Metered::from_anthropic(1, 2, 3, 4)));
+        assert_eq!(Redacting::wrap(Box::new(Echo), redaction()).usage(), None);
     }
 }

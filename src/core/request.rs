@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::core::budget;
 use crate::core::error::ProxyError;
+use crate::core::meter::Meter;
 use crate::core::route::{upstream_model, Target};
 
 /// The API a request came in through, which decides the shape of its answer.
@@ -67,6 +68,11 @@ pub struct ChatRequest {
     /// An exact thinking budget in tokens (Anthropic's `budget_tokens`), where the client gave
     /// one; `reasoning_effort` in the body says the same in coarser steps.
     pub thinking_budget: Option<u32>,
+    /// Where the answer's usage goes when it has ended (set by the handler).
+    pub meter: Meter,
+    /// The proxy needs the upstream's own usage even where the client did not ask for it (an
+    /// OpenAI stream then goes with `include_usage`, its usage chunk taken out again).
+    pub usage_wanted: bool,
     body: Map<String, Value>,
 }
 
@@ -197,6 +203,8 @@ impl ChatRequest {
             operation: Operation::Complete,
             star: None,
             thinking_budget: None,
+            meter: Meter::default(),
+            usage_wanted: false,
             body,
         })
     }

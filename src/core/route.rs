@@ -14,9 +14,10 @@ use crate::core::http::ProxyResponse;
 use crate::core::log::LogConfig;
 use crate::core::request::ChatRequest;
 
+pub use ai_worker_proxy_config::price_of;
 pub use ai_worker_proxy_config::{
-    CooldownPolicy, Deadlines, KeyStrategy, RequestLimits, RetryPolicy, Route, ServerLimits,
-    Target, TargetPolicy, Via,
+    Budget, BudgetPeriod, Client, CooldownPolicy, Deadlines, KeyStrategy, LimitsStore, Price,
+    RequestLimits, RetryPolicy, Route, ServerLimits, Target, TargetPolicy, Via,
 };
 
 /// A routing table compiled from routes.toml.
@@ -33,6 +34,15 @@ pub trait Routes {
 
     /// The native server's limits on client connections (`[server] header_read_timeout`, ...).
     const SERVER: ServerLimits;
+
+    /// Clients with their own tokens and limits (`[clients.NAME]`), in file order.
+    const CLIENTS: &'static [Client];
+
+    /// Model prices routes.toml sets (`[prices."MODEL"]`), before the built-in table.
+    const PRICES: &'static [Price];
+
+    /// Where the native host shares client limits between instances (`[server] limits_store`).
+    const LIMITS_STORE: Option<LimitsStore>;
 
     /// Every route, in file order.
     fn routes() -> &'static [Route];

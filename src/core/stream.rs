@@ -15,6 +15,8 @@ use futures_util::stream::{self, StreamExt};
 use crate::core::error::ErrorObject;
 use crate::core::host::UpstreamBody;
 use crate::core::http::{BodyStream, StreamAbort};
+use crate::core::meter::BodyEnd;
+use crate::core::usage::Metered;
 use crate::core::verdict::UpstreamError;
 use crate::front::anthropic::error as anthropic_error;
 use crate::sse::cut::{self, OpenEvent};
@@ -38,6 +40,10 @@ pub trait Translate {
     fn end(&mut self) -> Result<Bytes, UpstreamError>;
     /// A failure found after the output the last call returned, reported right after it.
     fn failure(&mut self) -> Option<UpstreamError> {
+        None
+    }
+    /// The usage the upstream reported so far (complete once the body ended).
+    fn usage(&self) -> Option<Metered> {
         None
     }
     /// Whether every later upstream chunk goes to the client unchanged (a pass-through after
@@ -220,6 +226,31 @@ pub fn sse_error_tail(error: &ErrorObject, open: Option<&[u8]>) -> Bytes {
 /// Called once, with the reason, when an upstream fails after the commit point.
 pub type LateFailureHook = Box<dyn FnOnce(&str)>;
 
+/// Calls a body's [`BodyEnd`] once: with the translator's usage when the body ends, or with
+/// none when whatever holds it is dropped first.
+#[derive(Default)]
+pub struct EndGuard(Option<BodyEnd>);
+
+impl EndGuard {
+    /// A guard around `on_end` (none: a body nobody meters).
+    pub fn new(on_end: Option<BodyEnd>) -> Self {
+        Self(on_end)
+    }
+
+    /// Reports the body's end with `usage`, if not reported yet.
+    pub fn finish(&mut self, usage: Option<Metered>) {
+        if let Some(on_end) = self.0.take() {
+            on_end(usage);
+        }
+    }
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        self.finish(None);
+    }
+}
+
 /// The logic of a client body after its first bytes, without its I/O: fed what the upstream
 /// does (a chunk, its end, a failure), it says what the client gets next. The core's own pump
 /// ([`ClientBody::into_stream`]) drives it; a host that reads the upstream itself (the Worker,
@@ -230,6 +261,7 @@ pub struct BodyDriver {
     /// The SSE event the client is in the middle of, to put the error into it.
     open: OpenEvent,
     on_late_failure: Option<LateFailureHook>,
+    on_end: EndGuard,
     done: bool,
     /// The client already has the stream's `data: [DONE]`: whatever the upstream does next
     /// (a reset after its last event) cannot change the answer.
@@ -249,12 +281,14 @@ impl BodyDriver {
         translator: Box<dyn Translate>,
         framing: Framing,
         on_late_failure: LateFailureHook,
+        on_end: EndGuard,
     ) -> Self {
         let mut driver = Self {
             translator,
             framing,
             open: OpenEvent::new(),
             on_late_failure: Some(on_late_failure),
+            on_end,
             done: committed.ended,
             answered: false,
         };
@@ -278,7 +312,11 @@ impl BodyDriver {
             return Ok(Bytes::new());
         }
         let result = self.translator.chunk(upstream);
-        self.step(result)
+        let out = self.step(result);
+        if self.done {
+            self.finish();
+        }
+        out
     }
 
     /// The client's last bytes, the upstream body having ended.
@@ -288,7 +326,15 @@ impl BodyDriver {
         }
         let result = self.translator.end();
         self.done = true;
-        self.step(result)
+        let out = self.step(result);
+        self.finish();
+        out
+    }
+
+    /// Reports the body's end to its meter, with the usage the translator saw.
+    fn finish(&mut self) {
+        let usage = self.translator.usage();
+        self.on_end.finish(usage);
     }
 
     /// The client's last bytes, reading the upstream body having failed with `reason`.
@@ -297,9 +343,12 @@ impl BodyDriver {
             self.done = true;
         }
         if self.done {
+            self.finish();
             return Ok(Bytes::new());
         }
-        self.step(Err(interrupted(reason)))
+        let out = self.step(Err(interrupted(reason)));
+        self.finish();
+        out
     }
 
     fn step(&mut self, result: Result<Bytes, UpstreamError>) -> Result<Bytes, StreamAbort> {
@@ -353,6 +402,13 @@ impl BodyDriver {
             }
             Framing::Json => {}
         }
+    }
+}
+
+impl Drop for BodyDriver {
+    /// A body dropped before its end (the client left) reports the usage seen so far.
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
@@ -414,6 +470,7 @@ pub struct ClientBody {
     body: UpstreamBody,
     framing: Framing,
     on_late_failure: LateFailureHook,
+    on_end: EndGuard,
 }
 
 /// What a host needs to read the rest of a body itself: the bytes to send first, the rest of
@@ -437,6 +494,8 @@ pub struct RelayParts<T> {
     pub framing: Framing,
     /// To call once, with the reason, if `rest` fails.
     pub on_late_failure: LateFailureHook,
+    /// To finish when `rest` has ended (nothing reads its usage: the host carries it unread).
+    pub on_end: EndGuard,
 }
 
 impl ClientBody {
@@ -455,7 +514,14 @@ impl ClientBody {
             body,
             framing,
             on_late_failure,
+            on_end: EndGuard::default(),
         }
+    }
+
+    /// The same body, reporting its end (and its usage) to `on_end`.
+    pub fn with_end(mut self, on_end: Option<BodyEnd>) -> Self {
+        self.on_end = EndGuard::new(on_end);
+        self
     }
 
     /// How the client's body is framed.
@@ -502,6 +568,7 @@ impl ClientBody {
             self.translator,
             self.framing,
             self.on_late_failure,
+            self.on_end,
         );
         (self.committed.first, driver, self.body)
     }
@@ -515,6 +582,7 @@ impl ClientBody {
             rest,
             framing: this.framing,
             on_late_failure: this.on_late_failure,
+            on_end: this.on_end,
         })
     }
 
@@ -529,6 +597,7 @@ impl ClientBody {
             body,
             framing,
             on_late_failure,
+            on_end,
         } = self;
         let rest = Self {
             committed,
@@ -536,6 +605,7 @@ impl ClientBody {
             body: Box::new(stream::empty()),
             framing,
             on_late_failure,
+            on_end,
         };
         match body.into_any().downcast::<T>() {
             Ok(body) => Ok((rest, *body)),

@@ -61,6 +61,8 @@ SECRETS = parse_env_file(HERE / "secrets.env")
 TOKEN = SECRETS["E2E_PROXY_TOKEN"]
 KEY = {name: value for name, value in SECRETS.items() if name.startswith("E2E_KEY_")}
 SECRET_VALUES = list(SECRETS.values())
+# Client tokens ([clients.*] in tests/routes/e2e.toml), by secret name: tests/e2e/test_clients.py.
+CLIENT_TOKEN = {name: value for name, value in SECRETS.items() if name.startswith("E2E_CLIENT_")}
 
 
 def route_names() -> list[str]:
@@ -172,6 +174,18 @@ def proxy_log_since(offset: int) -> str:
             return f.read().decode("utf-8", "replace")
     except FileNotFoundError:
         return ""
+
+
+# --------------------------------------------------------------------------- client limits
+
+def fresh_minute(margin_s: float = 10.0) -> None:
+    """Client limits count per calendar UTC minute: a test that needs its steps in one window
+    waits for the next minute when fewer than ``margin_s`` seconds are left of this one."""
+    import time
+
+    left = 60.0 - time.time() % 60.0
+    if left < margin_s:
+        time.sleep(left + 0.1)
 
 
 # --------------------------------------------------------------------------- SSE

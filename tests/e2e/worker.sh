@@ -23,7 +23,25 @@ compatibility_date = "2025-09-01"
 [[services]]
 binding = "AI"
 service = "ai-binding-stand-in"
+
+# Client limits ([clients.*] in e2e.toml; tests/e2e/test_clients.py), as in wrangler.toml.
+[[durable_objects.bindings]]
+name = "CLIENT_LIMITS"
+class_name = "ClientLimits"
+
+[[migrations]]
+tag = "v1"
+new_sqlite_classes = ["ClientLimits"]
+
+# Usage records into Analytics Engine (wrangler dev stands in for the dataset): with it bound the
+# Worker reads every metered stream's usage, as the native host always does.
+[[analytics_engine_datasets]]
+binding = "USAGE"
+dataset = "usage"
 TOML
+  # Durable Object storage persists beside the config: start every run with fresh counts (a
+  # day's budget spent by the last run would refuse this one's first request).
+  rm -rf "$dir/.wrangler"
   cat > "$dir/ai-binding.toml" <<TOML
 name = "ai-binding-stand-in"
 main = "$root/tests/e2e/ai_binding/index.js"

@@ -3,6 +3,8 @@
 //! * [`schema`]: the types of a validated routes file — [`RoutesFile`], [`Route`], [`Target`],
 //!   [`Via`]. The `routes!()` macro parses the file into these types and writes them back out as
 //!   `static` data of the very same types, which the proxy's core reads at run time.
+//! * [`prices`]: what common models cost, and [`price_of`], the price lookup the macro and the
+//!   proxy share.
 //! * [`providers`]: the registry of every provider routes.toml can name, with what each accepts
 //!   and which type in the proxy's `providers` module speaks its wire format.
 //! * [`parse`] (feature `parse`, on for the macro only): routes.toml text → [`RoutesFile`], or a
@@ -15,13 +17,16 @@
 pub mod diagnostic;
 #[cfg(feature = "parse")]
 pub mod parse;
+pub mod prices;
 pub mod providers;
 pub mod schema;
 
+pub use prices::price_of;
 pub use providers::ProviderSpec;
 pub use schema::{
-    CooldownPolicy, Deadlines, KeyStrategy, LogConfig, LogFormat, LogLevel, RequestLimits,
-    RetryPolicy, Route, RoutesFile, ServerLimits, Target, TargetPolicy, Via,
+    Budget, BudgetPeriod, Client, CooldownPolicy, Deadlines, KeyStrategy, LimitsStore, LogConfig,
+    LogFormat, LogLevel, Price, RequestLimits, RetryPolicy, Route, RoutesFile, ServerLimits,
+    Target, TargetPolicy, Via,
 };
 
 #[cfg(test)]

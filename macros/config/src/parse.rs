@@ -9,13 +9,15 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::diagnostic::{did_you_mean, Diagnostic};
+use crate::prices::{price_of, price_of_every};
 use crate::providers::{self, ProviderSpec, PROVIDERS};
 use crate::schema::{
-    named, CooldownPolicy, Deadlines, KeyStrategy, LogConfig, LogFormat, LogLevel, RequestLimits,
-    RetryPolicy, Route, RoutesFile, ServerLimits, Target, TargetPolicy, Via,
+    named, Budget, BudgetPeriod, Client, CooldownPolicy, Deadlines, KeyStrategy, LimitsStore,
+    LogConfig, LogFormat, LogLevel, Price, RequestLimits, RetryPolicy, Route, RoutesFile,
+    ServerLimits, Target, TargetPolicy, Via,
 };
 
-const TOP_LEVEL_KEYS: [&str; 2] = ["server", "routes"];
+const TOP_LEVEL_KEYS: [&str; 4] = ["server", "routes", "clients", "prices"];
 /// `[server]` keys that bound the native server's client connections.
 const CONNECTION_KEYS: [&str; 6] = [
     "header_read_timeout",
@@ -26,8 +28,9 @@ const CONNECTION_KEYS: [&str; 6] = [
     "shutdown_timeout",
 ];
 /// `[server]` keys besides [`CONNECTION_KEYS`].
-const SERVER_KEYS: [&str; 12] = [
+const SERVER_KEYS: [&str; 13] = [
     "auth_token",
+    "limits_store",
     "log",
     "log_format",
     "total_timeout",
@@ -57,6 +60,16 @@ const TARGET_KEYS: [&str; 15] = [
     "retry",
     "cooldown",
 ];
+const CLIENT_KEYS: [&str; 6] = [
+    "tokens",
+    "routes",
+    "requests_per_minute",
+    "tokens_per_minute",
+    "max_concurrent",
+    "budget",
+];
+const BUDGET_KEYS: [&str; 2] = ["usd", "per"];
+const PRICE_KEYS: [&str; 4] = ["input", "output", "cache_read", "cache_write"];
 const RETRY_KEYS: [&str; 3] = ["attempts", "base_ms", "max_ms"];
 const COOLDOWN_KEYS: [&str; 4] = ["rate_limited", "rejected", "failed", "max"];
 
@@ -165,6 +178,10 @@ pub fn check(source: &str) -> Result<Checked> {
     };
     let policies = policy(server, &TargetPolicy::DEFAULT)?;
     let connections = server_limits(server)?;
+    let limits_store = match server.get("limits_store") {
+        Some(value) => Some(limits_store(value)?),
+        None => None,
+    };
 
     let routes_value = root.get("routes").ok_or_else(|| {
         Diagnostic::new(root_span.clone(), "routes.toml defines no routes").help(
@@ -196,6 +213,22 @@ pub fn check(source: &str) -> Result<Checked> {
         }
         routes.push(route);
     }
+    let prices = match root.get("prices") {
+        Some(value) => leak_slice(prices(value)?),
+        None => &[],
+    };
+    let clients = match root.get("clients") {
+        Some(value) => clients(value, auth_token, &routes, prices)?,
+        None => Vec::new(),
+    };
+    if let Some((key, _)) = server.get_key_value("limits_store") {
+        if !clients.iter().any(Client::limited) {
+            warnings.push(
+                Diagnostic::new(key.span(), "`limits_store` is set, but no client has a limit to keep in it")
+                    .help("it holds the counts of `[clients.NAME]` limits (`requests_per_minute`, `tokens_per_minute`, `max_concurrent`, `budget`); add one, or remove `limits_store`"),
+            );
+        }
+    }
     Ok(Checked {
         file: RoutesFile {
             auth_token,
@@ -203,6 +236,9 @@ pub fn check(source: &str) -> Result<Checked> {
             limits,
             server: connections,
             routes: leak_slice(routes),
+            clients: leak_slice(clients),
+            prices,
+            limits_store,
         },
         warnings,
     })
@@ -633,6 +669,623 @@ fn cooldown(value: &Spanned<DeValue<'_>>, base: &CooldownPolicy) -> Result<Coold
     })
 }
 
+/// The most a `budget` may be, in pico-USD: a million US dollars.
+const MAX_BUDGET_PICO_USD: u64 = 1_000_000 * PICO_PER_USD;
+/// Pico-USD in a US dollar.
+const PICO_PER_USD: u64 = 1_000_000_000_000;
+/// The most a price may be, in pico-USD per token: 10,000 US dollars per million tokens.
+const MAX_PRICE: u64 = 10_000 * 1_000_000;
+
+/// `[clients.NAME]` tables, in file order.
+fn clients(
+    value: &Spanned<DeValue<'_>>,
+    auth_token: &str,
+    routes: &[Route],
+    prices: &[Price],
+) -> Result<Vec<Client>> {
+    let table = as_table(
+        value,
+        "`clients`",
+        "a table of clients: `[clients.NAME]` with `tokens`",
+    )?;
+    let mut clients: Vec<Client> = Vec::with_capacity(table.len());
+    for (name, value) in table.iter() {
+        let client = client(name, value, auth_token, &clients, routes, prices)?;
+        clients.push(client);
+    }
+    Ok(clients)
+}
+
+/// One `[clients.NAME]` table; `others` are the clients before it, whose tokens it may not
+/// share.
+fn client(
+    name: &Spanned<std::borrow::Cow<'_, str>>,
+    value: &Spanned<DeValue<'_>>,
+    auth_token: &str,
+    others: &[Client],
+    routes: &[Route],
+    prices: &[Price],
+) -> Result<Client> {
+    let client_name = name.get_ref().as_ref();
+    let usable = !client_name.is_empty()
+        && client_name.len() <= 64
+        && client_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'));
+    if !usable {
+        return Err(Diagnostic::new(name.span(), format!("client name {client_name:?} is not usable"))
+            .help("a client's name is what its limits count under and what logs show: 1 to 64 letters, digits and `-_.@`, e.g. `[clients.ci-bot]` (quoted if it has a `.`: `[clients.\"team.a\"]`)"));
+    }
+    let table = match value.get_ref() {
+        DeValue::Table(table) => table,
+        DeValue::Array(_) => {
+            return Err(Diagnostic::new(
+                name.span(),
+                format!("client `{client_name}` must be one table, not a list"),
+            )
+            .help(format!(
+                "write `[clients.{client_name}]` (single brackets) with `tokens` and its limits"
+            )))
+        }
+        other => {
+            return Err(Diagnostic::new(
+                value.span(),
+                format!(
+                    "client `{client_name}` must be a table, found {}",
+                    kind(other)
+                ),
+            )
+            .help(format!(
+                "write `[clients.{client_name}]` with `tokens = [\"...\"]` and its limits"
+            )))
+        }
+    };
+    // `[clients.team.a]` is client `team` with a table `a`: the name needed quotes.
+    if let Some((key, _)) = table.iter().find(|(key, value)| {
+        !CLIENT_KEYS.contains(&key.get_ref().as_ref())
+            && matches!(value.get_ref(), DeValue::Table(_))
+    }) {
+        let key = key.get_ref();
+        return Err(Diagnostic::new(
+            name.span(),
+            format!("client `{client_name}` holds a table `{key}`"),
+        )
+        .help(format!(
+            "a client name with a `.` must be quoted: `[clients.\"{client_name}.{key}\"]`"
+        )));
+    }
+    reject_unknown_keys(table, &CLIENT_KEYS, &format!("in client `{client_name}`"))?;
+    let secret = suggested_secret(client_name);
+
+    let tokens_value = table.get("tokens").ok_or_else(|| {
+        Diagnostic::new(name.span(), format!("client `{client_name}` has no `tokens`"))
+            .help(format!("add `tokens = [\"{secret}\"]`: the names of the secrets holding the tokens the client sends as `Authorization: Bearer ...`"))
+    })?;
+    let items = match tokens_value.get_ref() {
+        DeValue::Array(items) => items,
+        other => {
+            return Err(Diagnostic::new(
+                tokens_value.span(),
+                format!(
+                    "`tokens` of client `{client_name}` must be a list of secret names, found {}",
+                    kind(other)
+                ),
+            )
+            .help(format!("e.g. `tokens = [\"{secret}\"]`")))
+        }
+    };
+    if items.is_empty() {
+        return Err(Diagnostic::new(tokens_value.span(), format!("client `{client_name}` has no tokens: `tokens` is empty"))
+            .help(format!("list the secrets holding its tokens, e.g. `tokens = [\"{secret}\"]`; to shut a client out, remove its table")));
+    }
+    let mut tokens: Vec<&'static str> = Vec::with_capacity(items.len());
+    for item in items.iter() {
+        let token = secret_name(item, "each entry of `tokens`")?;
+        if tokens.contains(&token) {
+            return Err(Diagnostic::new(
+                item.span(),
+                format!("token `{token}` is listed twice in client `{client_name}`"),
+            )
+            .help("list each secret once; to rotate a token, list the new secret beside the old one, then remove the old one"));
+        }
+        if token == auth_token {
+            return Err(Diagnostic::new(item.span(), format!("token `{token}` of client `{client_name}` is the proxy's own `[server] auth_token`"))
+                .help(format!("no client's routes or limits apply to the `auth_token`; give the client a secret of its own, e.g. `tokens = [\"{secret}\"]`")));
+        }
+        if let Some(other) = others.iter().find(|other| other.tokens.contains(&token)) {
+            return Err(Diagnostic::new(item.span(), format!("token `{token}` of client `{client_name}` is also a token of client `{}`", other.name))
+                .help(format!("a token tells the proxy which client is calling, so each secret belongs to one client: give `{client_name}` its own, e.g. `tokens = [\"{secret}\"]`")));
+        }
+        tokens.push(token);
+    }
+
+    let allowed = match table.get("routes") {
+        Some(value) => Some(allow_list(value, client_name, routes)?),
+        None => None,
+    };
+    let limit = |key: &str, most: u64, help: &str| -> Result<Option<u64>> {
+        table
+            .get(key)
+            .map(|value| {
+                let n = match value.get_ref() {
+                    DeValue::Integer(i) => u64::from_str_radix(i.as_str(), i.radix()).ok(),
+                    _ => None,
+                };
+                n.filter(|n| (1..=most).contains(n)).ok_or_else(|| {
+                    Diagnostic::new(
+                        value.span(),
+                        format!("`{key}` of client `{client_name}` must be a whole number from 1 to {most}"),
+                    )
+                    .help(help.to_owned())
+                })
+            })
+            .transpose()
+    };
+    let u32_most = 1_000_000;
+    let requests_per_minute = limit("requests_per_minute", u32_most, "e.g. `requests_per_minute = 60`: requests the client may start per calendar minute; leave it out for no limit")?;
+    let tokens_per_minute = limit("tokens_per_minute", 1_000_000_000_000, "e.g. `tokens_per_minute = 200_000`: input and output tokens the client may use per calendar minute; leave it out for no limit")?;
+    let max_concurrent = limit("max_concurrent", u32_most, "e.g. `max_concurrent = 4`: requests the client may have in flight at once; leave it out for no limit")?;
+    let budget = match table.get("budget") {
+        Some(value) => Some(budget(value)?),
+        None => None,
+    };
+
+    let client = Client {
+        name: leak(client_name),
+        tokens: leak_slice(tokens),
+        routes: allowed,
+        // At most a million, so they fit.
+        requests_per_minute: requests_per_minute.map(|n| n as u32),
+        tokens_per_minute,
+        max_concurrent: max_concurrent.map(|n| n as u32),
+        budget,
+    };
+    if let Some((key, _)) = table.get_key_value("budget") {
+        budget_is_countable(&client, key.span(), routes, prices)?;
+    }
+    Ok(client)
+}
+
+/// A secret name to suggest for a client's token: `ci-bot` → `CI_BOT_TOKEN`.
+fn suggested_secret(client_name: &str) -> String {
+    let stem: String = client_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if stem.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("CLIENT_{stem}_TOKEN")
+    } else {
+        format!("{stem}_TOKEN")
+    }
+}
+
+/// A client's `routes`: route names, or prefixes ending in `*`, each allowing a route of the
+/// file (see [`Client::entry_allows`]).
+fn allow_list(
+    value: &Spanned<DeValue<'_>>,
+    client_name: &str,
+    routes: &[Route],
+) -> Result<&'static [&'static str]> {
+    const EXAMPLE: &str = "e.g. `routes = [\"fast\", \"claude-*\"]`";
+    let items = match value.get_ref() {
+        DeValue::Array(items) => items,
+        other => {
+            return Err(Diagnostic::new(
+                value.span(),
+                format!(
+                    "`routes` of client `{client_name}` must be a list of route names, found {}",
+                    kind(other)
+                ),
+            )
+            .help(format!(
+                "{EXAMPLE}; leave `routes` out to allow every route"
+            )))
+        }
+    };
+    if items.is_empty() {
+        return Err(Diagnostic::new(
+            value.span(),
+            format!("client `{client_name}` may use no route: `routes` is empty"),
+        )
+        .help(format!(
+            "list the routes it may use, {EXAMPLE}, or leave `routes` out to allow every route"
+        )));
+    }
+    let mut entries: Vec<&'static str> = Vec::with_capacity(items.len());
+    for item in items.iter() {
+        let entry = string(item, "each entry of `routes`")?;
+        if entry.is_empty() || entry.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(Diagnostic::new(item.span(), "each entry of `routes` must be a route name or a prefix ending in `*`, without spaces")
+                .help(format!("{EXAMPLE}; routes in this file: {}", route_names(routes))));
+        }
+        if entry.strip_suffix('*').unwrap_or(entry).contains('*') {
+            return Err(Diagnostic::new(item.span(), format!("`routes` entry `{entry}` has a `*` before its end"))
+                .help("a `*` may only end an entry: `claude-*` allows every route whose name starts with `claude-`, `*` every route"));
+        }
+        if entries.contains(&entry) {
+            return Err(Diagnostic::new(
+                item.span(),
+                format!("`{entry}` is listed twice in the `routes` of client `{client_name}`"),
+            )
+            .help("list each route or prefix once"));
+        }
+        if !routes
+            .iter()
+            .any(|route| Client::entry_allows(entry, route.name))
+        {
+            return Err(unknown_route(item.span(), entry, client_name, routes));
+        }
+        entries.push(leak(entry));
+    }
+    Ok(leak_slice(entries))
+}
+
+/// An entry of a client's `routes` that allows no route of the file.
+fn unknown_route(
+    span: Range<usize>,
+    entry: &str,
+    client_name: &str,
+    routes: &[Route],
+) -> Diagnostic {
+    let list = route_names(routes);
+    if entry.ends_with('*') {
+        return Diagnostic::new(span, format!("`routes` entry `{entry}` of client `{client_name}` matches no route"))
+            .help(format!("an entry ending in `*` allows the routes whose names start with what is before it; routes in this file: {list}"));
+    }
+    let d = Diagnostic::new(
+        span,
+        format!("unknown route `{entry}` in the `routes` of client `{client_name}`"),
+    );
+    // The model a client sends may reach a pattern route, but the list names routes.
+    let pattern = routes
+        .iter()
+        .filter_map(|route| Some((route.name, route.pattern_prefix()?)))
+        .filter(|(_, prefix)| entry.starts_with(prefix))
+        .max_by_key(|(_, prefix)| prefix.len());
+    if let Some((pattern, _)) = pattern {
+        return d.help(format!("`{entry}` is a model that route `{pattern}` takes, not a route's name: allow `{pattern}`, or add a route named `{entry}`"));
+    }
+    let names: Vec<&str> = routes.iter().map(|route| route.name).collect();
+    match did_you_mean(entry, &names) {
+        Some(s) => d.help(format!("did you mean `{s}`? Routes: {list}")),
+        None => d.help(format!("`routes` lists routes of this file: {list}")),
+    }
+}
+
+fn route_names(routes: &[Route]) -> String {
+    routes
+        .iter()
+        .map(|route| format!("`{}`", route.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `budget = { usd, per }`.
+fn budget(value: &Spanned<DeValue<'_>>) -> Result<Budget> {
+    const EXAMPLE: &str = "e.g. `budget = { usd = 25.0, per = \"month\" }`";
+    let table = as_table(
+        value,
+        "`budget`",
+        "an inline table: `budget = { usd = 25.0, per = \"month\" }`",
+    )?;
+    reject_unknown_keys(table, &BUDGET_KEYS, "in `budget`")?;
+    let usd = table.get("usd").ok_or_else(|| {
+        Diagnostic::new(value.span(), "`budget` has no `usd`").help(format!(
+            "add the most the client may spend per period, in US dollars: {EXAMPLE}"
+        ))
+    })?;
+    let pico_usd = scaled(usd.get_ref(), 12)
+        .filter(|n| (1..=MAX_BUDGET_PICO_USD).contains(n))
+        .ok_or_else(|| {
+            Diagnostic::new(
+                usd.span(),
+                "`budget.usd` must be a number of US dollars, more than 0 and at most 1000000",
+            )
+            .help(EXAMPLE)
+        })?;
+    let per = table.get("per").ok_or_else(|| {
+        Diagnostic::new(value.span(), "`budget` has no `per`").help(format!(
+            "add the period it renews on, `\"day\"` or `\"month\"` (UTC): {EXAMPLE}"
+        ))
+    })?;
+    Ok(Budget {
+        pico_usd,
+        per: one_of(per, "`budget.per`", &BudgetPeriod::NAMES)?,
+    })
+}
+
+/// Checks that every model `client` can reach has a price, so its spending can be counted: a
+/// target's `model` from `[prices]` or the built-in table, and a pattern route's `{*}` model
+/// from a price ending in `*` that covers whatever the client may send.
+fn budget_is_countable(
+    client: &Client,
+    at: Range<usize>,
+    routes: &[Route],
+    prices: &[Price],
+) -> Result<()> {
+    for route in routes.iter().filter(|route| client.allows(route.name)) {
+        for target in route.targets {
+            let model = target.model;
+            let (priced, add) = match model.find(Target::STAR) {
+                Some(star) => {
+                    let prefix = &model[..star];
+                    (
+                        price_of_every(prices, prefix).is_some(),
+                        format!("`{model}` is whatever the client sends after the route's prefix, so only a price ending in `*` covers it: add `[prices.\"{prefix}*\"]`"),
+                    )
+                }
+                None => (
+                    price_of(prices, model).is_some(),
+                    format!("the built-in prices cover common OpenAI, Anthropic and Gemini models: add `[prices.\"{model}\"]`"),
+                ),
+            };
+            if priced {
+                continue;
+            }
+            let or = match client.routes {
+                Some(_) => format!(
+                    "or leave route `{}` out of the client's `routes`",
+                    route.name
+                ),
+                None => "or list the priced routes it may use in `routes`".to_owned(),
+            };
+            return Err(Diagnostic::new(
+                at,
+                format!(
+                    "client `{}` has a `budget`, but model `{model}` of route `{}` has no price",
+                    client.name, route.name
+                ),
+            )
+            .help(format!(
+                "{add} with `input = ...` and `output = ...` in USD per million tokens, {or}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `[prices."MODEL"]` tables, in file order.
+fn prices(value: &Spanned<DeValue<'_>>) -> Result<Vec<Price>> {
+    let table = as_table(
+        value,
+        "`prices`",
+        "a table of models: `[prices.\"MODEL\"]` with `input` and `output`",
+    )?;
+    table
+        .iter()
+        .map(|(name, value)| price(name, value))
+        .collect()
+}
+
+/// One `[prices."MODEL"]` table: USD per million tokens in, pico-USD per token out.
+fn price(name: &Spanned<std::borrow::Cow<'_, str>>, value: &Spanned<DeValue<'_>>) -> Result<Price> {
+    let model = name.get_ref().as_ref();
+    if model.is_empty() || model.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Diagnostic::new(name.span(), format!("price name {model:?} is not a model id"))
+            .help("name the model id a target's `model` sends upstream, e.g. `[prices.\"gpt-4.1\"]`, or a prefix ending in `*`, e.g. `[prices.\"llama-3.1-*\"]`"));
+    }
+    if let Some(at) = model.find(Target::STAR) {
+        return Err(Diagnostic::new(name.span(), format!("price name `{model}` has a `{{*}}`"))
+            .help(format!("a price is for a model id, or for every model starting with a prefix, written with a final `*`: `[prices.\"{}*\"]`", &model[..at])));
+    }
+    if model.strip_suffix('*').unwrap_or(model).contains('*') {
+        return Err(Diagnostic::new(name.span(), format!("price name `{model}` has a `*` before its end"))
+            .help("a `*` may only end a price's name: `[prices.\"llama-*\"]` prices every model starting with `llama-`; an exact name wins, then the longest prefix"));
+    }
+    let header = format!("[prices.\"{model}\"]");
+    let table = match value.get_ref() {
+        DeValue::Table(table) => table,
+        other => {
+            return Err(Diagnostic::new(
+                value.span(),
+                format!(
+                    "`{header}` must be a table with `input` and `output`, found {}",
+                    kind(other)
+                ),
+            )
+            .help(format!("write `{header}` on a line of its own, then `input = 2.0` and `output = 8.0` (USD per million tokens)")))
+        }
+    };
+    // `[prices.gpt-4.1]` is model `gpt-4` with a table `1`: the id needed quotes.
+    if let Some((key, _)) = table.iter().find(|(key, value)| {
+        !PRICE_KEYS.contains(&key.get_ref().as_ref())
+            && matches!(value.get_ref(), DeValue::Table(_))
+    }) {
+        let key = key.get_ref();
+        return Err(Diagnostic::new(
+            name.span(),
+            format!("price `{model}` holds a table `{key}`"),
+        )
+        .help(format!(
+            "a model id with a `.` must be quoted: `[prices.\"{model}.{key}\"]`"
+        )));
+    }
+    reject_unknown_keys(table, &PRICE_KEYS, &format!("in `{header}`"))?;
+    let rate = |key: &str| -> Result<Option<u64>> {
+        table
+            .get(key)
+            .map(|value| {
+                scaled(value.get_ref(), 6)
+                    .filter(|n| *n <= MAX_PRICE)
+                    .ok_or_else(|| {
+                        Diagnostic::new(
+                            value.span(),
+                            format!("`{key}` in `{header}` must be a number of US dollars per million tokens, from 0 to 10000"),
+                        )
+                        .help(format!("e.g. `{key} = 2.5`: per million tokens, as providers' pricing pages list them"))
+                    })
+            })
+            .transpose()
+    };
+    let required = |key: &str, what: &str| -> Result<u64> {
+        rate(key)?.ok_or_else(|| {
+            Diagnostic::new(name.span(), format!("`{header}` has no `{key}`"))
+                .help(format!("add `{key} = ...`: US dollars per million {what} tokens, as the provider's pricing page lists them, e.g. `input = 2.0` and `output = 8.0`"))
+        })
+    };
+    let input = required("input", "input")?;
+    let output = required("output", "output")?;
+    Ok(Price {
+        model: leak(model),
+        input,
+        output,
+        cache_read: rate("cache_read")?.unwrap_or(input),
+        cache_write: rate("cache_write")?.unwrap_or(input),
+    })
+}
+
+/// `[server] limits_store`: a Redis URL without credentials, or the name of a secret holding
+/// one with them.
+fn limits_store(value: &Spanned<DeValue<'_>>) -> Result<LimitsStore> {
+    const FORMS: &str = "write a Redis URL without credentials, `limits_store = \"redis://127.0.0.1:6379\"` (`rediss://` for TLS; the port and a `/DB` number are optional), or the name of a secret whose value is the URL, credentials included: `limits_store = \"LIMITS_STORE_URL\"`";
+    let text = string(value, "`limits_store`")?;
+    let Some(rest) = text
+        .strip_prefix("redis://")
+        .or_else(|| text.strip_prefix("rediss://"))
+    else {
+        if is_secret_name(text) {
+            return Ok(LimitsStore::RedisSecret(leak(text)));
+        }
+        // The value is deliberately not repeated: it may hold a password.
+        return Err(Diagnostic::new(
+            value.span(),
+            "`limits_store` must be a `redis://` or `rediss://` URL, or the name of a secret holding one",
+        )
+        .help(FORMS));
+    };
+    if rest.contains('@') {
+        return Err(Diagnostic::new(value.span(), "`limits_store` must not hold credentials: routes.toml is compiled into the binary")
+            .help("put the whole URL, credentials included, in a secret (e.g. `LIMITS_STORE_URL=rediss://user:password@host:6380` in the server's environment) and write the secret's name instead: `limits_store = \"LIMITS_STORE_URL\"`"));
+    }
+    if let Some(problem) = redis_url_problem(rest) {
+        return Err(Diagnostic::new(
+            value.span(),
+            format!("`limits_store` is not a usable Redis URL: {problem}"),
+        )
+        .help(FORMS));
+    }
+    Ok(LimitsStore::RedisUrl(leak(text)))
+}
+
+/// What is wrong with a Redis URL after its scheme (`host[:port][/db]`), if anything.
+fn redis_url_problem(rest: &str) -> Option<&'static str> {
+    if rest
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == '?' || c == '#')
+    {
+        return Some("it may have no spaces, query or fragment");
+    }
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => {
+            let Some((host, after)) = bracketed.split_once(']') else {
+                return Some("its IPv6 host has no closing `]`");
+            };
+            if host.is_empty()
+                || !host
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+            {
+                return Some("its IPv6 host is not an address");
+            }
+            match after {
+                "" => (host, None),
+                _ => match after.strip_prefix(':') {
+                    Some(port) => (host, Some(port)),
+                    None => return Some("only `:PORT` may follow its IPv6 host"),
+                },
+            }
+        }
+        None => {
+            let (host, port) = match authority.split_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            };
+            if !host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            {
+                return Some("its host may only have letters, digits, `-`, `_` and `.`");
+            }
+            (host, port)
+        }
+    };
+    if host.is_empty() {
+        return Some("it has no host");
+    }
+    let number = |text: &str| !text.is_empty() && text.chars().all(|c| c.is_ascii_digit());
+    if let Some(port) = port {
+        if !number(port) || !port.parse::<u16>().is_ok_and(|p| p > 0) {
+            return Some("its port must be a number from 1 to 65535");
+        }
+    }
+    match path.strip_prefix('/') {
+        None | Some("") => None,
+        Some(db) if number(db) && db.parse::<u32>().is_ok() => None,
+        Some(_) => Some("its only path may be a database number, e.g. `/0`"),
+    }
+}
+
+/// A non-negative number (integer or float) × 10^`power`, rounded half up, computed from its
+/// decimal digits so that `0.1` dollars is exactly 100,000,000,000 pico-USD; `None` if it is
+/// not a finite non-negative number or does not fit in a `u64`.
+fn scaled(value: &DeValue<'_>, power: u32) -> Option<u64> {
+    let text = match value {
+        DeValue::Integer(i) => {
+            let n = u64::from_str_radix(i.as_str(), i.radix()).ok()?;
+            return n.checked_mul(10u64.checked_pow(power)?);
+        }
+        DeValue::Float(f) => f.as_str().replace('_', ""),
+        _ => return None,
+    };
+    let text = text.strip_prefix('+').unwrap_or(&text);
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(at) => (&text[..at], text[at + 1..].parse::<i64>().ok()?),
+        None => (text, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // `-`, `nan` and `inf` stop here.
+    if whole.is_empty()
+        || !whole
+            .chars()
+            .chain(fraction.chars())
+            .all(|c| c.is_ascii_digit())
+    {
+        return None;
+    }
+    let digits = format!("{whole}{fraction}");
+    let digits = digits.trim_start_matches('0');
+    if digits.is_empty() {
+        return Some(0);
+    }
+    // The value is `digits` × 10^shift.
+    let shift = exponent
+        .checked_add(i64::from(power))?
+        .checked_sub(fraction.len() as i64)?;
+    if shift >= 0 {
+        let n = digits.parse::<u64>().ok()?;
+        return n.checked_mul(10u64.checked_pow(u32::try_from(shift).ok()?)?);
+    }
+    // Keep the whole part; the first digit after it rounds.
+    let whole_digits = digits.len() as i64 + shift;
+    if whole_digits < 0 {
+        return Some(0);
+    }
+    let split = whole_digits as usize;
+    let n = match &digits[..split] {
+        "" => 0,
+        part => part.parse::<u64>().ok()?,
+    };
+    let round_up = digits[split..].starts_with(['5', '6', '7', '8', '9']);
+    n.checked_add(u64::from(round_up))
+}
+
 /// `a` or `an`, as the provider's name is read aloud.
 fn article(name: &str) -> &'static str {
     if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
@@ -740,17 +1393,22 @@ fn positive_u32(value: &Spanned<DeValue<'_>>, what: &str, example: u32) -> Resul
 /// A secret *name* (what `wrangler secret put NAME` takes), never a secret value.
 fn secret_name(value: &Spanned<DeValue<'_>>, what: &str) -> Result<&'static str> {
     let name = string(value, what)?;
-    let mut chars = name.chars();
-    let valid = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid {
+    if !is_secret_name(name) {
         // The value is deliberately not repeated: it may be a pasted key.
         return Err(Diagnostic::new(value.span(), format!("{what} must name a secret, and this is not a valid secret name"))
             .help("use the secret's name (letters, digits and `_`, not starting with a digit), e.g. `OPENAI_KEY_1`; its value goes in `wrangler secret put OPENAI_KEY_1` or the environment, never in routes.toml"));
     }
     Ok(leak(name))
+}
+
+/// Letters, digits and `_`, not starting with a digit: what a secret's name may be, and what a
+/// pasted key (`sk-proj-...`) or URL never is.
+fn is_secret_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 fn key_names(value: &Spanned<DeValue<'_>>) -> Result<Vec<&'static str>> {

@@ -20,6 +20,22 @@ pub struct RoutesFile {
     pub server: ServerLimits,
     /// Routes in file order.
     pub routes: &'static [Route],
+    /// Clients with their own tokens (`[clients.NAME]`), in file order.
+    pub clients: &'static [Client],
+    /// Model prices from the file (`[prices."MODEL"]`); the built-in table covers the rest.
+    pub prices: &'static [Price],
+    /// Where the native host keeps client limits shared by several instances
+    /// (`[server] limits_store`); `None`: in process.
+    pub limits_store: Option<LimitsStore>,
+}
+
+/// A store of client limits shared by several native instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitsStore {
+    /// A Redis server at this `redis://host:port[/db]` URL (no credentials in routes.toml).
+    RedisUrl(&'static str),
+    /// A Redis server whose URL (credentials included) is the value of this secret.
+    RedisSecret(&'static str),
 }
 
 /// What the proxy logs, and how.
@@ -340,4 +356,99 @@ impl fmt::Display for Via {
             Via::Binding(name) => write!(f, "binding:{name}"),
         }
     }
+}
+
+/// A client of the proxy (`[clients.NAME]`): its own tokens, the routes it may use, and its
+/// limits. The name, not a token, is what the limits count under, so rotating a token keeps
+/// the counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    /// The table's name (`ci-bot` in `[clients.ci-bot]`).
+    pub name: &'static str,
+    /// Names of the secrets holding its tokens (never their values); any one opens the proxy.
+    pub tokens: &'static [&'static str],
+    /// The route names and patterns it may use (`routes`); `None`: every route.
+    pub routes: Option<&'static [&'static str]>,
+    /// Requests started per calendar minute (`requests_per_minute`).
+    pub requests_per_minute: Option<u32>,
+    /// Input + output tokens per calendar minute (`tokens_per_minute`).
+    pub tokens_per_minute: Option<u64>,
+    /// Requests in flight at once (`max_concurrent`).
+    pub max_concurrent: Option<u32>,
+    /// Spend per period (`budget = { usd = 25.0, per = "month" }`).
+    pub budget: Option<Budget>,
+}
+
+impl Client {
+    /// Whether the client may use the route named `route_name` (a route's own name, `*` and
+    /// all, not the model the client sent): every route without `routes`, else a route some
+    /// entry allows (see [`Client::entry_allows`]).
+    pub fn allows(&self, route_name: &str) -> bool {
+        self.routes.is_none_or(|entries| {
+            entries
+                .iter()
+                .any(|entry| Client::entry_allows(entry, route_name))
+        })
+    }
+
+    /// Whether one entry of `routes` allows the route named `route_name`: an entry equal to
+    /// the name does, and an entry ending in `*` allows every route whose name starts with
+    /// what comes before it (`claude-*` allows `claude-opus` and the pattern route
+    /// `claude-opus-*`; `*` allows every route).
+    pub fn entry_allows(entry: &str, route_name: &str) -> bool {
+        entry == route_name
+            || entry
+                .strip_suffix('*')
+                .is_some_and(|prefix| route_name.starts_with(prefix))
+    }
+
+    /// Whether the client has any limit to enforce (a client without is only a token and an
+    /// allow-list, and costs no limiter round trip).
+    pub fn limited(&self) -> bool {
+        self.requests_per_minute.is_some()
+            || self.tokens_per_minute.is_some()
+            || self.max_concurrent.is_some()
+            || self.budget.is_some()
+    }
+}
+
+/// A spending limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// The most the client may spend per period, in pico-USD (`usd` × 10¹²): integer
+    /// counters add up exactly in every store.
+    pub pico_usd: u64,
+    /// The period, in UTC calendar terms.
+    pub per: BudgetPeriod,
+}
+
+/// The period a [`Budget`] renews on (`per`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetPeriod {
+    /// A UTC day.
+    Day,
+    /// A UTC calendar month.
+    Month,
+}
+
+impl BudgetPeriod {
+    /// Every period, with the name routes.toml uses for it.
+    pub const NAMES: [(&'static str, BudgetPeriod); 2] =
+        [("day", BudgetPeriod::Day), ("month", BudgetPeriod::Month)];
+}
+
+/// What a model costs (`[prices."MODEL"]`, or the built-in table), in pico-USD per token, which
+/// is USD per million tokens × 10⁶: `input = 3.0` is 3,000,000, and `0.01875` still an integer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Price {
+    /// The upstream model id the price is for.
+    pub model: &'static str,
+    /// Input tokens not read from a cache.
+    pub input: u64,
+    /// Output tokens, reasoning included.
+    pub output: u64,
+    /// Input tokens read from the provider's prompt cache.
+    pub cache_read: u64,
+    /// Input tokens written to the provider's prompt cache (Anthropic).
+    pub cache_write: u64,
 }

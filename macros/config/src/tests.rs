@@ -536,3 +536,708 @@ fn anthropic_betas_lists_header_values_on_anthropic_targets_only() {
         );
     }
 }
+
+/// Two routes (`fast` on gpt-4o-mini, `llama` on an unpriced model, `claude-*` passing its
+/// text through), the server's token `T`, and `extra` after them.
+fn with_clients(extra: &str) -> String {
+    format!(
+        r#"[server]
+auth_token = "T"
+
+[[routes.fast]]
+provider = "openai"
+model = "gpt-4o-mini"
+api_keys = ["K"]
+
+[[routes.llama]]
+provider = "openai-compatible"
+base_url = "https://llama.example.com/v1"
+model = "my-llama"
+api_keys = ["K"]
+
+[[routes."claude-*"]]
+provider = "anthropic"
+model = "claude-{{*}}"
+api_keys = ["K"]
+{extra}
+"#
+    )
+}
+
+/// The message (without location) of what parsing `source` reports.
+fn message(source: &str) -> String {
+    match parse(source) {
+        Ok(_) => panic!("parsed, but should have failed:\n{source}"),
+        Err(d) => d.message,
+    }
+}
+
+/// The help line of what parsing `source` reports.
+fn help(source: &str) -> String {
+    match parse(source) {
+        Ok(_) => panic!("parsed, but should have failed:\n{source}"),
+        Err(d) => d.help.unwrap_or_default(),
+    }
+}
+
+#[test]
+fn the_issue_example_of_clients_prices_and_limits_store_parses() {
+    use crate::schema::{Budget, BudgetPeriod, Client, LimitsStore, Price};
+    let file = parse(&with_clients(
+        r#"
+[clients.ci-bot]
+tokens = ["CI_BOT_TOKEN", "CI_BOT_TOKEN_NEXT"]
+routes = ["fast", "claude-*"]
+requests_per_minute = 60
+tokens_per_minute = 200_000
+max_concurrent = 4
+budget = { usd = 25.0, per = "month" }
+
+[clients."team.b"]
+tokens = ["TEAM_B_TOKEN"]
+
+[prices."claude-*"]
+input = 3
+output = 15.0
+cache_read = 0.3
+cache_write = 3.75
+
+[prices."gpt-4.1"]
+input = 2.0
+output = 8.0
+"#,
+    ))
+    .expect("valid");
+    assert_eq!(
+        file.clients,
+        [
+            Client {
+                name: "ci-bot",
+                tokens: &["CI_BOT_TOKEN", "CI_BOT_TOKEN_NEXT"],
+                routes: Some(&["fast", "claude-*"]),
+                requests_per_minute: Some(60),
+                tokens_per_minute: Some(200_000),
+                max_concurrent: Some(4),
+                budget: Some(Budget {
+                    pico_usd: 25_000_000_000_000,
+                    per: BudgetPeriod::Month
+                }),
+            },
+            Client {
+                name: "team.b",
+                tokens: &["TEAM_B_TOKEN"],
+                routes: None,
+                requests_per_minute: None,
+                tokens_per_minute: None,
+                max_concurrent: None,
+                budget: None,
+            }
+        ]
+    );
+    assert!(file.clients[0].limited());
+    assert!(!file.clients[1].limited());
+    assert_eq!(
+        file.prices,
+        [
+            Price {
+                model: "claude-*",
+                input: 3_000_000,
+                output: 15_000_000,
+                cache_read: 300_000,
+                cache_write: 3_750_000,
+            },
+            // The cache rates default to the input rate.
+            Price {
+                model: "gpt-4.1",
+                input: 2_000_000,
+                output: 8_000_000,
+                cache_read: 2_000_000,
+                cache_write: 2_000_000,
+            }
+        ]
+    );
+    assert_eq!(file.limits_store, None);
+    let minimal = parse(&with_clients("")).expect("valid");
+    assert_eq!(
+        (minimal.clients, minimal.prices, minimal.limits_store),
+        (&[][..], &[][..], None)
+    );
+    let stored = |value: &str| {
+        parse(&with_clients("").replace(
+            "auth_token = \"T\"",
+            &format!("auth_token = \"T\"\nlimits_store = \"{value}\""),
+        ))
+        .map(|file| file.limits_store)
+        .map_err(|d| d.message)
+    };
+    for url in [
+        "redis://127.0.0.1:6379",
+        "rediss://redis.internal",
+        "redis://redis:6379/2",
+        "redis://localhost/",
+        "redis://[::1]:6379/0",
+    ] {
+        assert_eq!(stored(url), Ok(Some(LimitsStore::RedisUrl(url))), "{url}");
+    }
+    assert_eq!(
+        stored("LIMITS_STORE_URL"),
+        Ok(Some(LimitsStore::RedisSecret("LIMITS_STORE_URL")))
+    );
+}
+
+#[test]
+fn a_client_allows_its_listed_routes_and_the_routes_its_prefixes_start() {
+    use crate::schema::Client;
+    let client = |routes| Client {
+        name: "c",
+        tokens: &["C"],
+        routes,
+        requests_per_minute: None,
+        tokens_per_minute: None,
+        max_concurrent: None,
+        budget: None,
+    };
+    let every = client(None);
+    assert!(every.allows("fast") && every.allows("*") && every.allows("claude-*"));
+    let some = client(Some(&["fast", "claude-*"]));
+    for allowed in [
+        "fast",
+        "claude-*",
+        "claude-opus",
+        "claude-opus-*",
+        "claude-",
+    ] {
+        assert!(some.allows(allowed), "{allowed}");
+    }
+    for refused in ["fast-2", "fas", "claude", "*", "gpt-*", ""] {
+        assert!(!some.allows(refused), "{refused}");
+    }
+    let star = client(Some(&["*"]));
+    assert!(star.allows("anything") && star.allows("*"));
+    assert!(!client(Some(&[])).allows("fast"));
+    // An exact entry is not a prefix, even of a pattern route's name.
+    assert!(!client(Some(&["claude-"])).allows("claude-*"));
+}
+
+#[test]
+fn client_names_and_keys_are_checked() {
+    for name in [
+        "\"\"",
+        "\"a b\"",
+        "\"a/b\"",
+        "\"a*\"",
+        &format!("\"{}\"", "x".repeat(65)),
+    ] {
+        assert!(
+            message(&with_clients(&format!(
+                "[clients.{name}]\ntokens = [\"C\"]"
+            )))
+            .starts_with("client name "),
+            "{name}"
+        );
+    }
+    assert_eq!(
+        message(&with_clients(
+            "[clients.a]\ntokens = [\"C\"]\nrequest_per_minute = 1"
+        )),
+        "unknown field `request_per_minute` in client `a`"
+    );
+    assert!(help(&with_clients(
+        "[clients.a]\ntokens = [\"C\"]\nrequest_per_minute = 1"
+    ))
+    .starts_with("did you mean `requests_per_minute`?"));
+    assert_eq!(
+        message(&with_clients("[clients.team.a]\ntokens = [\"C\"]")),
+        "client `team` holds a table `a`"
+    );
+    assert_eq!(
+        message(&with_clients("[[clients.a]]\ntokens = [\"C\"]")),
+        "client `a` must be one table, not a list"
+    );
+    assert_eq!(
+        message(&with_clients("[clients]\na = \"C\"")),
+        "client `a` must be a table, found a string"
+    );
+    assert_eq!(
+        message(&format!("clients = 1\n{}", with_clients(""))),
+        "`clients` must be a table of clients: `[clients.NAME]` with `tokens`, found an integer"
+    );
+    assert_eq!(
+        message(&with_clients("[clients.a]\nrequests_per_minute = 1")),
+        "client `a` has no `tokens`"
+    );
+    assert_eq!(
+        help(&with_clients("[clients.ci-bot]\nrequests_per_minute = 1")),
+        "add `tokens = [\"CI_BOT_TOKEN\"]`: the names of the secrets holding the tokens the client sends as `Authorization: Bearer ...`"
+    );
+    // An empty `[clients]` is no clients.
+    assert_eq!(
+        parse(&with_clients("[clients]")).map(|f| f.clients.len()),
+        Ok(0)
+    );
+}
+
+#[test]
+fn client_tokens_are_secret_names_each_of_one_client_and_not_the_servers() {
+    let tokens = |list: &str| message(&with_clients(&format!("[clients.a]\ntokens = {list}")));
+    assert_eq!(tokens("[]"), "client `a` has no tokens: `tokens` is empty");
+    assert_eq!(
+        tokens("\"A\""),
+        "`tokens` of client `a` must be a list of secret names, found a string"
+    );
+    assert_eq!(
+        tokens("[\"sk-proj-abc123\"]"),
+        "each entry of `tokens` must name a secret, and this is not a valid secret name"
+    );
+    assert_eq!(
+        tokens("[\"A\", \"A\"]"),
+        "token `A` is listed twice in client `a`"
+    );
+    assert_eq!(
+        tokens("[\"A\", \"T\"]"),
+        "token `T` of client `a` is the proxy's own `[server] auth_token`"
+    );
+    let shared =
+        with_clients("[clients.a]\ntokens = [\"A\", \"S\"]\n[clients.b]\ntokens = [\"B\", \"S\"]");
+    assert_eq!(
+        error(&shared),
+        "routes.toml:22:16: token `S` of client `b` is also a token of client `a`"
+    );
+}
+
+#[test]
+fn client_routes_name_routes_of_the_file_or_prefixes_of_them() {
+    let routes = |list: &str| {
+        parse(&with_clients(&format!(
+            "[clients.a]\ntokens = [\"A\"]\nroutes = {list}"
+        )))
+        .map(|file| file.clients[0].routes)
+        .map_err(|d| (d.message, d.help.unwrap_or_default()))
+    };
+    assert_eq!(
+        routes("[\"fast\", \"claude-*\"]"),
+        Ok(Some(&["fast", "claude-*"][..]))
+    );
+    // A prefix allows routes, pattern routes among them.
+    assert_eq!(routes("[\"cl*\", \"*\"]"), Ok(Some(&["cl*", "*"][..])));
+    let refused = |list: &str| routes(list).map(|_| ()).unwrap_err();
+    assert_eq!(
+        refused("[\"fsat\"]"),
+        (
+            "unknown route `fsat` in the `routes` of client `a`".to_owned(),
+            "did you mean `fast`? Routes: `fast`, `llama`, `claude-*`".to_owned()
+        )
+    );
+    assert_eq!(
+        refused("[\"claude-opus-4\"]"),
+        (
+            "unknown route `claude-opus-4` in the `routes` of client `a`".to_owned(),
+            "`claude-opus-4` is a model that route `claude-*` takes, not a route's name: allow `claude-*`, or add a route named `claude-opus-4`".to_owned()
+        )
+    );
+    assert_eq!(
+        refused("[\"gemini-*\"]").0,
+        "`routes` entry `gemini-*` of client `a` matches no route"
+    );
+    assert_eq!(
+        refused("[\"a*b\"]").0,
+        "`routes` entry `a*b` has a `*` before its end"
+    );
+    assert_eq!(
+        refused("[\"fast\", \"fast\"]").0,
+        "`fast` is listed twice in the `routes` of client `a`"
+    );
+    assert_eq!(
+        refused("[]").0,
+        "client `a` may use no route: `routes` is empty"
+    );
+    assert_eq!(
+        refused("[\"\"]").0,
+        "each entry of `routes` must be a route name or a prefix ending in `*`, without spaces"
+    );
+    assert_eq!(
+        refused("\"fast\"").0,
+        "`routes` of client `a` must be a list of route names, found a string"
+    );
+}
+
+#[test]
+fn client_limits_are_whole_numbers_in_range() {
+    let limit = |key: &str, value: &str| {
+        parse(&with_clients(&format!(
+            "[clients.a]\ntokens = [\"A\"]\n{key} = {value}"
+        )))
+        .map(|file| file.clients[0])
+        .map_err(|d| d.message)
+    };
+    let ok = |key: &str, value: &str| limit(key, value).expect("valid");
+    assert_eq!(ok("requests_per_minute", "1").requests_per_minute, Some(1));
+    assert_eq!(
+        ok("requests_per_minute", "1_000_000").requests_per_minute,
+        Some(1_000_000)
+    );
+    assert_eq!(ok("max_concurrent", "4").max_concurrent, Some(4));
+    assert_eq!(
+        ok("tokens_per_minute", "200_000").tokens_per_minute,
+        Some(200_000)
+    );
+    assert_eq!(
+        ok("tokens_per_minute", "1_000_000_000_000").tokens_per_minute,
+        Some(1_000_000_000_000)
+    );
+    for key in ["requests_per_minute", "max_concurrent"] {
+        for bad in ["0", "-1", "1_000_001", "1.5", "\"60\"", "4294967296"] {
+            assert_eq!(
+                limit(key, bad).map(|_| ()),
+                Err(format!(
+                    "`{key}` of client `a` must be a whole number from 1 to 1000000"
+                )),
+                "{key} = {bad}"
+            );
+        }
+    }
+    for bad in ["0", "1_000_000_000_001", "2.0"] {
+        assert_eq!(
+            limit("tokens_per_minute", bad).map(|_| ()),
+            Err(
+                "`tokens_per_minute` of client `a` must be a whole number from 1 to 1000000000000"
+                    .to_owned()
+            ),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn a_budget_is_usd_per_day_or_month_in_pico_usd() {
+    use crate::schema::{Budget, BudgetPeriod};
+    let budget = |value: &str| {
+        parse(&with_clients(&format!(
+            "[clients.a]\ntokens = [\"A\"]\nroutes = [\"fast\"]\nbudget = {value}"
+        )))
+        .map(|file| file.clients[0].budget)
+        .map_err(|d| d.message)
+    };
+    let pico = |usd: &str| {
+        budget(&format!("{{ usd = {usd}, per = \"day\" }}")).map(|b| b.map(|b| b.pico_usd))
+    };
+    assert_eq!(
+        budget("{ usd = 25.0, per = \"month\" }"),
+        Ok(Some(Budget {
+            pico_usd: 25 * 1_000_000_000_000,
+            per: BudgetPeriod::Month
+        }))
+    );
+    assert_eq!(pico("10"), Ok(Some(10_000_000_000_000)));
+    assert_eq!(pico("0.1"), Ok(Some(100_000_000_000)));
+    assert_eq!(pico("1_000.5"), Ok(Some(1_000_500_000_000_000)));
+    assert_eq!(pico("2.5e-3"), Ok(Some(2_500_000_000)));
+    assert_eq!(pico("1e6"), Ok(Some(1_000_000_000_000_000_000)));
+    assert_eq!(
+        pico("999999.999999999999"),
+        Ok(Some(999_999_999_999_999_999))
+    );
+    // Rounded to the nearest pico-USD.
+    assert_eq!(pico("0.0000000000015"), Ok(Some(2)));
+    assert_eq!(pico("0.0000000000014"), Ok(Some(1)));
+    for bad in [
+        "0",
+        "0.0",
+        "-1",
+        "1_000_000.01",
+        "1e7",
+        "nan",
+        "inf",
+        "0.0000000000004",
+        "\"25\"",
+    ] {
+        assert_eq!(
+            pico(bad),
+            Err(
+                "`budget.usd` must be a number of US dollars, more than 0 and at most 1000000"
+                    .to_owned()
+            ),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        budget("{ usd = 1, per = \"week\" }"),
+        Err("`budget.per` cannot be `week`".to_owned())
+    );
+    assert_eq!(
+        budget("{ per = \"day\" }"),
+        Err("`budget` has no `usd`".to_owned())
+    );
+    assert_eq!(
+        budget("{ usd = 1 }"),
+        Err("`budget` has no `per`".to_owned())
+    );
+    assert_eq!(
+        budget("{ usd = 1, per = \"day\", eur = 1 }"),
+        Err("unknown field `eur` in `budget`".to_owned())
+    );
+    assert_eq!(
+        budget("25").map(|_| ()),
+        Err("`budget` must be an inline table: `budget = { usd = 25.0, per = \"month\" }`, found an integer".to_owned())
+    );
+}
+
+#[test]
+fn a_budget_needs_a_price_for_every_model_the_client_can_reach() {
+    let client = |routes: &str, prices: &str| {
+        parse(&with_clients(&format!(
+            "[clients.a]\ntokens = [\"A\"]\n{routes}budget = {{ usd = 5, per = \"day\" }}\n{prices}"
+        )))
+        .map(|file| file.clients.len())
+        .map_err(|d| (d.message, d.help.unwrap_or_default()))
+    };
+    // gpt-4o-mini has a built-in price.
+    assert_eq!(client("routes = [\"fast\"]\n", ""), Ok(1));
+    assert_eq!(
+        client("routes = [\"fast\", \"llama\"]\n", ""),
+        Err((
+            "client `a` has a `budget`, but model `my-llama` of route `llama` has no price".to_owned(),
+            "the built-in prices cover common OpenAI, Anthropic and Gemini models: add `[prices.\"my-llama\"]` with `input = ...` and `output = ...` in USD per million tokens, or leave route `llama` out of the client's `routes`".to_owned()
+        ))
+    );
+    let llama = "[prices.\"my-llama\"]\ninput = 0.2\noutput = 0.6\n";
+    assert_eq!(client("routes = [\"fast\", \"llama\"]\n", llama), Ok(1));
+    assert_eq!(
+        client(
+            "routes = [\"fast\", \"llama\"]\n",
+            "[prices.\"my-*\"]\ninput = 1\noutput = 1\n"
+        ),
+        Ok(1)
+    );
+    // `claude-{*}` can be any Claude model: only a price ending in `*` that covers `claude-`.
+    assert_eq!(
+        client("", llama),
+        Err((
+            "client `a` has a `budget`, but model `claude-{*}` of route `claude-*` has no price".to_owned(),
+            "`claude-{*}` is whatever the client sends after the route's prefix, so only a price ending in `*` covers it: add `[prices.\"claude-*\"]` with `input = ...` and `output = ...` in USD per million tokens, or list the priced routes it may use in `routes`".to_owned()
+        ))
+    );
+    for not_enough in ["claude-opus-*", "claude-3"] {
+        assert!(
+            client(
+                "",
+                &format!("{llama}[prices.\"{not_enough}\"]\ninput = 1\noutput = 1\n")
+            )
+            .is_err(),
+            "{not_enough}"
+        );
+    }
+    for covering in ["claude-*", "claude*", "c*", "*"] {
+        assert_eq!(
+            client(
+                "",
+                &format!("{llama}[prices.\"{covering}\"]\ninput = 1\noutput = 1\n")
+            ),
+            Ok(1),
+            "{covering}"
+        );
+    }
+    // A built-in family covers a pattern route that keeps to it.
+    let sonnet = "[[routes.\"sonnet-*\"]]\nprovider = \"anthropic\"\nmodel = \"claude-sonnet-4-{*}\"\napi_keys = [\"K\"]\n";
+    assert_eq!(client("routes = [\"sonnet-*\"]\n", sonnet), Ok(1));
+    // Without a budget, nothing needs a price.
+    assert_eq!(
+        parse(&with_clients(
+            "[clients.a]\ntokens = [\"A\"]\nrequests_per_minute = 1"
+        ))
+        .map(|f| f.clients.len()),
+        Ok(1)
+    );
+}
+
+#[test]
+fn prices_are_usd_per_million_tokens_in_pico_usd_per_token() {
+    let price = |body: &str| {
+        parse(&with_clients(&format!("[prices.\"m\"]\n{body}")))
+            .map(|file| {
+                let p = file.prices[0];
+                (p.input, p.output, p.cache_read, p.cache_write)
+            })
+            .map_err(|d| d.message)
+    };
+    assert_eq!(
+        price("input = 2.5\noutput = 10\ncache_read = 0.01875\ncache_write = 3.125"),
+        Ok((2_500_000, 10_000_000, 18_750, 3_125_000))
+    );
+    assert_eq!(price("input = 0\noutput = 0"), Ok((0, 0, 0, 0)));
+    assert_eq!(
+        price("input = 10_000\noutput = 1e4"),
+        Ok((
+            10_000_000_000,
+            10_000_000_000,
+            10_000_000_000,
+            10_000_000_000
+        ))
+    );
+    assert_eq!(
+        price("input = 0.0000001\noutput = 0.0000005"),
+        Ok((0, 1, 0, 0))
+    );
+    assert_eq!(
+        price("output = 8"),
+        Err("`[prices.\"m\"]` has no `input`".to_owned())
+    );
+    assert_eq!(
+        price("input = 2"),
+        Err("`[prices.\"m\"]` has no `output`".to_owned())
+    );
+    for bad in ["-1", "10_000.5", "\"2\"", "nan", "true"] {
+        assert_eq!(
+            price(&format!("input = {bad}\noutput = 1")),
+            Err("`input` in `[prices.\"m\"]` must be a number of US dollars per million tokens, from 0 to 10000".to_owned()),
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        price("input = 1\noutput = 1\ncached = 1"),
+        Err("unknown field `cached` in `[prices.\"m\"]`".to_owned())
+    );
+    assert!(help(&with_clients(
+        "[prices.\"m\"]\ninput = 1\noutput = 1\ncache_reads = 1"
+    ))
+    .starts_with("did you mean `cache_read`?"));
+    let named = |name: &str| {
+        message(&with_clients(&format!(
+            "[prices.\"{name}\"]\ninput = 1\noutput = 1"
+        )))
+    };
+    assert_eq!(named(""), "price name \"\" is not a model id");
+    assert_eq!(named("a b"), "price name \"a b\" is not a model id");
+    assert_eq!(named("a*b*"), "price name `a*b*` has a `*` before its end");
+    assert_eq!(named("claude-{*}"), "price name `claude-{*}` has a `{*}`");
+    assert_eq!(
+        message(&with_clients("[prices.gpt-4.1]\ninput = 1\noutput = 1")),
+        "price `gpt-4` holds a table `1`"
+    );
+    assert_eq!(
+        message(&with_clients("[prices]\nm = 1")),
+        "`[prices.\"m\"]` must be a table with `input` and `output`, found an integer"
+    );
+}
+
+#[test]
+fn limits_store_is_a_redis_url_without_credentials_or_a_secret_name() {
+    let store = |value: &str| {
+        let source = with_clients("").replace(
+            "auth_token = \"T\"",
+            &format!("auth_token = \"T\"\nlimits_store = {value}"),
+        );
+        parse(&source)
+            .map(|file| file.limits_store)
+            .map_err(|d| d.message)
+    };
+    for with_password in [
+        "\"redis://default:hunter2@redis:6379\"",
+        "\"rediss://:hunter2@redis\"",
+        "\"redis://user@redis\"",
+        "\"redis://:pa/ss@redis\"",
+    ] {
+        assert_eq!(
+            store(with_password),
+            Err(
+                "`limits_store` must not hold credentials: routes.toml is compiled into the binary"
+                    .to_owned()
+            ),
+            "{with_password}"
+        );
+    }
+    for (url, problem) in [
+        ("redis://", "it has no host"),
+        ("redis://:6379", "it has no host"),
+        (
+            "redis://redis:0",
+            "its port must be a number from 1 to 65535",
+        ),
+        (
+            "redis://redis:65536",
+            "its port must be a number from 1 to 65535",
+        ),
+        (
+            "redis://redis:+1",
+            "its port must be a number from 1 to 65535",
+        ),
+        (
+            "redis://redis:",
+            "its port must be a number from 1 to 65535",
+        ),
+        (
+            "redis://redis/db",
+            "its only path may be a database number, e.g. `/0`",
+        ),
+        (
+            "redis://redis/0/1",
+            "its only path may be a database number, e.g. `/0`",
+        ),
+        (
+            "redis://redis?protocol=resp3",
+            "it may have no spaces, query or fragment",
+        ),
+        ("redis://red is", "it may have no spaces, query or fragment"),
+        (
+            "redis://red!s",
+            "its host may only have letters, digits, `-`, `_` and `.`",
+        ),
+        ("redis://[::1", "its IPv6 host has no closing `]`"),
+        ("redis://[zz]:1", "its IPv6 host is not an address"),
+        ("redis://[::1]6379", "only `:PORT` may follow its IPv6 host"),
+    ] {
+        assert_eq!(
+            store(&format!("\"{url}\"")),
+            Err(format!(
+                "`limits_store` is not a usable Redis URL: {problem}"
+            )),
+            "{url}"
+        );
+    }
+    for garbage in [
+        "\"\"",
+        "\"127.0.0.1:6379\"",
+        "\"http://redis:6379\"",
+        "\"REDIS://x\"",
+        "\"my store\"",
+    ] {
+        assert_eq!(
+            store(garbage),
+            Err("`limits_store` must be a `redis://` or `rediss://` URL, or the name of a secret holding one".to_owned()),
+            "{garbage}"
+        );
+    }
+    assert_eq!(
+        store("6379"),
+        Err("`limits_store` must be a string, found an integer".to_owned())
+    );
+}
+
+#[test]
+fn a_limits_store_without_limited_clients_is_warned_about() {
+    let source = |clients: &str| {
+        with_clients(clients).replace(
+            "auth_token = \"T\"",
+            "auth_token = \"T\"\nlimits_store = \"REDIS_URL\"",
+        )
+    };
+    let warnings = |clients: &str| {
+        crate::parse::check(&source(clients))
+            .expect("valid")
+            .warnings
+            .iter()
+            .map(|w| {
+                w.render("routes.toml", &source(clients))
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        warnings("[clients.a]\ntokens = [\"A\"]"),
+        ["routes.toml:3:1: `limits_store` is set, but no client has a limit to keep in it"]
+    );
+    assert!(warnings("[clients.a]\ntokens = [\"A\"]\nmax_concurrent = 2").is_empty());
+}

@@ -122,13 +122,12 @@ pub fn response(error: ProxyError) -> ProxyResponse {
         _ => error_type(status),
     };
     let mut response = ProxyResponse::json(status, Bytes::from(body(kind, &message)));
-    if let ProxyError::MethodNotAllowed(allow) = error {
-        response.headers.push(("allow", allow.to_owned()));
-    }
-    if let Some(secs) = error.retry_after_secs() {
-        response.headers.push(("retry-after", secs.to_string()));
-    }
-    if should_not_retry(status) {
+    response.headers.extend(error.headers());
+    let told = response
+        .headers
+        .iter()
+        .any(|(name, _)| *name == "x-should-retry");
+    if should_not_retry(status) && !told {
         response
             .headers
             .push(("x-should-retry", "false".to_owned()));

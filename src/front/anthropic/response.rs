@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::core::error::ErrorObject;
 use crate::core::stream::{too_large, Translate, MAX_WHOLE_BODY};
+use crate::core::usage::Metered;
 use crate::core::verdict::UpstreamError;
 
 use super::signature;
@@ -235,6 +236,11 @@ impl Translate for JsonTranslator {
         let out = self.inner.end();
         self.collect(out)?;
         from_openai(&std::mem::take(&mut self.body))
+    }
+
+    /// The upstream's own counts, as the inner translator read them.
+    fn usage(&self) -> Option<Metered> {
+        self.inner.usage()
     }
 }
 
@@ -734,5 +740,18 @@ mod tests {
             failure: None,
         }));
         assert_eq!(t.end().unwrap_err().error.message, "bad");
+    }
+
+    #[test]
+    fn usage_is_the_inner_translators_the_upstreams_native_counts() {
+        use crate::providers::openai::PassThrough;
+        let answer = r#"{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":2006,"completion_tokens":300,"total_tokens":2306,"prompt_tokens_details":{"cached_tokens":1920},"completion_tokens_details":{"reasoning_tokens":192}}}"#;
+        let mut t = json_translator(Box::new(PassThrough::new(false)));
+        t.chunk(Bytes::from_static(answer.as_bytes())).unwrap();
+        assert_eq!(t.usage(), None);
+        let message: Value = serde_json::from_slice(&t.end().unwrap()).unwrap();
+        // The client sees Anthropic's split; the meter gets OpenAI's own counts.
+        assert_eq!(message["usage"]["cache_read_input_tokens"], 1920);
+        assert_eq!(t.usage(), Some(Metered::from_openai(2006, 1920, 300, 192)));
     }
 }

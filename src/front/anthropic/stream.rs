@@ -19,6 +19,7 @@ use bytes::Bytes;
 
 use crate::core::error::ErrorObject;
 use crate::core::stream::{InOrder, Translate};
+use crate::core::usage::Metered;
 use crate::core::verdict::UpstreamError;
 use crate::sse::{SseEvent, SseParser};
 
@@ -370,6 +371,12 @@ impl Translate for StreamTranslator {
 
     fn failure(&mut self) -> Option<UpstreamError> {
         self.order.take()
+    }
+
+    /// The upstream's own counts, as the inner translator read them (not the translated
+    /// `message_delta` usage).
+    fn usage(&self) -> Option<Metered> {
+        self.inner.usage()
     }
 }
 
@@ -804,5 +811,27 @@ mod tests {
             ])
         );
         assert!(!translator().relays());
+    }
+
+    #[test]
+    fn usage_is_the_inner_translators_the_upstreams_native_counts() {
+        use crate::providers::openai::PassThrough;
+        let stream = "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Hi\"},\"finish_reason\":null}],\"usage\":null}\n\ndata: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":null}\n\ndata: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-4o\",\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":2,\"total_tokens\":11,\"prompt_tokens_details\":{\"cached_tokens\":4}}}\n\ndata: [DONE]\n\n";
+        let mut t = stream_translator(
+            Box::new(PassThrough::new(true)),
+            StreamContext { input_tokens: 42 },
+        );
+        let mut out = Vec::new();
+        for piece in stream.as_bytes().chunks(50) {
+            out.extend_from_slice(&t.chunk(Bytes::copy_from_slice(piece)).unwrap());
+        }
+        out.extend_from_slice(&t.end().unwrap());
+        let out = String::from_utf8(out).unwrap();
+        assert!(out.contains("\"cache_read_input_tokens\":4"), "{out}");
+        assert_eq!(t.usage(), Some(Metered::from_openai(9, 4, 2, 0)));
+        // Nothing reported, nothing metered.
+        let mut t = translator();
+        let _ = calls(&mut *t, &["data: [DONE]\n\n"]);
+        assert_eq!(t.usage(), None);
     }
 }

@@ -9,9 +9,10 @@
 pub mod cli;
 pub mod connection;
 pub mod dev_vars;
+pub mod redis;
 pub mod server;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -31,8 +32,15 @@ use hyper_util::rt::TokioTimer;
 
 use crate::core::health::KeyHealth;
 use crate::core::host::{
-    BodyError, Host, NetworkError, Timeouts, UpstreamRequest, UpstreamResponse,
+    BodyError, Host, LimitsUnavailable, NetworkError, Timeouts, UpstreamRequest, UpstreamResponse,
 };
+use crate::core::limits::local::LocalLimits;
+use crate::core::limits::{Ask, Counters, Grant, Refusal, Used};
+use crate::core::metrics::Metrics;
+use crate::core::recent::Recent;
+use crate::core::record::UsageRecord;
+use crate::core::route::{Client as LimitedClient, LimitsStore};
+use crate::hosts::native::redis::{RedisLimits, RedisUrl};
 
 /// What every server thread shares: the secrets of `.dev.vars`, and the cool-down memory, so
 /// that a key one thread saw fail is skipped by all.
@@ -40,6 +48,15 @@ use crate::core::host::{
 pub struct Shared {
     dev_vars: HashMap<String, String>,
     health: KeyHealth,
+    /// Client limits kept in this process (`[server] limits_store` unset).
+    limits: LocalLimits,
+    /// Prometheus metrics since the process started (`GET /metrics`).
+    metrics: Metrics,
+    /// The last hour of requests, for the status page.
+    recent: Recent,
+    /// The Redis server client limits are kept in instead of `limits` (`[server]
+    /// limits_store`); each thread connects to it on its own.
+    limits_store: Option<Arc<RedisUrl>>,
     /// Client connections open on every thread together (`max_connections`).
     pub(crate) open_connections: AtomicUsize,
 }
@@ -50,9 +67,40 @@ impl Shared {
         Arc::new(Self {
             dev_vars,
             health: KeyHealth::new(),
+            limits: LocalLimits::new(),
+            metrics: Metrics::new(),
+            recent: Recent::new(),
+            limits_store: None,
             open_connections: AtomicUsize::new(0),
         })
     }
+
+    /// Shared state as [`Shared::new`] makes it, with client limits kept where `store` says
+    /// (`[server] limits_store`; a secret holding the URL is read as every secret is). The
+    /// error says what is wrong without the URL, which may hold a password.
+    pub fn with_limits_store(
+        dev_vars: HashMap<String, String>,
+        store: Option<LimitsStore>,
+    ) -> Result<Arc<Self>, String> {
+        let url = redis::store_url(store, |name| secret_value(&dev_vars, name))?;
+        let mut shared = Self::new(dev_vars);
+        Arc::get_mut(&mut shared)
+            .ok_or("the shared state is in use before the server started")?
+            .limits_store = url.map(Arc::new);
+        Ok(shared)
+    }
+
+    /// The Redis server client limits are kept in, if any (`Display` shows no credentials).
+    pub fn limits_store(&self) -> Option<&RedisUrl> {
+        self.limits_store.as_deref()
+    }
+}
+
+/// A secret's value by name: from the environment first, then from `.dev.vars`.
+fn secret_value(dev_vars: &HashMap<String, String>, name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .or_else(|| dev_vars.get(name).cloned())
 }
 
 /// One thread's outbound HTTP (its own connection pool, its connections' tasks on its own event
@@ -70,6 +118,10 @@ struct Inner {
     shared: Arc<Shared>,
     /// Secrets read so far, by name (`None`: not set): the environment is read once per name.
     secrets: RefCell<HashMap<String, Option<String>>>,
+    /// This thread's connections to the limits store, when there is one.
+    redis: Option<RedisLimits>,
+    /// Whether settling with the limits store failed on this thread yet (logged once).
+    settle_failed: Cell<bool>,
 }
 
 /// Runs the HTTP client's connection tasks on the calling thread's `LocalSet`, beside the
@@ -91,8 +143,10 @@ impl NativeHost {
         Ok(Self {
             inner: Rc::new(Inner {
                 clients: RefCell::new(Vec::new()),
+                redis: shared.limits_store.clone().map(RedisLimits::new),
                 shared,
                 secrets: RefCell::new(HashMap::new()),
+                settle_failed: Cell::new(false),
             }),
         })
     }
@@ -247,13 +301,73 @@ impl Host for NativeHost {
         &self.inner.shared.health
     }
 
+    /// This process's limits, unless they are kept in Redis.
+    fn local_limits(&self) -> Option<&LocalLimits> {
+        match self.inner.redis {
+            Some(_) => None,
+            None => Some(&self.inner.shared.limits),
+        }
+    }
+
+    /// In Redis when `limits_store` is set (unreachable: an error, never unlimited), else here.
+    async fn reserve(
+        &self,
+        client: &'static LimitedClient,
+        ask: Ask,
+    ) -> Result<Result<Grant, Refusal>, LimitsUnavailable> {
+        match &self.inner.redis {
+            Some(redis) => redis.reserve(client, &ask).await,
+            None => Ok(self.inner.shared.limits.reserve(client, &ask)),
+        }
+    }
+
+    /// From Redis when `limits_store` is set (`None` when it does not answer), else from here.
+    async fn client_counters(&self, client: &'static LimitedClient) -> Option<Counters> {
+        match &self.inner.redis {
+            Some(redis) => redis.counters(client).await.ok(),
+            None => self.inner.shared.limits.counters(client.name),
+        }
+    }
+
+    /// In Redis, on this thread's event loop, so the response never waits for it. A failure
+    /// leaves the estimate counted in its window (its place in flight frees at its deadline)
+    /// and is logged once per thread.
+    fn settle(&self, client: &'static LimitedClient, grant: Grant, used: Used) {
+        let Some(redis) = self.inner.redis.clone() else {
+            self.inner.shared.limits.settle(client, &grant, &used);
+            return;
+        };
+        let host = self.clone();
+        tokio::task::spawn_local(async move {
+            if let Err(LimitsUnavailable { why, .. }) = redis.settle(client, &grant, &used).await {
+                if !host.inner.settle_failed.replace(true) {
+                    host.log(&format!(
+                        "client limits: settling a request of client `{}` failed ({why}); what it reserved stays counted in its window (logged once per thread)",
+                        client.name
+                    ));
+                }
+            }
+        });
+    }
+
+    fn recent(&self) -> Option<&Recent> {
+        Some(&self.inner.shared.recent)
+    }
+
+    fn metrics_text(&self) -> Option<String> {
+        Some(self.inner.shared.metrics.render())
+    }
+
+    fn record(&self, record: &UsageRecord) {
+        self.inner.shared.metrics.observe(record);
+        self.inner.shared.recent.observe(record);
+    }
+
     fn secret(&self, name: &str) -> Option<String> {
         if let Some(value) = self.inner.secrets.borrow().get(name) {
             return value.clone();
         }
-        let value = std::env::var(name)
-            .ok()
-            .or_else(|| self.inner.shared.dev_vars.get(name).cloned());
+        let value = secret_value(&self.inner.shared.dev_vars, name);
         self.inner
             .secrets
             .borrow_mut()

@@ -28,6 +28,7 @@ use crate::core::http::{
 };
 use crate::core::route::ServerLimits;
 use crate::hosts::native::connection::{Guarded, Tracker, Watched};
+use crate::hosts::native::redis::{RedisLimits, RedisUrl};
 use crate::hosts::native::{NativeHost, Shared};
 
 /// Largest body frame gathered from stream pieces.
@@ -341,12 +342,17 @@ pub fn run(
     shared: Arc<Shared>,
     limits: ServerLimits,
 ) -> std::io::Result<()> {
+    let store = shared.limits_store().map(|url| {
+        check_limits_store(url);
+        format!(", client limits in {url}")
+    });
     let running = start(addr, threads, shared, limits)?;
     eprintln!(
-        "ai-worker-proxy listening on http://{} ({} routes, {} threads)",
+        "ai-worker-proxy listening on http://{} ({} routes, {} threads{})",
         running.addr,
         crate::routes::ROUTES.len(),
-        running.threads.len()
+        running.threads.len(),
+        store.unwrap_or_default()
     );
     let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -371,6 +377,22 @@ pub fn run(
         }
     })?;
     running.join()
+}
+
+/// Warns when the limits store does not answer at start: the server serves all the same (it
+/// may come up later), and a limited client gets a 503 until it does.
+fn check_limits_store(url: &RedisUrl) {
+    let limits = RedisLimits::new(std::sync::Arc::new(url.clone()));
+    let answered = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|runtime| runtime.block_on(limits.ping()).map_err(|e| e.why));
+    if let Err(why) = answered {
+        eprintln!(
+            "ai-worker-proxy: warning: the limits store does not answer ({why}); limited clients get 503 until it does"
+        );
+    }
 }
 
 type ServerThread = std::thread::JoinHandle<std::io::Result<()>>;

@@ -26,7 +26,8 @@ use super::binding::js_error_text;
 use crate::core::host::{BodyError, Timeouts};
 use crate::core::http::StreamAbort;
 use crate::core::stream::{
-    too_large, BodyDriver, DriverParts, Framing, LateFailureHook, RelayParts, MAX_WHOLE_BODY,
+    too_large, BodyDriver, DriverParts, EndGuard, Framing, LateFailureHook, RelayParts,
+    MAX_WHOLE_BODY,
 };
 
 // An upstream body with its limits. `read()` gives the next chunk, `undefined` at the end, or
@@ -149,12 +150,15 @@ function text(e) {
 // context may be gone when the pipe settles, and a Rust future waiting on it would never be
 // woken (nor freed). The pipe needs no signal of its own: the watch's deadline aborts the fetch,
 // which errors the pipe's source (a relayed body is always a fetch's: only pass-throughs are
-// relayed).
-export function relayStream(first, watch, end) {
+// relayed). The request waits for the pipe to settle (`ctx.waitUntil`): the pipe resolves after
+// the client has the last byte, when nothing else holds the request's I/O context, and without
+// it the code after it would never run, and `end` (which reports the body's end: the usage
+// log, the client's limits settled) never be freed.
+export function relayStream(first, watch, end, ctx) {
   const rest = watch.relay();
   const { readable, writable } = new IdentityTransformStream();
   const writer = writable.getWriter();
-  writer.write(first)
+  const settled = writer.write(first)
     .then(() => {
       writer.releaseLock();
       return rest.pipeTo(writable, { preventAbort: true });
@@ -172,6 +176,7 @@ export function relayStream(first, watch, end) {
       return last.write(tail).then(() => last.close());
     })
     .catch(() => {});
+  ctx.waitUntil(settled);
   return readable;
 }
 
@@ -255,8 +260,13 @@ extern "C" {
     #[wasm_bindgen(method)]
     fn close(this: &Watch);
 
-    #[wasm_bindgen(js_name = relayStream)]
-    fn relay_stream(first: &Uint8Array, watch: &Watch, end: RelayEnd) -> ReadableStream;
+    #[wasm_bindgen(js_name = relayStream, catch)]
+    fn relay_stream(
+        first: &Uint8Array,
+        watch: &Watch,
+        end: RelayEnd,
+        ctx: &JsValue,
+    ) -> Result<ReadableStream, JsValue>;
 
     #[wasm_bindgen(js_name = translatedStream)]
     fn translated_stream(
@@ -374,12 +384,16 @@ impl Drop for JsBody {
     }
 }
 
-/// What ends a relayed SSE body whose upstream failed (for [`relay`]'s JavaScript).
+/// What ends a relayed SSE body whose upstream failed (for [`relay`]'s JavaScript). Freeing it
+/// (the JavaScript does once the pipe has settled, either way) reports the body's end to its
+/// meter: the request's limits are settled then.
 #[wasm_bindgen]
 pub struct RelayEnd {
     framing: Framing,
     on_late_failure: Option<LateFailureHook>,
     idle_ms: u64,
+    /// Reports the end when dropped (nothing reads a relayed body's usage).
+    _on_end: EndGuard,
 }
 
 #[wasm_bindgen]
@@ -406,25 +420,29 @@ impl RelayEnd {
 
 /// The client's body for an SSE pass-through: `first`, then the rest of the upstream stream
 /// piped by the runtime, with no proxy code per chunk (the default; `PROXY_RELAY=watch` reads
-/// it chunk by chunk instead).
-pub fn relay(parts: RelayParts<JsBody>) -> Result<ReadableStream, JsValue> {
+/// it chunk by chunk instead). `ctx` is the request's `ExecutionContext`, which waits for the
+/// pipe.
+pub fn relay(parts: RelayParts<JsBody>, ctx: &JsValue) -> Result<ReadableStream, JsValue> {
     let RelayParts {
         first,
         rest,
         framing,
         on_late_failure,
+        on_end,
     } = parts;
     let idle_ms = rest.idle_ms;
     let watch = rest.into_watch()?;
-    Ok(relay_stream(
+    relay_stream(
         &Uint8Array::from(&first[..]),
         &watch,
         RelayEnd {
             framing,
             on_late_failure: Some(on_late_failure),
             idle_ms,
+            _on_end: on_end,
         },
-    ))
+        ctx,
+    )
 }
 
 /// A whole JSON body: `first` and what the driver makes of the rest, read to the end. (A JSON

@@ -73,7 +73,9 @@ export function takeLate() {
 }
 
 export function writeShared(env, ctx, key, until, strikes) {
-  ctx.waitUntil(object(env).record(key, until, strikes).then(undefined, warn));
+  // An RPC promise's `then` insists on a function for both arguments (with `undefined` it
+  // throws, after the call has gone out, and nothing waits for it).
+  ctx.waitUntil(object(env).record(key, until, strikes).then(() => {}, warn));
 }
 "#)]
 extern "C" {

@@ -118,6 +118,7 @@ pub enum PassThrough {
 pub async fn outgoing(
     response: ProxyResponse,
     pass_through: PassThrough,
+    ctx: &JsValue,
 ) -> Result<web_sys::Response, JsValue> {
     let headers = web_sys::Headers::new()?;
     for (name, value) in &response.headers {
@@ -135,7 +136,7 @@ pub async fn outgoing(
             &init,
         ),
         ResponseBody::Upstream(body) => {
-            let stream = match upstream(body, pass_through) {
+            let stream = match upstream(body, pass_through, ctx) {
                 Carried::Stream(stream) => stream?,
                 Carried::Whole(parts) => {
                     return match body::collect(parts).await {
@@ -149,7 +150,7 @@ pub async fn outgoing(
                                 status: 502,
                                 error: UpstreamError::truncated(message).error,
                             };
-                            Box::pin(outgoing(error.into_response(), pass_through)).await
+                            Box::pin(outgoing(error.into_response(), pass_through, ctx)).await
                         }
                     };
                 }
@@ -171,11 +172,11 @@ enum Carried {
 /// read by the runtime and fed to the translator a chunk at a time (or, if `pass_through` says
 /// so, a pass-through's handed to the runtime after its first event). A body that is not a
 /// fetch's or a binding's stream goes through the core's own pump.
-fn upstream(body: ClientBody, pass_through: PassThrough) -> Carried {
+fn upstream(body: ClientBody, pass_through: PassThrough, ctx: &JsValue) -> Carried {
     let body =
         if pass_through == PassThrough::Piped && body.framing() == Framing::Sse && body.relays() {
             match body.take_rest::<JsBody>() {
-                Ok(parts) => return Carried::Stream(body::relay(parts)),
+                Ok(parts) => return Carried::Stream(body::relay(parts, ctx)),
                 Err(body) => body,
             }
         } else {

@@ -6,13 +6,15 @@
 //! futures, and a pass-through's rest is piped by the runtime itself ([`body`];
 //! `PROXY_RELAY=watch` has it read chunk by chunk instead).
 //! Cool-downs are shared between isolates through a Durable Object when the Worker is bound to
-//! one ([`health`]).
+//! one ([`health`]); clients' limits are kept in one Durable Object per client ([`limits`]).
 
+mod analytics;
 mod binding;
 mod body;
 mod fetch;
 mod health;
 mod http;
+mod limits;
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -23,8 +25,13 @@ use worker::{event, web_sys, Context, Env};
 
 use crate::core::health::{Cooldown, KeyHealth};
 use crate::core::host::{
-    BindingCall, BindingError, Host, NetworkError, Timeouts, UpstreamRequest, UpstreamResponse,
+    BindingCall, BindingError, Host, LimitsUnavailable, NetworkError, Timeouts, UpstreamRequest,
+    UpstreamResponse,
 };
+use crate::core::limits::{Ask, Counters, Grant, Refusal, Used};
+use crate::core::recent::Recent;
+use crate::core::record::UsageRecord;
+use crate::core::route::Client;
 
 /// This isolate's cool-down memory.
 static HEALTH: std::sync::LazyLock<KeyHealth> = std::sync::LazyLock::new(KeyHealth::new);
@@ -77,6 +84,43 @@ impl Host for WorkerHost {
         health::share(&self.env, &self.ctx, key, cooldown);
     }
 
+    /// In the client's `CLIENT_LIMITS` object, shared by every isolate: one round trip. (No
+    /// [`Host::local_limits`]: a count per isolate would let a client through once per isolate.)
+    async fn reserve(
+        &self,
+        client: &'static Client,
+        ask: Ask,
+    ) -> Result<Result<Grant, Refusal>, LimitsUnavailable> {
+        limits::reserve(&self.env, client, ask).await
+    }
+
+    /// In the background (`ctx.waitUntil`): the response is not delayed.
+    fn settle(&self, client: &'static Client, grant: Grant, used: Used) {
+        limits::settle(&self.env, &self.ctx, client, grant, used);
+    }
+
+    async fn client_counters(&self, client: &'static Client) -> Option<Counters> {
+        limits::snapshot(&self.env, client).await
+    }
+
+    fn recent(&self) -> Option<&Recent> {
+        Some(&analytics::RECENT)
+    }
+
+    fn scope(&self) -> &'static str {
+        "isolate"
+    }
+
+    /// Only with the `USAGE` dataset bound: reading an OpenAI stream's usage means reading
+    /// every chunk, where the runtime otherwise pipes it unread.
+    fn wants_usage(&self) -> bool {
+        analytics::bound(&self.env)
+    }
+
+    fn record(&self, record: &UsageRecord) {
+        analytics::record(&self.env, record);
+    }
+
     /// Secrets and vars are fixed for an isolate's life (a new version is a new isolate), so
     /// each name is read from the env once per isolate.
     fn secret(&self, name: &str) -> Option<String> {
@@ -121,7 +165,7 @@ async fn fetch(
         Some("watch") => http::PassThrough::Watched,
         _ => http::PassThrough::Piped,
     };
-    Ok(http::outgoing(response, pass_through).await?)
+    Ok(http::outgoing(response, pass_through, &host.ctx).await?)
 }
 
 /// The var (or secret) that has pass-through streams read chunk by chunk after their first token

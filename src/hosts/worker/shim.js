@@ -24,12 +24,16 @@ addEventListener("error", (event) => {
   if (event.error instanceof WebAssembly.RuntimeError) trapped = true;
 });
 
+function alive() {
+  if (trapped) {
+    trapped = false;
+    start();
+  }
+}
+
 export default {
   fetch(request, env, ctx) {
-    if (trapped) {
-      trapped = false;
-      start();
-    }
+    alive();
     return imports.fetch(request, env, ctx);
   },
 };
@@ -80,5 +84,78 @@ export class KeyHealth extends DurableObject {
     const entry = { until, strikes: Number.isFinite(strikes) ? strikes : 1 };
     this.entries.set(key, entry);
     return this.ctx.storage.put(key, entry);
+  }
+}
+
+// One client's limits (requests and tokens per minute, requests in flight, spend), when the
+// Worker is bound to this class as `CLIENT_LIMITS` (wrangler.toml; src/hosts/worker/limits.rs is
+// the other side). One object per client (`idFromName(client)`), so every isolate counts against
+// the same counters. It holds the client's counters as JSON in its SQLite storage, and the
+// arithmetic is the proxy's own, in the wasm module (`limitsReserve`, `limitsSettle`): the same
+// rule as on the native server.
+//
+// An object runs one call at a time, and each call reads, computes and writes with no `await`
+// in between (the SQL API and the module's functions are synchronous): no other call can see
+// the counters half-updated, so two isolates never both take the last place. The answer leaves
+// once the write is stored (the output gate).
+export class ClientLimits extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.sql.exec("CREATE TABLE IF NOT EXISTS counters (client TEXT PRIMARY KEY, state TEXT NOT NULL)");
+  }
+
+  read(client) {
+    for (const row of this.sql.exec("SELECT state FROM counters WHERE client = ?", client)) {
+      return row.state;
+    }
+    return undefined;
+  }
+
+  write(client, state) {
+    this.sql.exec(
+      "INSERT INTO counters (client, state) VALUES (?, ?) ON CONFLICT (client) DO UPDATE SET state = excluded.state",
+      client,
+      state,
+    );
+  }
+
+  // Reserves `ask` (the proxy's `Ask`, as JSON) for `client`: `{"grant": ...}` or
+  // `{"refusal": ...}`, as JSON.
+  reserve(client, ask) {
+    strings(client, ask);
+    const [state, answer] = wasm(() => imports.limitsReserve(this.read(client), client, ask));
+    if (state !== undefined) this.write(client, state);
+    return answer;
+  }
+
+  // The client's counters as stored (JSON), for the status page; `null` when none yet.
+  counters(client) {
+    strings(client);
+    return this.read(client) ?? null;
+  }
+
+  // Puts what a request `used` in place of what its `grant` reserved (both JSON).
+  settle(client, grant, used) {
+    strings(client, grant, used);
+    const state = wasm(() => imports.limitsSettle(this.read(client), grant, used));
+    if (state !== undefined) this.write(client, state);
+  }
+}
+
+function strings(...values) {
+  for (const value of values) {
+    if (typeof value !== "string") throw new TypeError("ClientLimits takes strings only");
+  }
+}
+
+// A call into the module; a trap (the caller gets the error) has the next call start afresh.
+function wasm(call) {
+  alive();
+  try {
+    return call();
+  } catch (e) {
+    if (e instanceof WebAssembly.RuntimeError) trapped = true;
+    throw e;
   }
 }

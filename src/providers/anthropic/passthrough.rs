@@ -11,7 +11,8 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::core::stream::{InOrder, Translate, WholeBody};
+use crate::core::stream::{InOrder, Translate};
+use crate::core::usage::{lenient, Metered, MeteredWhole};
 use crate::core::verdict::UpstreamError;
 use crate::front::anthropic::signature;
 
@@ -169,17 +170,20 @@ pub fn translator(stream: bool) -> Box<dyn Translate> {
     if stream {
         Box::new(Relay::default())
     } else {
-        Box::new(WholeBody::new(|body: &[u8]| whole(body)))
+        Box::new(MeteredWhole::new(|body: &[u8]| whole(body)))
     }
 }
 
-/// A whole `Message`, unchanged, unless it is an error.
-fn whole(body: &[u8]) -> Result<Bytes, UpstreamError> {
-    /// Only the `type`, to tell an error from a message without building either.
+/// A whole `Message`, unchanged, unless it is an error; with its usage.
+fn whole(body: &[u8]) -> Result<(Bytes, Option<Metered>), UpstreamError> {
+    /// Only the `type`, to tell an error from a message without building either, and the
+    /// usage.
     #[derive(Deserialize)]
     struct Typed<'a> {
         #[serde(rename = "type", borrow)]
         kind: Option<Cow<'a, str>>,
+        #[serde(default, deserialize_with = "lenient")]
+        usage: Option<wire::Usage>,
     }
     match serde_json::from_slice::<Typed<'_>>(body) {
         Ok(typed) if typed.kind.as_deref() == Some("error") => {
@@ -190,7 +194,10 @@ fn whole(body: &[u8]) -> Result<Bytes, UpstreamError> {
                 ))),
             }
         }
-        Ok(_) => Ok(Bytes::copy_from_slice(body)),
+        Ok(typed) => Ok((
+            Bytes::copy_from_slice(body),
+            typed.usage.as_ref().and_then(wire::Usage::metered),
+        )),
         Err(e) => Err(UpstreamError::truncated(format!(
             "the upstream answer is not a Message: {e}"
         ))),
@@ -210,6 +217,8 @@ struct Relay {
     committed: bool,
     stopped: bool,
     order: InOrder,
+    /// `message_start`'s counts, updated by each `message_delta`'s (cumulative).
+    usage: wire::Usage,
 }
 
 /// What one event means for the relay.
@@ -224,7 +233,8 @@ enum Kind {
     Error(wire::ErrorBody),
 }
 
-fn kind(event: &[u8]) -> Kind {
+/// What `event` means; the counts it carries (`message_start`, `message_delta`) go into `usage`.
+fn kind(event: &[u8], usage: &mut wire::Usage) -> Kind {
     let text = String::from_utf8_lossy(event);
     let mut name = "";
     let mut data = String::new();
@@ -234,6 +244,9 @@ fn kind(event: &[u8]) -> Kind {
         } else if let Some(value) = line.strip_prefix("data:") {
             data.push_str(value.strip_prefix(' ').unwrap_or(value));
         }
+    }
+    if let Some(counts) = event_usage(name, &data) {
+        usage.merge(&counts);
     }
     match name {
         "message_start" | "ping" | "" => Kind::Hold,
@@ -247,6 +260,24 @@ fn kind(event: &[u8]) -> Kind {
             }),
         },
         _ => Kind::Token,
+    }
+}
+
+/// The usage `message_start` (in its message) and `message_delta` carry; only those are parsed.
+fn event_usage(name: &str, data: &str) -> Option<wire::Usage> {
+    #[derive(Deserialize)]
+    struct WithUsage {
+        #[serde(default, deserialize_with = "lenient")]
+        usage: Option<wire::Usage>,
+    }
+    #[derive(Deserialize)]
+    struct Start {
+        message: WithUsage,
+    }
+    match name {
+        "message_start" => serde_json::from_str::<Start>(data).ok()?.message.usage,
+        "message_delta" => serde_json::from_str::<WithUsage>(data).ok()?.usage,
+        _ => None,
     }
 }
 
@@ -274,7 +305,7 @@ impl Relay {
             if self.stopped {
                 continue;
             }
-            match kind(event) {
+            match kind(event, &mut self.usage) {
                 Kind::Error(error) if !self.committed => {
                     return (Bytes::new(), Some(in_band_error(&error)));
                 }
@@ -325,6 +356,10 @@ impl Translate for Relay {
 
     fn failure(&mut self) -> Option<UpstreamError> {
         self.order.take()
+    }
+
+    fn usage(&self) -> Option<Metered> {
+        self.usage.metered()
     }
 }
 
@@ -500,5 +535,49 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(t.end().unwrap_err().status, 500);
+    }
+
+    #[test]
+    fn the_relay_and_a_whole_message_report_the_upstreams_counts() {
+        let whole = format!("{START}{BLOCK}{DELTA}{END}");
+        for size in [1, 7, whole.len()] {
+            let mut relay = translator(true);
+            assert_eq!(relay.usage(), None);
+            for piece in whole.as_bytes().chunks(size) {
+                relay.chunk(Bytes::copy_from_slice(piece)).unwrap();
+            }
+            relay.end().unwrap();
+            assert_eq!(relay.usage(), Some(Metered::from_anthropic(5, 0, 0, 2)));
+        }
+        // message_start's cache counts (anthropic-messages.md §4.2's shape), a later delta's
+        // output.
+        let start = START.replace(
+            "\"usage\":{\"input_tokens\":5,\"output_tokens\":1}",
+            "\"usage\":{\"input_tokens\":377,\"cache_creation_input_tokens\":120,\"cache_read_input_tokens\":2048,\"output_tokens\":1,\"service_tier\":\"standard\"}",
+        );
+        let mut relay = translator(true);
+        relay
+            .chunk(Bytes::from(format!("{start}{BLOCK}{DELTA}")))
+            .unwrap();
+        assert_eq!(
+            relay.usage(),
+            Some(Metered::from_anthropic(377, 2048, 120, 1))
+        );
+        relay.chunk(Bytes::from(END)).unwrap();
+        assert_eq!(
+            relay.usage(),
+            Some(Metered::from_anthropic(377, 2048, 120, 2))
+        );
+        let message = br#"{"id":"msg_1","type":"message","role":"assistant","model":"m","content":[{"type":"text","text":"Hi"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":11,"cache_creation_input_tokens":0,"cache_read_input_tokens":300,"output_tokens":6}}"#;
+        let mut t = translator(false);
+        t.chunk(Bytes::from_static(message)).unwrap();
+        assert_eq!(&t.end().unwrap()[..], message);
+        assert_eq!(t.usage(), Some(Metered::from_anthropic(11, 300, 0, 6)));
+        // An odd usage does not make the message unreadable.
+        let odd = br#"{"id":"msg_1","type":"message","content":[],"usage":"n/a"}"#;
+        let mut t = translator(false);
+        t.chunk(Bytes::from_static(odd)).unwrap();
+        assert_eq!(&t.end().unwrap()[..], odd);
+        assert_eq!(t.usage(), None);
     }
 }

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use crate::core::completion::{
     self, Completion, CompletionChoice, FunctionCall, ResponseMessage, ThinkingBlock, ToolCall,
 };
-use crate::core::stream::WholeBody;
+use crate::core::usage::{Converted, MeteredWhole};
 use crate::core::verdict::UpstreamError;
 
 use super::wire::{Block, ErrorEnvelope, Message};
@@ -74,12 +74,12 @@ pub fn completion(message: &Message, created: u64, json_mode: bool) -> Vec<u8> {
 }
 
 /// The non-streaming translator: the whole `Message` becomes the whole `chat.completion`; an
-/// error envelope in a 200 body is an in-band failure.
+/// error envelope in a 200 body is an in-band failure. Its usage is the message's.
 pub fn json_translator(
     created: u64,
     json_mode: bool,
-) -> WholeBody<impl FnMut(&[u8]) -> Result<Bytes, UpstreamError>> {
-    WholeBody::new(move |body: &[u8]| {
+) -> MeteredWhole<impl FnMut(&[u8]) -> Converted> {
+    MeteredWhole::new(move |body: &[u8]| {
         if let Ok(envelope) = serde_json::from_slice::<ErrorEnvelope>(body) {
             return Err(in_band_error(&envelope.error));
         }
@@ -88,7 +88,8 @@ pub fn json_translator(
                 "the upstream response is not a complete Anthropic message: {e}"
             ))
         })?;
-        Ok(Bytes::from(completion(&message, created, json_mode)))
+        let usage = message.usage.metered();
+        Ok((Bytes::from(completion(&message, created, json_mode)), usage))
     })
 }
 
@@ -96,6 +97,7 @@ pub fn json_translator(
 mod tests {
     use super::*;
     use crate::core::stream::Translate;
+    use crate::core::usage::Metered;
     use serde_json::{json, Value};
 
     fn translate(body: &str, json_mode: bool) -> Result<Value, UpstreamError> {
@@ -204,5 +206,29 @@ mod tests {
         assert_eq!((e.status, e.error.kind.as_str()), (529, "overloaded_error"));
         let e = translate(r#"{"id":"msg_1","content":["#, false).unwrap_err();
         assert_eq!(e.status, 502);
+    }
+
+    #[test]
+    fn usage_is_the_messages_own_counts() {
+        let metered = |body: &str| {
+            let mut t = json_translator(1_700_000_000, false);
+            t.chunk(Bytes::from(body.to_owned())).unwrap();
+            let _ = t.end();
+            t.usage()
+        };
+        assert_eq!(
+            metered(include_str!("../../../tests/fixtures/anthropic/text.json")),
+            Some(Metered::from_anthropic(11, 0, 0, 6))
+        );
+        // 40 uncached, 30 read from the cache, 10 written to it: 80 in all.
+        let cached = metered(include_str!(
+            "../../../tests/fixtures/anthropic/thinking.json"
+        ));
+        assert_eq!(cached, Some(Metered::from_anthropic(40, 30, 10, 120)));
+        assert_eq!(cached.map(|m| m.total_input()), Some(80));
+        assert_eq!(
+            metered(r#"{"type":"error","error":{"type":"api_error","message":"boom"}}"#),
+            None
+        );
     }
 }

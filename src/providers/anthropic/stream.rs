@@ -13,6 +13,7 @@ use bytes::Bytes;
 
 use crate::core::completion::{ChunkWriter, ThinkingBlock};
 use crate::core::stream::{InOrder, Translate};
+use crate::core::usage::Metered;
 use crate::core::verdict::UpstreamError;
 use crate::sse::{SseEvent, SseParser};
 
@@ -237,6 +238,11 @@ impl Translate for StreamTranslator {
 
     fn failure(&mut self) -> Option<UpstreamError> {
         self.order.take()
+    }
+
+    /// `message_start`'s counts, updated by each `message_delta`'s (cumulative).
+    fn usage(&self) -> Option<Metered> {
+        self.usage.metered()
     }
 }
 
@@ -552,5 +558,45 @@ mod tests {
     fn crlf_streams_translate_the_same() {
         let crlf = TEXT.replace('\n', "\r\n");
         assert_eq!(run(&crlf, true, false).0, run(TEXT, true, false).0);
+    }
+
+    #[test]
+    fn usage_is_message_starts_counts_with_the_last_output_count() {
+        let metered = |stream: &str| {
+            let mut t = StreamTranslator::new(1_700_000_000, false, false);
+            let _ = t.chunk(Bytes::from(stream.to_owned()));
+            let _ = t.end();
+            t.usage()
+        };
+        assert_eq!(metered(TEXT), Some(Metered::from_anthropic(11, 0, 0, 6)));
+        assert_eq!(
+            metered(TOOL_USE),
+            Some(Metered::from_anthropic(377, 0, 0, 65))
+        );
+        // The cache counts stay apart from `input_tokens`, which excludes them.
+        assert_eq!(
+            metered(PARALLEL),
+            Some(Metered {
+                input: 420,
+                cache_read: 100,
+                cache_write: 0,
+                output: 80,
+                reasoning: 0,
+            })
+        );
+        // A cut stream still reports what it had; no message_start, no usage.
+        assert_eq!(
+            metered(MID_ERROR),
+            Some(Metered::from_anthropic(12, 0, 0, 1))
+        );
+        let ping = "event: ping\ndata: {\"type\": \"ping\"}\n\n";
+        assert_eq!(metered(ping), None);
+        // A message_delta's cumulative counts replace the earlier ones they name.
+        let delta = "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"input_tokens\":11,\"cache_creation_input_tokens\":1500,\"cache_read_input_tokens\":4000,\"output_tokens\":9}}\n\n";
+        let start = TEXT.split("event: content_block_start").next().unwrap();
+        assert_eq!(
+            metered(&format!("{start}{delta}")),
+            Some(Metered::from_anthropic(11, 4000, 1500, 9))
+        );
     }
 }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::core::completion::{self, PromptTokensDetails};
+use crate::core::usage::Metered;
 
 // ----------------------------------------------------------------------------- Anthropic, read
 
@@ -107,6 +108,20 @@ impl Usage {
             &mut self.cache_read_input_tokens,
             newer.cache_read_input_tokens,
         );
+    }
+
+    /// The native counts, for the meter; `None` when Anthropic reported none of them.
+    pub fn metered(&self) -> Option<Metered> {
+        let counts = [
+            self.input_tokens,
+            self.cache_read_input_tokens,
+            self.cache_creation_input_tokens,
+            self.output_tokens,
+        ];
+        counts.iter().any(Option::is_some).then(|| {
+            let [input, cache_read, cache_write, output] = counts.map(|n| n.unwrap_or(0));
+            Metered::from_anthropic(input, cache_read, cache_write, output)
+        })
     }
 
     /// The OpenAI usage: all input (uncached + cache read + cache write) counts as prompt.

@@ -6,11 +6,11 @@ use bytes::Bytes;
 use crate::core::completion::{
     self, Completion, CompletionChoice, FunctionCall, ResponseMessage, ToolCall,
 };
-use crate::core::stream::WholeBody;
+use crate::core::usage::{Converted, MeteredWhole};
 use crate::core::verdict::UpstreamError;
 
 use super::ids::{completion_id, IdMinter};
-use super::wire::Response;
+use super::wire::{Response, UsageMetadata};
 use super::{finish_reason, in_band_error};
 
 /// The `refusal` text for a prompt Gemini blocked, if it did.
@@ -102,19 +102,18 @@ pub fn arguments(args: &serde_json::Value) -> String {
 }
 
 /// The non-streaming translator: the whole response becomes the whole `chat.completion`;
-/// `model` names the model when Gemini does not.
-pub fn json_translator(
-    created: u64,
-    model: &str,
-) -> WholeBody<impl FnMut(&[u8]) -> Result<Bytes, UpstreamError>> {
+/// `model` names the model when Gemini does not. Its usage is the response's `usageMetadata`.
+pub fn json_translator(created: u64, model: &str) -> MeteredWhole<impl FnMut(&[u8]) -> Converted> {
     let model = model.to_owned();
-    WholeBody::new(move |body: &[u8]| {
+    MeteredWhole::new(move |body: &[u8]| {
         let response: Response = serde_json::from_slice(body).map_err(|e| {
             UpstreamError::truncated(format!(
                 "the upstream response is not a complete Gemini response: {e}"
             ))
         })?;
-        completion(&response, created, &model).map(Bytes::from)
+        let usage = response.usage_metadata.as_ref().map(UsageMetadata::metered);
+        let out = completion(&response, created, &model)?;
+        Ok((Bytes::from(out), usage))
     })
 }
 
@@ -122,6 +121,7 @@ pub fn json_translator(
 mod tests {
     use super::*;
     use crate::core::stream::Translate;
+    use crate::core::usage::Metered;
     use serde_json::{json, Value};
 
     fn translate(body: &str) -> Result<Value, UpstreamError> {
@@ -254,5 +254,38 @@ mod tests {
         assert_eq!((e.status, e.error.kind.as_str()), (429, "rate_limit_error"));
         assert_eq!(translate(r#"{"candidates":["#).unwrap_err().status, 502);
         assert_eq!(translate(r#"{"candidates":[]}"#).unwrap_err().status, 502);
+    }
+
+    #[test]
+    fn usage_is_the_responses_usage_metadata() {
+        let metered = |body: &str| {
+            let mut t = json_translator(1_700_000_000, "gemini-fallback");
+            t.chunk(Bytes::from(body.to_owned())).unwrap();
+            let _ = t.end();
+            t.usage()
+        };
+        assert_eq!(
+            metered(include_str!("../../../tests/fixtures/google/text.json")),
+            Some(Metered::from_gemini(19, 0, 9, 0))
+        );
+        assert_eq!(
+            metered(include_str!(
+                "../../../tests/fixtures/google/function_call.json"
+            )),
+            Some(Metered::from_gemini(107, 0, 31, 148))
+        );
+        let cached = r#"{"candidates":[{"content":{"role":"model","parts":[{"text":"ok"}]},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":1000,"cachedContentTokenCount":600,"toolUsePromptTokenCount":50,"candidatesTokenCount":5,"thoughtsTokenCount":20,"totalTokenCount":1075}}"#;
+        let m = metered(cached).unwrap();
+        assert_eq!(
+            (m.input, m.cache_read, m.output, m.reasoning),
+            (450, 600, 25, 20)
+        );
+        assert_eq!(m.total(), 1075);
+        assert_eq!(
+            metered(
+                r#"{"candidates":[{"content":{"parts":[{"text":"ok"}]},"finishReason":"STOP"}]}"#
+            ),
+            None
+        );
     }
 }

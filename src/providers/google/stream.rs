@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 
 use crate::core::stream::{InOrder, Translate};
+use crate::core::usage::Metered;
 use crate::core::verdict::UpstreamError;
 use crate::sse::SseParser;
 
@@ -87,6 +88,8 @@ pub struct StreamTranslator {
     ids: IdMinter,
     choices: BTreeMap<u32, Choice>,
     usage: UsageMetadata,
+    /// The last `usageMetadata` with counts (a later one is cumulative), for the meter.
+    last_usage: Option<UsageMetadata>,
     /// A failure after output that is already the client's goes out after that output.
     order: InOrder,
 }
@@ -106,6 +109,7 @@ impl StreamTranslator {
             ids: IdMinter::new(created),
             choices: BTreeMap::new(),
             usage: UsageMetadata::default(),
+            last_usage: None,
             order: InOrder::default(),
         }
     }
@@ -130,6 +134,10 @@ impl StreamTranslator {
         }
         if let Some(usage) = &response.usage_metadata {
             self.usage.merge(usage);
+            // `{"trafficType": …}` alone counts nothing.
+            if *usage != UsageMetadata::default() {
+                self.last_usage = Some(*usage);
+            }
         }
         if response.candidates.is_empty() {
             if let Some(refusal) = block_refusal(&response) {
@@ -250,6 +258,10 @@ impl Translate for StreamTranslator {
 
     fn failure(&mut self) -> Option<UpstreamError> {
         self.order.take()
+    }
+
+    fn usage(&self) -> Option<Metered> {
+        self.last_usage.as_ref().map(UsageMetadata::metered)
     }
 }
 
@@ -689,6 +701,47 @@ mod tests {
         assert_eq!(
             finishes,
             vec![(json!(0), json!("stop")), (json!(1), json!("length"))]
+        );
+    }
+
+    #[test]
+    fn usage_is_the_last_usage_metadata_with_counts() {
+        let metered = |stream: &str| {
+            let mut t = StreamTranslator::new(1_700_000_000, "gemini-target", false);
+            let _ = t.chunk(Bytes::from(stream.to_owned()));
+            let _ = t.end();
+            t.usage()
+        };
+        assert_eq!(metered(TEXT), Some(Metered::from_gemini(19, 0, 9, 0)));
+        // A first `{"trafficType": …}` counts nothing; thoughts are output, apart from the
+        // candidates.
+        let split = metered(SPLIT_CALL).unwrap();
+        assert_eq!(split, Metered::from_gemini(107, 0, 31, 148));
+        assert_eq!(
+            (split.output, split.reasoning, split.total()),
+            (179, 148, 286)
+        );
+        assert_eq!(metered(THINKING), Some(Metered::from_gemini(12, 0, 6, 40)));
+        // The last report wins (gemini.md §4.1: 2304, then 2301 + 1), even when an error
+        // follows it.
+        assert_eq!(
+            metered(MID_ERROR),
+            Some(Metered::from_gemini(2301, 0, 1, 0))
+        );
+        assert_eq!(metered(FIRST_ERROR), None);
+        let none = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"hi\"}]},\"finishReason\":\"STOP\",\"index\":0}]}\n\n";
+        assert_eq!(metered(none), None);
+        // The cached share of the prompt is apart.
+        let cached = "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"hi\"}]},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":{\"promptTokenCount\":2304,\"cachedContentTokenCount\":2048,\"candidatesTokenCount\":9,\"totalTokenCount\":2313}}\n\n";
+        assert_eq!(
+            metered(cached),
+            Some(Metered {
+                input: 256,
+                cache_read: 2048,
+                cache_write: 0,
+                output: 9,
+                reasoning: 0,
+            })
         );
     }
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::core::completion::{CompletionTokensDetails, PromptTokensDetails, Usage as OpenAiUsage};
+use crate::core::usage::Metered;
 
 // ----------------------------------------------------------------------------- Gemini, written
 
@@ -332,6 +333,17 @@ impl UsageMetadata {
         self.cached_content_token_count = self
             .cached_content_token_count
             .max(newer.cached_content_token_count);
+    }
+
+    /// The native counts, for the meter: tool-use prompt tokens are input too.
+    pub fn metered(&self) -> Metered {
+        Metered::from_gemini(
+            self.prompt_token_count
+                .saturating_add(self.tool_use_prompt_token_count),
+            self.cached_content_token_count,
+            self.candidates_token_count,
+            self.thoughts_token_count,
+        )
     }
 
     /// The OpenAI usage: thoughts count as completion tokens and are shown as reasoning tokens.

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::in_band;
 use crate::core::completion::{PromptTokensDetails, Usage as OpenAiUsage};
+use crate::core::usage::Metered;
 use crate::core::verdict::UpstreamError;
 
 /// What is being read: a whole answer or one stream event.
@@ -118,6 +119,8 @@ pub struct Usage {
     pub completion: u64,
     /// Cached prompt tokens.
     pub cached: u64,
+    /// The reasoning share of `completion`, where reported.
+    pub reasoning: u64,
 }
 
 impl Usage {
@@ -129,6 +132,7 @@ impl Usage {
             prompt: n(u.get("prompt_tokens")),
             completion: n(u.get("completion_tokens")),
             cached: n(u.pointer("/prompt_tokens_details/cached_tokens")),
+            reasoning: n(u.pointer("/completion_tokens_details/reasoning_tokens")),
         })
     }
 
@@ -137,6 +141,13 @@ impl Usage {
         self.prompt = self.prompt.max(event.prompt);
         self.completion += event.completion;
         self.cached = self.cached.max(event.cached);
+        self.reasoning += event.reasoning;
+    }
+
+    /// The native counts, for the meter: OpenAI's shape (the cached tokens are a share of the
+    /// prompt).
+    pub fn metered(self) -> Metered {
+        Metered::from_openai(self.prompt, self.cached, self.completion, self.reasoning)
     }
 
     /// OpenAI's usage object.

@@ -8,7 +8,7 @@ use super::output::{self, fnv, response_id, CallPiece, Calls, Output, Part};
 use crate::core::completion::{
     self, Completion, CompletionChoice, FunctionCall, ResponseMessage, ToolCall,
 };
-use crate::core::stream::WholeBody;
+use crate::core::usage::{Converted, MeteredWhole};
 use crate::core::verdict::UpstreamError;
 
 /// Parses a buffered whole answer (JSON output, or a REST envelope around one); the salt for
@@ -87,14 +87,14 @@ pub fn json_translator(
     created: u64,
     max_tokens: u32,
     seed: u64,
-) -> WholeBody<impl FnMut(&[u8]) -> Result<Bytes, UpstreamError>> {
+) -> MeteredWhole<impl FnMut(&[u8]) -> Converted> {
     let model = model.to_owned();
-    WholeBody::new(move |body: &[u8]| {
+    MeteredWhole::new(move |body: &[u8]| {
         let (value, salt) = parse_whole(body, seed)?;
         let answer = output::read(&value, Part::Whole)?;
-        Ok(Bytes::from(completion(
-            &answer, salt, &model, created, max_tokens,
-        )))
+        let usage = answer.usage.map(output::Usage::metered);
+        let out = completion(&answer, salt, &model, created, max_tokens);
+        Ok((Bytes::from(out), usage))
     })
 }
 
@@ -102,6 +102,7 @@ pub fn json_translator(
 mod tests {
     use super::*;
     use crate::core::stream::Translate;
+    use crate::core::usage::Metered;
     use serde_json::json;
 
     fn fixture(name: &str) -> Vec<u8> {
@@ -201,5 +202,40 @@ mod tests {
         assert!(translate(br#"{"request_id":"abc"}"#).is_err());
         assert!(translate(br#"[1,2]"#).is_err());
         assert!(translate(br#"{"response":"cut"#).is_err());
+    }
+
+    #[test]
+    fn usage_is_the_outputs_in_any_shape() {
+        let metered = |body: &[u8]| {
+            let mut t = json_translator("@cf/m", 1, 4096, 1);
+            t.chunk(Bytes::copy_from_slice(body)).unwrap();
+            let _ = t.end();
+            t.usage()
+        };
+        assert_eq!(
+            metered(&fixture("output_legacy.json")),
+            Some(Metered::from_openai(12, 0, 3, 0))
+        );
+        assert_eq!(
+            metered(&fixture("output_openai.json")),
+            Some(Metered::from_openai(9, 0, 2, 0))
+        );
+        // REST's envelope around the binding's output.
+        assert_eq!(
+            metered(br#"{"result":{"response":"Hi there","usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}},"success":true,"errors":[],"messages":[]}"#),
+            Some(Metered::from_openai(3, 0, 2, 0))
+        );
+        let cached = br#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":100,"completion_tokens":20,"total_tokens":120,"prompt_tokens_details":{"cached_tokens":64},"completion_tokens_details":{"reasoning_tokens":12}}}"#;
+        assert_eq!(
+            metered(cached),
+            Some(Metered {
+                input: 36,
+                cache_read: 64,
+                cache_write: 0,
+                output: 20,
+                reasoning: 12,
+            })
+        );
+        assert_eq!(metered(br#"{"response":"Hi"}"#), None);
     }
 }

@@ -24,6 +24,7 @@ use super::output::{self, fnv, response_id, CallPiece, Calls, Output, Part, Usag
 use super::response::parse_whole;
 use crate::core::completion::ChunkWriter;
 use crate::core::stream::{InOrder, Translate, MAX_WHOLE_BODY};
+use crate::core::usage::Metered;
 use crate::core::verdict::UpstreamError;
 use crate::sse::{SseEvent, SseParser};
 
@@ -303,6 +304,11 @@ impl Translate for StreamTranslator {
     fn failure(&mut self) -> Option<UpstreamError> {
         self.order.take()
     }
+
+    /// The last native (cumulative) usage event's, else the OpenAI-format chunks' summed.
+    fn usage(&self) -> Option<Metered> {
+        self.usage.or(self.chunk_usage).map(Usage::metered)
+    }
 }
 
 #[cfg(test)]
@@ -566,5 +572,52 @@ mod tests {
             .chunk(Bytes::from_static(b"data: {\"response\":\"a\"}\n\n"))
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn usage_is_the_last_native_event_else_the_openai_chunks_summed() {
+        let metered = |input: &str, split: usize| {
+            let mut t = StreamTranslator::new("@cf/m", 7, false, 4096);
+            let bytes = input.as_bytes();
+            for piece in bytes.chunks(split.max(1)) {
+                let _ = t.chunk(Bytes::copy_from_slice(piece));
+            }
+            let _ = t.end();
+            t.usage()
+        };
+        let legacy = fixture("stream_legacy.sse");
+        for split in [1, 13, usize::MAX] {
+            assert_eq!(
+                metered(&legacy, split),
+                Some(Metered::from_openai(755, 0, 10, 0))
+            );
+        }
+        // workers-ai.md §4.2: the per-chunk usage is incremental, the native one cumulative
+        // ("do not sum both").
+        assert_eq!(
+            metered(&fixture("stream_openai.sse"), usize::MAX),
+            Some(Metered::from_openai(147, 0, 16, 0))
+        );
+        let chunks = "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"}}],\"usage\":{\"prompt_tokens\":40,\"completion_tokens\":1,\"prompt_tokens_details\":{\"cached_tokens\":32}}}\n\ndata: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":40,\"completion_tokens\":2,\"prompt_tokens_details\":{\"cached_tokens\":32},\"completion_tokens_details\":{\"reasoning_tokens\":1}}}\n\ndata: [DONE]\n\n";
+        assert_eq!(
+            metered(chunks, usize::MAX),
+            Some(Metered {
+                input: 8,
+                cache_read: 32,
+                cache_write: 0,
+                output: 3,
+                reasoning: 1,
+            })
+        );
+        let none = "data: {\"response\":\"Hi\"}\n\ndata: [DONE]\n\n";
+        assert_eq!(metered(none, usize::MAX), None);
+        // A whole answer to a streamed request.
+        assert_eq!(
+            metered(
+                r#"{"response":"Hi","usage":{"prompt_tokens":12,"completion_tokens":3,"total_tokens":15}}"#,
+                usize::MAX
+            ),
+            Some(Metered::from_openai(12, 0, 3, 0))
+        );
     }
 }

@@ -1,0 +1,231 @@
+//! Prometheus metrics from the usage records, named as OpenTelemetry's GenAI semantic
+//! conventions name them (`gen_ai.client.token.usage`, `gen_ai.client.operation.duration`,
+//! with `gen_ai.provider.name`, `gen_ai.request.model`, ...; dots become underscores in
+//! Prometheus), plus the proxy's own per-client counters. Cumulative since the process
+//! started, as Prometheus expects; the native host serves them at `GET /metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::{Mutex, PoisonError};
+
+use crate::core::record::UsageRecord;
+
+/// The bucket bounds OpenTelemetry advises for `gen_ai.client.token.usage`.
+const TOKEN_BUCKETS: [f64; 14] = [
+    1.0,
+    4.0,
+    16.0,
+    64.0,
+    256.0,
+    1_024.0,
+    4_096.0,
+    16_384.0,
+    65_536.0,
+    262_144.0,
+    1_048_576.0,
+    4_194_304.0,
+    16_777_216.0,
+    67_108_864.0,
+];
+
+/// The bucket bounds OpenTelemetry advises for `gen_ai.client.operation.duration`, seconds.
+const DURATION_BUCKETS: [f64; 14] = [
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+
+/// A histogram's counts: one per bucket (not cumulative), then the sum and the count.
+#[derive(Debug, Clone, Default)]
+struct Histogram {
+    buckets: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, bounds: &[f64], value: f64) {
+        if self.buckets.is_empty() {
+            self.buckets = vec![0; bounds.len()];
+        }
+        if let Some(i) = bounds.iter().position(|b| value <= *b) {
+            self.buckets[i] += 1;
+        }
+        self.sum += value;
+        self.count += 1;
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str, bounds: &[f64]) {
+        let mut cumulative = 0;
+        for (bound, n) in bounds.iter().zip(&self.buckets) {
+            cumulative += n;
+            let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", self.count);
+        let _ = writeln!(out, "{name}_sum{{{labels}}} {}", self.sum);
+        let _ = writeln!(out, "{name}_count{{{labels}}} {}", self.count);
+    }
+}
+
+/// Every series, by its rendered label set.
+#[derive(Debug, Default)]
+struct Series {
+    tokens: BTreeMap<String, Histogram>,
+    duration: BTreeMap<String, Histogram>,
+    requests: BTreeMap<String, u64>,
+    cost: BTreeMap<String, f64>,
+}
+
+/// The process's metrics.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    series: Mutex<Series>,
+}
+
+impl Metrics {
+    /// No request seen yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Counts one request's record.
+    pub fn observe(&self, record: &UsageRecord) {
+        let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        let base = format!(
+            "gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"{}\",gen_ai_request_model=\"{}\",gen_ai_response_model=\"{}\"",
+            escape(record.provider),
+            escape(record.route),
+            escape(&record.model),
+        );
+        if record.usage_reported {
+            let input = record.input_tokens + record.cached_tokens + record.cache_write_tokens;
+            for (kind, tokens) in [("input", input), ("output", record.output_tokens)] {
+                series
+                    .tokens
+                    .entry(format!("{base},gen_ai_token_type=\"{kind}\""))
+                    .or_default()
+                    .observe(&TOKEN_BUCKETS, tokens as f64);
+            }
+        }
+        let duration = if record.status >= 400 {
+            format!("{base},error_type=\"{}\"", record.status)
+        } else {
+            base
+        };
+        series
+            .duration
+            .entry(duration)
+            .or_default()
+            .observe(&DURATION_BUCKETS, record.latency_ms as f64 / 1000.0);
+        let client = format!(
+            "client=\"{}\",route=\"{}\",status=\"{}\"",
+            escape(record.client),
+            escape(record.route),
+            record.status
+        );
+        *series.requests.entry(client).or_default() += 1;
+        if record.cost_usd > 0.0 {
+            let key = format!(
+                "client=\"{}\",route=\"{}\",gen_ai_response_model=\"{}\"",
+                escape(record.client),
+                escape(record.route),
+                escape(&record.model)
+            );
+            *series.cost.entry(key).or_default() += record.cost_usd;
+        }
+    }
+
+    /// The Prometheus text exposition of every series.
+    pub fn render(&self) -> String {
+        let series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out = String::new();
+        out.push_str("# HELP gen_ai_client_token_usage Number of input and output tokens used.\n# TYPE gen_ai_client_token_usage histogram\n");
+        for (labels, h) in &series.tokens {
+            h.render(
+                &mut out,
+                "gen_ai_client_token_usage",
+                labels,
+                &TOKEN_BUCKETS,
+            );
+        }
+        out.push_str("# HELP gen_ai_client_operation_duration_seconds GenAI operation duration.\n# TYPE gen_ai_client_operation_duration_seconds histogram\n");
+        for (labels, h) in &series.duration {
+            h.render(
+                &mut out,
+                "gen_ai_client_operation_duration_seconds",
+                labels,
+                &DURATION_BUCKETS,
+            );
+        }
+        out.push_str("# HELP aiwp_requests_total Requests that reached a route, by client and status.\n# TYPE aiwp_requests_total counter\n");
+        for (labels, n) in &series.requests {
+            let _ = writeln!(out, "aiwp_requests_total{{{labels}}} {n}");
+        }
+        out.push_str("# HELP aiwp_cost_usd_total What the requests cost at the models' prices.\n# TYPE aiwp_cost_usd_total counter\n");
+        for (labels, usd) in &series.cost {
+            let _ = writeln!(out, "aiwp_cost_usd_total{{{labels}}} {usd}");
+        }
+        out
+    }
+}
+
+/// A label value as the text format needs it.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> UsageRecord {
+        UsageRecord {
+            at_ms: 0,
+            client: "ci-bot",
+            route: "fast",
+            api: "openai",
+            target: 1,
+            provider: "openai",
+            model: "gpt-4o-mini".to_owned(),
+            key: "OPENAI_KEY_1".to_owned(),
+            status: 200,
+            attempts: 1,
+            input_tokens: 10,
+            output_tokens: 300,
+            cached_tokens: 6,
+            cache_write_tokens: 0,
+            reasoning_tokens: 0,
+            usage_reported: true,
+            latency_ms: 150,
+            ttft_ms: Some(40),
+            cost_usd: 0.25,
+        }
+    }
+
+    #[test]
+    fn genai_histograms_and_client_counters_in_the_text_format() {
+        let metrics = Metrics::new();
+        metrics.observe(&record());
+        let mut failed = record();
+        failed.status = 429;
+        failed.usage_reported = false;
+        failed.cost_usd = 0.0;
+        metrics.observe(&failed);
+        let text = metrics.render();
+        let base = "gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"fast\",gen_ai_response_model=\"gpt-4o-mini\"";
+        for line in [
+            format!("gen_ai_client_token_usage_bucket{{{base},gen_ai_token_type=\"input\",le=\"16\"}} 1"),
+            format!("gen_ai_client_token_usage_bucket{{{base},gen_ai_token_type=\"input\",le=\"4\"}} 0"),
+            format!("gen_ai_client_token_usage_sum{{{base},gen_ai_token_type=\"output\"}} 300"),
+            format!("gen_ai_client_operation_duration_seconds_bucket{{{base},le=\"0.16\"}} 1"),
+            format!("gen_ai_client_operation_duration_seconds_count{{{base},error_type=\"429\"}} 1"),
+            "aiwp_requests_total{client=\"ci-bot\",route=\"fast\",status=\"200\"} 1".to_owned(),
+            "aiwp_requests_total{client=\"ci-bot\",route=\"fast\",status=\"429\"} 1".to_owned(),
+            "aiwp_cost_usd_total{client=\"ci-bot\",route=\"fast\",gen_ai_response_model=\"gpt-4o-mini\"} 0.25".to_owned(),
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line}\n---\n{text}");
+        }
+        assert_eq!(escape("a\"b\\c\n"), "a\\\"b\\\\c\\n");
+    }
+}

@@ -94,7 +94,7 @@ impl Redaction {
 }
 
 /// The first occurrence of `needle` in `haystack` at or after `from`.
-fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+pub(crate) fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     let first = *needle.first()?;
     let mut at = from;
     while at + needle.len() <= haystack.len() {

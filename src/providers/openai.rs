@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use crate::core::error::ErrorObject;
 use crate::core::host::UpstreamRequest;
 use crate::core::provider::{PrepareError, Provider, SecretLookup};
+use crate::core::redact::find;
 use crate::core::request::ChatRequest;
 use crate::core::route::Target;
 use crate::core::stream::Translate;
@@ -544,29 +545,45 @@ impl Strip {
 
 /// `bytes` without the `"usage":null` member that every chunk carries once usage is asked
 /// for: the client did not ask, and gets its chunks as they would have been. Inside a JSON
-/// string the quotes would be escaped, so only members match.
+/// string the quotes would be escaped, so only members match. One scan for the member's name;
+/// a copy only of a chunk that has the member.
 fn without_null_usage(bytes: Bytes) -> Bytes {
-    const MEMBERS: [&[u8]; 4] = [
-        b",\"usage\":null",
-        b", \"usage\": null",
-        b"\"usage\":null,",
-        b"\"usage\": null, ",
-    ];
-    let find = |haystack: &[u8], needle: &[u8]| {
-        haystack
-            .windows(needle.len())
-            .position(|window| window == needle)
-    };
-    if find(&bytes, b"\"usage\"").is_none() {
-        return bytes;
+    const NAME: &[u8] = b"\"usage\"";
+    let mut out: Option<Vec<u8>> = None;
+    let mut copied = 0;
+    let mut from = 0;
+    while let Some(at) = find(&bytes, NAME, from) {
+        from = at + NAME.len();
+        // `"usage":null` or `"usage": null`, then the member's separator on one side.
+        let rest = &bytes[from..];
+        let value = [&b":null"[..], b": null"]
+            .into_iter()
+            .find(|v| rest.starts_with(v))
+            .map(|v| from + v.len());
+        let Some(end) = value else { continue };
+        let (cut_from, cut_to) = if bytes[..at].ends_with(b", ") {
+            (at - 2, end)
+        } else if bytes[..at].ends_with(b",") {
+            (at - 1, end)
+        } else if bytes[end..].starts_with(b", ") {
+            (at, end + 2)
+        } else if bytes[end..].starts_with(b",") {
+            (at, end + 1)
+        } else {
+            continue;
+        };
+        let kept = out.get_or_insert_with(|| Vec::with_capacity(bytes.len()));
+        kept.extend_from_slice(&bytes[copied..cut_from]);
+        copied = cut_to;
+        from = cut_to;
     }
-    let mut out = bytes.to_vec();
-    for member in MEMBERS {
-        while let Some(at) = find(&out, member) {
-            out.drain(at..at + member.len());
+    match out {
+        None => bytes,
+        Some(mut kept) => {
+            kept.extend_from_slice(&bytes[copied..]);
+            Bytes::from(kept)
         }
     }
-    Bytes::from(out)
 }
 
 /// Where an SSE reader is in its lines: `\r\n`, `\n` and `\r` end a line, and an empty line

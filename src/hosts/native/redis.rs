@@ -382,8 +382,14 @@ impl Script {
     }
 }
 
-static RESERVE: Script = Script::new(include_str!("limits_reserve.lua"));
-static SETTLE: Script = Script::new(include_str!("limits_settle.lua"));
+static RESERVE: Script = Script::new(concat!(
+    include_str!("limits_u64.lua"),
+    include_str!("limits_reserve.lua")
+));
+static SETTLE: Script = Script::new(concat!(
+    include_str!("limits_u64.lua"),
+    include_str!("limits_settle.lua")
+));
 static COUNTERS: Script = Script::new(include_str!("limits_counters.lua"));
 
 /// SHA-1 in hex, as Redis names a script (FIPS 180-4; only for that name, not for security).

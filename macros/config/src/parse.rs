@@ -741,19 +741,13 @@ fn client(
         }
     };
     // `[clients.team.a]` is client `team` with a table `a`: the name needed quotes.
-    if let Some((key, _)) = table.iter().find(|(key, value)| {
-        !CLIENT_KEYS.contains(&key.get_ref().as_ref())
-            && matches!(value.get_ref(), DeValue::Table(_))
-    }) {
-        let key = key.get_ref();
-        return Err(Diagnostic::new(
-            name.span(),
-            format!("client `{client_name}` holds a table `{key}`"),
-        )
-        .help(format!(
-            "a client name with a `.` must be quoted: `[clients.\"{client_name}.{key}\"]`"
-        )));
-    }
+    reject_unquoted_dot(
+        table,
+        name.span(),
+        &CLIENT_KEYS,
+        ("client", "clients", "client name"),
+        client_name,
+    )?;
     reject_unknown_keys(table, &CLIENT_KEYS, &format!("in client `{client_name}`"))?;
     let secret = suggested_secret(client_name);
 
@@ -1093,19 +1087,13 @@ fn price(name: &Spanned<std::borrow::Cow<'_, str>>, value: &Spanned<DeValue<'_>>
         }
     };
     // `[prices.gpt-4.1]` is model `gpt-4` with a table `1`: the id needed quotes.
-    if let Some((key, _)) = table.iter().find(|(key, value)| {
-        !PRICE_KEYS.contains(&key.get_ref().as_ref())
-            && matches!(value.get_ref(), DeValue::Table(_))
-    }) {
-        let key = key.get_ref();
-        return Err(Diagnostic::new(
-            name.span(),
-            format!("price `{model}` holds a table `{key}`"),
-        )
-        .help(format!(
-            "a model id with a `.` must be quoted: `[prices.\"{model}.{key}\"]`"
-        )));
-    }
+    reject_unquoted_dot(
+        table,
+        name.span(),
+        &PRICE_KEYS,
+        ("price", "prices", "model id"),
+        model,
+    )?;
     reject_unknown_keys(table, &PRICE_KEYS, &format!("in `{header}`"))?;
     let rate = |key: &str| -> Result<Option<u64>> {
         table
@@ -1409,6 +1397,29 @@ fn is_secret_name(name: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A table under `[SECTION.NAME]` that holds a table of its own where none is allowed: the
+/// name had a `.` and needed quotes (`[prices.gpt-4.1]` is model `gpt-4` with a table `1`).
+/// `what` is (the entry's kind, its section, what its name is).
+fn reject_unquoted_dot(
+    table: &DeTable<'_>,
+    span: Range<usize>,
+    allowed: &[&str],
+    (kind_name, section, noun): (&str, &str, &str),
+    name: &str,
+) -> Result<()> {
+    let Some((key, _)) = table.iter().find(|(key, value)| {
+        !allowed.contains(&key.get_ref().as_ref()) && matches!(value.get_ref(), DeValue::Table(_))
+    }) else {
+        return Ok(());
+    };
+    let key = key.get_ref();
+    Err(
+        Diagnostic::new(span, format!("{kind_name} `{name}` holds a table `{key}`")).help(format!(
+            "a {noun} with a `.` must be quoted: `[{section}.\"{name}.{key}\"]`"
+        )),
+    )
 }
 
 fn key_names(value: &Spanned<DeValue<'_>>) -> Result<Vec<&'static str>> {

@@ -13,7 +13,10 @@
 #      a request for an unknown model (auth, no reserve), sequential, on one connection each;
 #   4. `solo`: while its stream is held open through A, a request through B is refused (429,
 #      max_concurrent); once the stream ended, a request through B is served (settle ran). For a
-#      stream read by the proxy and for one piped by the runtime after its first token.
+#      stream read by the proxy and for one piped by the runtime after its first token;
+#   5. the status page's last hour (the LAST_HOUR objects, one per route, bound to A and B):
+#      A and B both show every request either served, the limited client's refusals included,
+#      and C (unbound) says its figures are its isolate's.
 #
 # Builds the Worker into target/limits-do/build (not the shared build/; LD_SKIP_BUILD=1 reuses
 # the last one). Ports 18194 (emulator) to 18197. Exits nonzero on the first failure, with the
@@ -203,7 +206,8 @@ def timed(port, token, payload, expect, n=40):
     return statistics.median(times[5:]) * 1000
 
 
-if time.time() % 60 < 58:
+measured = time.time() % 60 < 58
+if measured:
     refused_ms = timed(A, LIMITED, body(), 429)
     unknown_ms = timed(A, LIMITED, body(model="no-such-model"), 404)
     print(f"measured: a refused request {refused_ms:.2f} ms, an unknown model {unknown_ms:.2f} ms "
@@ -262,5 +266,68 @@ for include_usage, path in ((False, "read by the proxy"), (True, "piped by the r
     print(f"ok: a stream {path}: while it was open through A, solo's next request was refused "
           f"(429, max_concurrent) through B and A; served through B "
           f"{1000 * (time.perf_counter() - ended):.0f} ms after it ended")
+
+# ---- 5. the status page's last hour comes from the LAST_HOUR objects: every isolate's requests
+def status(port):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request("GET", "/status.json", headers={"Authorization": f"Bearer {OPERATOR}"})
+    r = conn.getresponse()
+    raw = r.read()
+    conn.close()
+    if r.status != 200:
+        fail(f"/status.json through {port}: {r.status} {raw[:300]!r}")
+    return json.loads(raw)
+
+
+def hours(port):
+    s = status(port)
+    route = next(r["hour"] for r in s["routes"] if r["name"] == "ld")
+    clients = {c["name"]: c["hour"] for c in s["clients"]}
+    return s["scope"], route, clients
+
+
+def wait_hours(port, done):
+    last = None
+    for _ in range(100):
+        last = hours(port)
+        if done(*last):
+            return last
+        time.sleep(0.05)
+    fail(f"the last hour through {port} never showed the traffic: {last}")
+
+
+# `limited`: step 2's 60 requests (40 refused) and step 3's 45 refusals; its requests for an
+# unknown model reached no route and are no route's. Every one of them went through A or B.
+limited_requests = 60 + (45 if measured else 0)
+limited_errors = 40 + (45 if measured else 0)
+_, route_before, _ = wait_hours(
+    A, lambda scope, route, clients: clients["limited"]["requests"] == limited_requests)
+for port, n in ((A, 3), (B, 2)):
+    for _ in range(n):
+        status_code, _, answer = post(port, OPERATOR, body())
+        if status_code != 200:
+            fail(f"the operator's request through {port}: {status_code} {answer!r}")
+# The emulator's usage: 4 prompt tokens ("hi" and 3 per message), 2 completion ("echo: hi").
+want = {"requests": route_before["requests"] + 5, "errors": route_before["errors"],
+        "tokens": route_before["tokens"] + 5 * 6}
+for port in (A, B):
+    scope, route, clients = wait_hours(
+        port, lambda scope, route, clients: route["requests"] >= want["requests"])
+    got = {k: route[k] for k in want}
+    if scope != "worker" or got != want:
+        fail(f"through {port}: the route's hour is {scope} {route}, not worker {want}")
+    if not (isinstance(route["p50_ms"], int) and 0 <= route["p50_ms"] <= route["p99_ms"]):
+        fail(f"through {port}: the route's latency percentiles: {route}")
+    limited = clients["limited"]
+    if (limited["requests"], limited["errors"]) != (limited_requests, limited_errors):
+        fail(f"through {port}: client limited's hour is {limited}, not "
+             f"{limited_requests} requests and {limited_errors} errors")
+scope, _, _ = hours(C)
+if scope != "isolate":
+    fail(f"C, without LAST_HOUR, says its last hour is {scope!r}, not 'isolate'")
+print(f"ok: /status.json through A and through B shows the same last hour of route ld "
+      f"({want['requests']} requests, {want['tokens']} tokens: 3 operator requests through A and 2 "
+      f"through B among them) and of client limited ({limited_requests} requests, "
+      f"{limited_errors} refused), from the LAST_HOUR objects; C, unbound, shows its isolate's")
 PY
-echo "client limits shared through the CLIENT_LIMITS Durable Object: PASS"
+echo "client limits and the last hour shared through Durable Objects: PASS"

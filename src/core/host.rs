@@ -9,7 +9,7 @@ use futures_util::Stream;
 use crate::core::health::{Cooldown, KeyHealth};
 use crate::core::limits::local::LocalLimits;
 use crate::core::limits::{Ask, Counters, Grant, Refusal, Used};
-use crate::core::recent::Recent;
+use crate::core::recent::LastHour;
 use crate::core::record::UsageRecord;
 use crate::core::route::Client;
 
@@ -238,9 +238,9 @@ pub trait Host: Clone + 'static {
         self.local_limits()
             .and_then(|limits| limits.counters(client.name))
     }
-    /// The last hour of usage records this host keeps, if any.
-    fn recent(&self) -> Option<&Recent> {
-        None
+    /// The last hour of usage records as this host keeps them (for the status page).
+    async fn last_hour(&self) -> LastHour {
+        LastHour::none()
     }
     /// The Prometheus metrics this host keeps, rendered; `None` on a host that keeps none.
     fn metrics_text(&self) -> Option<String> {
@@ -250,10 +250,6 @@ pub trait Host: Clone + 'static {
     /// costs: an OpenAI stream is then read event by event instead of relayed unread.
     fn wants_usage(&self) -> bool {
         true
-    }
-    /// What the last-hour figures cover: `process` (native) or `isolate` (Worker).
-    fn scope(&self) -> &'static str {
-        "process"
     }
     /// Takes one request's usage record (metrics, analytics); hosts that keep none ignore it.
     fn record(&self, record: &UsageRecord) {

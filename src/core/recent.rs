@@ -1,7 +1,9 @@
 //! The last hour of usage records, for the status page: per route and per client, requests,
-//! errors, tokens, cost and latency percentiles, in minute buckets that age out. Latencies go
-//! into a log-scale histogram (four buckets per doubling), so a percentile is exact to within
-//! 19% whatever the traffic, in fixed memory.
+//! errors, tokens, cost and latency percentiles. A [`Tally`] holds one name's counts with its
+//! latencies in a log-scale histogram (four buckets per doubling), so a percentile is exact to
+//! within 19% whatever the traffic, in fixed memory, and tallies add up: across minutes, across
+//! routes, across the Worker's Durable Objects. The native host keeps them in minute buckets
+//! that age out ([`Recent`]).
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, PoisonError};
@@ -10,25 +12,29 @@ use serde::Serialize;
 
 use crate::core::record::UsageRecord;
 
-const MINUTES: u64 = 60;
+/// Minutes in the last hour.
+pub const MINUTES: u64 = 60;
 /// Latency buckets: bucket `i` holds latencies up to `2^(i/4)` ms (up to about 4.6 hours).
-const LATENCY_BUCKETS: usize = 96;
+pub const LATENCY_BUCKETS: usize = 96;
 
-/// One minute of one route's (or client's) requests.
-#[derive(Debug, Clone)]
-struct Minute {
-    minute: u64,
-    requests: u64,
-    errors: u64,
-    tokens: u64,
-    cost_usd: f64,
-    latency: [u32; LATENCY_BUCKETS],
+/// One name's requests over some minutes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tally {
+    /// Requests that ended.
+    pub requests: u64,
+    /// Those answered with a status of 400 or more.
+    pub errors: u64,
+    /// Input and output tokens the providers reported.
+    pub tokens: u64,
+    /// Their cost, USD.
+    pub cost_usd: f64,
+    /// Requests by [`latency_bucket`].
+    pub latency: [u64; LATENCY_BUCKETS],
 }
 
-impl Minute {
-    fn new(minute: u64) -> Self {
+impl Default for Tally {
+    fn default() -> Self {
         Self {
-            minute,
             requests: 0,
             errors: 0,
             tokens: 0,
@@ -36,6 +42,49 @@ impl Minute {
             latency: [0; LATENCY_BUCKETS],
         }
     }
+}
+
+impl Tally {
+    /// One request's record.
+    pub fn of(record: &UsageRecord) -> Self {
+        let mut tally = Self {
+            requests: 1,
+            errors: u64::from(record.status >= 400),
+            tokens: tokens(record),
+            cost_usd: record.cost_usd,
+            ..Self::default()
+        };
+        tally.latency[latency_bucket(record.latency_ms)] = 1;
+        tally
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn add(&mut self, other: &Tally) {
+        self.requests += other.requests;
+        self.errors += other.errors;
+        self.tokens += other.tokens;
+        self.cost_usd += other.cost_usd;
+        for (sum, n) in self.latency.iter_mut().zip(other.latency) {
+            *sum += n;
+        }
+    }
+
+    /// The totals and percentiles the status page shows.
+    pub fn totals(&self) -> HourTotals {
+        HourTotals {
+            requests: self.requests,
+            errors: self.errors,
+            tokens: self.tokens,
+            cost_usd: self.cost_usd,
+            p50_ms: percentile(&self.latency, 50),
+            p99_ms: percentile(&self.latency, 99),
+        }
+    }
+}
+
+/// The tokens a record counts: input (cached and cache-written included) and output.
+pub fn tokens(record: &UsageRecord) -> u64 {
+    record.input_tokens + record.cached_tokens + record.cache_write_tokens + record.output_tokens
 }
 
 /// Totals over the last hour.
@@ -55,7 +104,46 @@ pub struct HourTotals {
     pub p99_ms: Option<u64>,
 }
 
-/// The last hour, by route and by client.
+/// The last hour as a host knows it: by route and by client, and what it covers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LastHour {
+    /// `process` (native: this process's records), `worker` (every isolate's, from the Durable
+    /// Objects), `isolate` (the Worker without them: this isolate's only), or `none`.
+    pub scope: &'static str,
+    /// By route name.
+    pub routes: BTreeMap<String, Tally>,
+    /// By client name (`operator` for the operator's token).
+    pub clients: BTreeMap<String, Tally>,
+}
+
+impl LastHour {
+    /// A host that keeps no last hour.
+    pub fn none() -> Self {
+        Self {
+            scope: "none",
+            ..Self::default()
+        }
+    }
+
+    /// Adds a route's last hour, given by client: the route's tally is their sum, and each
+    /// client's adds to what it used on other routes.
+    pub fn add_route(&mut self, route: &str, by_client: BTreeMap<String, Tally>) {
+        let route = self.routes.entry(route.to_owned()).or_default();
+        for (client, tally) in by_client {
+            route.add(&tally);
+            self.clients.entry(client).or_default().add(&tally);
+        }
+    }
+}
+
+/// One minute of one route's (or client's) requests.
+#[derive(Debug, Clone)]
+struct Minute {
+    minute: u64,
+    tally: Tally,
+}
+
+/// The last hour in process memory, by route and by client.
 #[derive(Debug, Default)]
 pub struct Recent {
     by: Mutex<BTreeMap<(bool, String), Vec<Minute>>>,
@@ -70,6 +158,7 @@ impl Recent {
     /// Counts one record, under its route and its client.
     pub fn observe(&self, record: &UsageRecord) {
         let minute = record.at_ms / 60_000;
+        let one = Tally::of(record);
         let mut by = self.by.lock().unwrap_or_else(PoisonError::into_inner);
         for key in [
             (false, record.route.to_owned()),
@@ -77,50 +166,42 @@ impl Recent {
         ] {
             let minutes = by.entry(key).or_default();
             minutes.retain(|m| m.minute + MINUTES > minute);
-            if minutes.last().is_none_or(|m| m.minute != minute) {
-                minutes.push(Minute::new(minute));
-            }
-            if let Some(m) = minutes.last_mut() {
-                m.requests += 1;
-                m.errors += u64::from(record.status >= 400);
-                m.tokens += record.input_tokens
-                    + record.cached_tokens
-                    + record.cache_write_tokens
-                    + record.output_tokens;
-                m.cost_usd += record.cost_usd;
-                m.latency[bucket(record.latency_ms)] += 1;
+            match minutes.last_mut() {
+                Some(m) if m.minute == minute => m.tally.add(&one),
+                _ => minutes.push(Minute {
+                    minute,
+                    tally: one.clone(),
+                }),
             }
         }
     }
 
-    /// The last hour at `now_ms` of each route (`clients` false) or each client.
-    pub fn hour(&self, clients: bool, now_ms: u64) -> BTreeMap<String, HourTotals> {
+    /// The last hour at `now_ms`, labelled `scope`.
+    pub fn last_hour(&self, scope: &'static str, now_ms: u64) -> LastHour {
         let now = now_ms / 60_000;
         let by = self.by.lock().unwrap_or_else(PoisonError::into_inner);
-        by.iter()
-            .filter(|((is_client, _), _)| *is_client == clients)
-            .map(|((_, name), minutes)| {
-                let mut totals = HourTotals::default();
-                let mut latency = [0u64; LATENCY_BUCKETS];
-                for m in minutes.iter().filter(|m| m.minute + MINUTES > now) {
-                    totals.requests += m.requests;
-                    totals.errors += m.errors;
-                    totals.tokens += m.tokens;
-                    totals.cost_usd += m.cost_usd;
-                    for (sum, n) in latency.iter_mut().zip(m.latency) {
-                        *sum += u64::from(n);
-                    }
-                }
-                totals.p50_ms = percentile(&latency, 50);
-                totals.p99_ms = percentile(&latency, 99);
-                (name.clone(), totals)
-            })
-            .collect()
+        let mut hour = LastHour {
+            scope,
+            ..LastHour::default()
+        };
+        for ((is_client, name), minutes) in by.iter() {
+            let mut tally = Tally::default();
+            for m in minutes.iter().filter(|m| m.minute + MINUTES > now) {
+                tally.add(&m.tally);
+            }
+            let into = if *is_client {
+                &mut hour.clients
+            } else {
+                &mut hour.routes
+            };
+            into.insert(name.clone(), tally);
+        }
+        hour
     }
 }
 
 /// The bucket of a latency: the first whose bound `2^(i/4)` ms holds it.
-fn bucket(ms: u64) -> usize {
+pub fn latency_bucket(ms: u64) -> usize {
     (0..LATENCY_BUCKETS)
         .find(|i| ms as f64 <= bound(*i))
         .unwrap_or(LATENCY_BUCKETS - 1)
@@ -181,21 +262,74 @@ mod tests {
         }
         recent.observe(&record(t0 + 120_000, "fast", 502, 5_000));
         recent.observe(&record(t0, "deep", 200, 20));
-        let routes = recent.hour(false, t0 + 180_000);
-        let fast = &routes["fast"];
+        let hour = recent.last_hour("process", t0 + 180_000);
+        assert_eq!(hour.scope, "process");
+        let fast = &hour.routes["fast"].totals();
         assert_eq!((fast.requests, fast.errors, fast.tokens), (100, 1, 1_500));
         // 100 ms falls in the bucket up to 2^(27/4) = 107.6 ms; 5 s in the one up to 5,793 ms.
         assert_eq!((fast.p50_ms, fast.p99_ms), (Some(108), Some(108)));
-        assert_eq!(routes["deep"].p50_ms, Some(23));
-        let clients = recent.hour(true, t0 + 180_000);
-        assert_eq!(clients["ci-bot"].requests, 101);
-        assert!((clients["ci-bot"].cost_usd - 50.5).abs() < 1e-9);
+        assert_eq!(hour.routes["deep"].totals().p50_ms, Some(23));
+        assert_eq!(hour.clients["ci-bot"].requests, 101);
+        assert!((hour.clients["ci-bot"].cost_usd - 50.5).abs() < 1e-9);
         // An hour later, only the 502 is left.
-        let later = recent.hour(false, t0 + 120_000 + 59 * 60_000);
+        let later = recent.last_hour("process", t0 + 120_000 + 59 * 60_000);
+        let fast = later.routes["fast"].totals();
+        assert_eq!((fast.requests, fast.p99_ms), (1, Some(5_793)));
+        assert_eq!(later.routes["deep"].requests, 0);
+    }
+
+    #[test]
+    fn tallies_add_up_to_the_same_percentiles_as_one() {
+        let (mut a, mut b, mut both) = (Tally::default(), Tally::default(), Tally::default());
+        for (i, ms) in [3, 40, 40, 900, 12, 7_000].into_iter().enumerate() {
+            let one = Tally::of(&record(0, "fast", if i == 3 { 503 } else { 200 }, ms));
+            if i % 2 == 0 {
+                a.add(&one)
+            } else {
+                b.add(&one)
+            }
+            both.add(&one);
+        }
+        a.add(&b);
+        assert_eq!(a, both);
         assert_eq!(
-            (later["fast"].requests, later["fast"].p99_ms),
-            (1, Some(5_793))
+            a.totals(),
+            HourTotals {
+                requests: 6,
+                errors: 1,
+                tokens: 90,
+                cost_usd: 3.0,
+                p50_ms: Some(46),
+                p99_ms: Some(8_192),
+            }
         );
-        assert_eq!(later["deep"].requests, 0);
+        assert_eq!(Tally::default().totals().p50_ms, None);
+    }
+
+    #[test]
+    fn routes_answered_by_client_add_up_per_route_and_per_client() {
+        let one = |status, ms| Tally::of(&record(0, "fast", status, ms));
+        let mut hour = LastHour::default();
+        hour.add_route(
+            "fast",
+            BTreeMap::from([
+                ("a".to_owned(), one(200, 10)),
+                ("b".to_owned(), one(500, 90)),
+            ]),
+        );
+        hour.add_route("deep", BTreeMap::from([("a".to_owned(), one(200, 30))]));
+        hour.add_route("idle", BTreeMap::new());
+        fn totals(tallies: &BTreeMap<String, Tally>) -> Vec<(&str, u64, u64)> {
+            tallies
+                .iter()
+                .map(|(name, t)| (name.as_str(), t.requests, t.errors))
+                .collect()
+        }
+        assert_eq!(
+            totals(&hour.routes),
+            [("deep", 1, 0), ("fast", 2, 1), ("idle", 0, 0)]
+        );
+        assert_eq!(totals(&hour.clients), [("a", 2, 0), ("b", 1, 1)]);
+        assert_eq!(hour.clients["a"].totals().p99_ms, Some(32));
     }
 }

@@ -4,6 +4,8 @@
 //! the operator's token, which the page's form keeps in the browser's session storage (the
 //! proxy sets no cookie).
 
+use std::collections::BTreeMap;
+
 use askama::Template;
 use bytes::Bytes;
 use serde::Serialize;
@@ -13,7 +15,7 @@ use crate::core::health::KeyState;
 use crate::core::host::Host;
 use crate::core::http::ProxyResponse;
 use crate::core::limits::{calendar, Counters};
-use crate::core::recent::HourTotals;
+use crate::core::recent::{HourTotals, Tally};
 use crate::core::record::UsageRecord;
 use crate::core::route::{Routes, Via};
 
@@ -22,7 +24,7 @@ use crate::core::route::{Routes, Via};
 pub struct Status {
     /// When it was taken, ms since the epoch.
     pub now_ms: u64,
-    /// Whether the last-hour figures are this process's (native) or this isolate's (Worker).
+    /// What the last-hour figures cover ([`crate::core::recent::LastHour::scope`]).
     pub scope: &'static str,
     /// Every route in file order.
     pub routes: Vec<RouteStatus>,
@@ -95,9 +97,10 @@ pub struct BudgetStatus {
 /// The status at `now_ms` as the host knows it.
 pub async fn collect<R: Routes, H: Host>(host: &H) -> Status {
     let now_ms = host.now_ms();
-    let recent = host.recent();
-    let route_hours = recent.map(|r| r.hour(false, now_ms)).unwrap_or_default();
-    let client_hours = recent.map(|r| r.hour(true, now_ms)).unwrap_or_default();
+    let hour = host.last_hour().await;
+    let totals = |tallies: &BTreeMap<String, Tally>, name: &str| {
+        tallies.get(name).map(Tally::totals).unwrap_or_default()
+    };
     let routes = R::routes()
         .iter()
         .map(|route| RouteStatus {
@@ -118,7 +121,7 @@ pub async fn collect<R: Routes, H: Host>(host: &H) -> Status {
                         .collect(),
                 })
                 .collect(),
-            hour: route_hours.get(route.name).cloned().unwrap_or_default(),
+            hour: totals(&hour.routes, route.name),
         })
         .collect();
     let mut clients = Vec::with_capacity(R::CLIENTS.len());
@@ -151,12 +154,12 @@ pub async fn collect<R: Routes, H: Host>(host: &H) -> Status {
                     },
                 }
             }),
-            hour: client_hours.get(client.name).cloned().unwrap_or_default(),
+            hour: totals(&hour.clients, client.name),
         });
     }
     Status {
         now_ms,
-        scope: host.scope(),
+        scope: hour.scope,
         routes,
         clients,
     }

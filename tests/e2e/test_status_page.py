@@ -71,12 +71,14 @@ def page_traffic(proxy_url) -> dict:
         assert r.status_code == 200, r.text[:300]
         assert r.headers["x-ratelimit-limit-requests"] == "100"
         assert len(recorded(test_id)) == 1
-    # Each request settles once its answer has ended: wait until none is in flight.
+    # Each request settles, and is recorded, once its answer has ended (on the Worker, in the
+    # background): wait until none is in flight and all are in the last hour.
     deadline = time.monotonic() + 5
     while True:
         status = status_json()
         client = next(c for c in status["clients"] if c["name"] == "c-page")
-        if client["max_concurrent"] == [5, 0] or time.monotonic() > deadline:
+        if (client["max_concurrent"] == [5, 0] and client["hour"]["requests"] == REQUESTS) \
+                or time.monotonic() > deadline:
             return {"route_before": before}
         time.sleep(0.1)
 
@@ -143,6 +145,12 @@ def test_status_page_in_a_browser(browser, page_traffic):
         assert TOKEN not in request.url
 
         status = status_json()
+        # What the last hour covers: the whole Worker (its LAST_HOUR objects; tests/e2e/worker.sh
+        # binds them), or the process.
+        scope = {"worker": "every isolate's requests, from the LAST_HOUR Durable Objects",
+                 "process": "this process's requests"}[status["scope"]]
+        assert page.text_content("#taken").endswith(f"; the last hour: {scope}."), \
+            page.text_content("#taken")
         routes = cells(page, "routes")
         first_cells = [row[0] for row in routes if row[0]]
         assert first_cells == [r["name"] for r in status["routes"]]

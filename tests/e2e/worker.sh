@@ -29,9 +29,14 @@ service = "ai-binding-stand-in"
 name = "CLIENT_LIMITS"
 class_name = "ClientLimits"
 
+# The status page's last hour, for every isolate (tests/e2e/test_clients.py, test_status_page.py).
+[[durable_objects.bindings]]
+name = "LAST_HOUR"
+class_name = "LastHour"
+
 [[migrations]]
 tag = "v1"
-new_sqlite_classes = ["ClientLimits"]
+new_sqlite_classes = ["ClientLimits", "LastHour"]
 
 # Usage records into Analytics Engine (wrangler dev stands in for the dataset): with it bound the
 # Worker reads every metered stream's usage, as the native host always does.

@@ -37,7 +37,7 @@ use crate::core::host::{
 use crate::core::limits::local::LocalLimits;
 use crate::core::limits::{Ask, Counters, Grant, Refusal, Used};
 use crate::core::metrics::Metrics;
-use crate::core::recent::Recent;
+use crate::core::recent::{LastHour, Recent};
 use crate::core::record::UsageRecord;
 use crate::core::route::{Client as LimitedClient, LimitsStore};
 use crate::hosts::native::redis::{RedisLimits, RedisUrl};
@@ -350,8 +350,8 @@ impl Host for NativeHost {
         });
     }
 
-    fn recent(&self) -> Option<&Recent> {
-        Some(&self.inner.shared.recent)
+    async fn last_hour(&self) -> LastHour {
+        self.inner.shared.recent.last_hour("process", self.now_ms())
     }
 
     fn metrics_text(&self) -> Option<String> {

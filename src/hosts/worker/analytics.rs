@@ -1,32 +1,25 @@
 //! Usage records on the Worker: into the `USAGE` Analytics Engine dataset when the Worker is
-//! bound to one (wrangler.toml), and into this isolate's last hour for the status page.
+//! bound to one (wrangler.toml).
 //!
 //! One data point per request. Blobs, in order: client, route, api, provider, model, key,
 //! status; doubles: input, output, cached, cache-write and reasoning tokens, latency ms, time
 //! to first token ms (-1: none), cost USD, attempts, status; the index: the client (Analytics
 //! Engine samples per index). The README shows the SQL API queries that read them back.
 
-use std::sync::LazyLock;
-
 use worker::{AnalyticsEngineDataPointBuilder, Env};
 
-use crate::core::recent::Recent;
 use crate::core::record::UsageRecord;
 
 /// The Analytics Engine dataset binding that turns writing on.
 const BINDING: &str = "USAGE";
-
-/// This isolate's last hour.
-pub static RECENT: LazyLock<Recent> = LazyLock::new(Recent::new);
 
 /// Whether the Worker is bound to the dataset.
 pub fn bound(env: &Env) -> bool {
     env.analytics_engine(BINDING).is_ok()
 }
 
-/// Records `record` in the isolate's last hour and, when bound, in the dataset.
+/// Writes `record` to the dataset, when bound.
 pub fn record(env: &Env, record: &UsageRecord) {
-    RECENT.observe(record);
     let Ok(dataset) = env.analytics_engine(BINDING) else {
         return;
     };

@@ -107,3 +107,21 @@ pub fn js_error_text(value: &worker::wasm_bindgen::JsValue) -> String {
             .unwrap_or_else(|| "unknown error".to_owned())
     })
 }
+
+/// Whether the env has the binding `name`, looked at once per isolate (bindings are fixed for an
+/// isolate's life) and kept in `seen`.
+pub fn bound(
+    seen: &'static std::thread::LocalKey<std::cell::Cell<Option<bool>>>,
+    env: &worker::wasm_bindgen::JsValue,
+    name: &str,
+) -> bool {
+    use worker::wasm_bindgen::JsValue;
+    seen.with(|cell| {
+        let bound = cell.get().unwrap_or_else(|| {
+            worker::js_sys::Reflect::get(env, &JsValue::from_str(name))
+                .is_ok_and(|binding| !binding.is_undefined() && !binding.is_null())
+        });
+        cell.set(Some(bound));
+        bound
+    })
+}

@@ -17,7 +17,7 @@
 use std::cell::Cell;
 
 use serde::{Deserialize, Serialize};
-use worker::js_sys::{Array, Promise, Reflect};
+use worker::js_sys::{Array, Promise};
 use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsError, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 
@@ -106,14 +106,7 @@ thread_local! {
 }
 
 fn bound(env: &JsValue) -> bool {
-    BOUND.with(|cell| {
-        let bound = cell.get().unwrap_or_else(|| {
-            Reflect::get(env, &JsValue::from_str(BINDING))
-                .is_ok_and(|binding| !binding.is_undefined() && !binding.is_null())
-        });
-        cell.set(Some(bound));
-        bound
-    })
+    super::binding::bound(&BOUND, env, BINDING)
 }
 
 /// What the object answers a reservation with, as JSON: `{"grant": ...}` or `{"refusal": ...}`.

@@ -6,7 +6,8 @@
 //! futures, and a pass-through's rest is piped by the runtime itself ([`body`];
 //! `PROXY_RELAY=watch` has it read chunk by chunk instead).
 //! Cool-downs are shared between isolates through a Durable Object when the Worker is bound to
-//! one ([`health`]); clients' limits are kept in one Durable Object per client ([`limits`]).
+//! one ([`health`]); clients' limits are kept in one Durable Object per client ([`limits`]),
+//! and the status page's last hour in one per route when bound ([`last_hour`]).
 
 mod analytics;
 mod binding;
@@ -14,6 +15,7 @@ mod body;
 mod fetch;
 mod health;
 mod http;
+mod last_hour;
 mod limits;
 
 use std::cell::RefCell;
@@ -29,7 +31,7 @@ use crate::core::host::{
     UpstreamResponse,
 };
 use crate::core::limits::{Ask, Counters, Grant, Refusal, Used};
-use crate::core::recent::Recent;
+use crate::core::recent::LastHour;
 use crate::core::record::UsageRecord;
 use crate::core::route::Client;
 
@@ -103,22 +105,19 @@ impl Host for WorkerHost {
         limits::snapshot(&self.env, client).await
     }
 
-    fn recent(&self) -> Option<&Recent> {
-        Some(&analytics::RECENT)
+    async fn last_hour(&self) -> LastHour {
+        last_hour::read::<crate::routes::Table>(&self.env, self.now_ms()).await
     }
 
-    fn scope(&self) -> &'static str {
-        "isolate"
-    }
-
-    /// Only with the `USAGE` dataset bound: reading an OpenAI stream's usage means reading
-    /// every chunk, where the runtime otherwise pipes it unread.
+    /// Only with the `USAGE` dataset or the `LAST_HOUR` objects bound: reading an OpenAI
+    /// stream's usage means reading every chunk, where the runtime otherwise pipes it unread.
     fn wants_usage(&self) -> bool {
-        analytics::bound(&self.env)
+        analytics::bound(&self.env) || last_hour::shared(&self.env)
     }
 
     fn record(&self, record: &UsageRecord) {
         analytics::record(&self.env, record);
+        last_hour::observe(&self.env, &self.ctx, record);
     }
 
     /// Secrets and vars are fixed for an isolate's life (a new version is a new isolate), so

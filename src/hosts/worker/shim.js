@@ -143,9 +143,70 @@ export class ClientLimits extends DurableObject {
   }
 }
 
+// One route's last hour, per client, when the Worker is bound to this class as `LAST_HOUR`
+// (wrangler.toml; src/hosts/worker/last_hour.rs is the other side). One object per route
+// (`idFromName(route)`), so the status page shows every isolate's requests. Each request adds
+// one row's worth (a minute's counts and one latency bucket) in its SQLite storage; rows older
+// than the hour are dropped as minutes pass. It only adds and sums: percentiles are the
+// proxy's own arithmetic, on what `hour` answers.
+export class LastHour extends DurableObject {
+  constructor(ctx, env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    this.swept = 0;
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS minutes (
+      client TEXT NOT NULL, minute INTEGER NOT NULL, requests INTEGER NOT NULL,
+      errors INTEGER NOT NULL, tokens INTEGER NOT NULL, cost REAL NOT NULL,
+      PRIMARY KEY (client, minute))`);
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS latency (
+      client TEXT NOT NULL, minute INTEGER NOT NULL, bucket INTEGER NOT NULL, n INTEGER NOT NULL,
+      PRIMARY KEY (client, minute, bucket))`);
+  }
+
+  // Adds one request of `client` that ended in `minute` (since the epoch).
+  observe(client, minute, error, tokens, cost, bucket) {
+    strings(client);
+    if (![minute, tokens, bucket].every(Number.isSafeInteger) || !Number.isFinite(cost)) {
+      throw new TypeError("LastHour.observe takes whole minutes, tokens and buckets, and a finite cost");
+    }
+    this.sql.exec(
+      `INSERT INTO minutes VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (client, minute) DO UPDATE SET
+         requests = requests + 1, errors = errors + excluded.errors,
+         tokens = tokens + excluded.tokens, cost = cost + excluded.cost`,
+      client, minute, error ? 1 : 0, tokens, cost,
+    );
+    this.sql.exec(
+      "INSERT INTO latency VALUES (?, ?, ?, 1) ON CONFLICT (client, minute, bucket) DO UPDATE SET n = n + 1",
+      client, minute, bucket,
+    );
+    if (minute > this.swept) {
+      this.swept = minute;
+      this.sql.exec("DELETE FROM minutes WHERE minute <= ?", minute - HOUR_MINUTES);
+      this.sql.exec("DELETE FROM latency WHERE minute <= ?", minute - HOUR_MINUTES);
+    }
+  }
+
+  // The hour up to `minute`: `{clients: [[client, requests, errors, tokens, cost], ...],
+  // latency: [[client, bucket, requests], ...]}`.
+  hour(minute) {
+    if (!Number.isSafeInteger(minute)) throw new TypeError("LastHour.hour takes a whole minute");
+    const since = minute - HOUR_MINUTES;
+    const clients = this.sql.exec(
+      `SELECT client, SUM(requests), SUM(errors), SUM(tokens), SUM(cost) FROM minutes
+         WHERE minute > ? GROUP BY client`, since).raw().toArray();
+    const latency = this.sql.exec(
+      "SELECT client, bucket, SUM(n) FROM latency WHERE minute > ? GROUP BY client, bucket",
+      since).raw().toArray();
+    return { clients, latency };
+  }
+}
+
+// The last hour's length, as src/core/recent.rs counts it.
+const HOUR_MINUTES = 60;
+
 function strings(...values) {
   for (const value of values) {
-    if (typeof value !== "string") throw new TypeError("ClientLimits takes strings only");
+    if (typeof value !== "string") throw new TypeError("expected a string");
   }
 }
 

@@ -13,7 +13,8 @@
 #
 # For each connection count: requests/s, p50/p99 and CPU per request (the process's utime +
 # stime from /proc over the run, divided by the requests) for a JSON answer and a 20-event
-# stream (an event per write, back to back), pass-through and translated (Anthropic, Gemini).
+# stream (an event per write, back to back), pass-through and translated (Anthropic, Gemini),
+# and natively a stream whose client did not ask for the usage (the proxy asks, and takes it out).
 # Then: time to the first content event of a paced stream (200 events 2 ms apart), CPU per
 # event on paced streams and on unpaced 1,000-event ones, the cost of logging, peak RSS, and
 # memory around one 200,000-event stream. Prints Markdown for the README.
@@ -92,16 +93,20 @@ measure() { # pid url token body connections [seconds]
 
 json() { echo "{\"model\":\"$1\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello in five words.\"}]}"; }
 sse() { echo "{\"model\":\"$1\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello in five words.\"}],\"stream\":true,\"stream_options\":{\"include_usage\":true}}"; }
+# A stream whose client did not ask for the usage (the SDKs' default): the native host asks the
+# upstream for it anyway, to meter the request, and takes it out of what the client gets.
+sse_plain() { echo "{\"model\":\"$1\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello in five words.\"}],\"stream\":true}"; }
 
 up() { echo "http://127.0.0.1:$UP$1"; }
 OPENAI=/v1/chat/completions CLAUDE=/v1/messages GEMINI_JSON=/v1beta/models/gemini-2.5-flash:generateContent
 GEMINI_SSE=/v1beta/models/gemini-2.5-flash:streamGenerateContent
 proxy() { echo "http://127.0.0.1:$1/v1/chat/completions"; }
 
-# system | pid | JSON url, token, body | stream url, token, body
+# system | pid | JSON url, token, body (none: the JSON row above is the same) | stream url, token, body
 systems=(
   "nginx proxy_pass|$nginx_pid|http://127.0.0.1:$NGINX$OPENAI|k|$(json m)|http://127.0.0.1:$NGINX$OPENAI|k|$(sse m)"
   "native host (pass-through)|$native_pid|$(proxy $NATIVE)|bench-token|$(json bench)|$(proxy $NATIVE)|bench-token|$(sse bench)"
+  "native host (pass-through, usage taken out)|$native_pid||||$(proxy $NATIVE)|bench-token|$(sse_plain bench)"
   "native host (Anthropic)|$native_pid|$(proxy $NATIVE)|bench-token|$(json bench-claude)|$(proxy $NATIVE)|bench-token|$(sse bench-claude)"
   "native host (Gemini)|$native_pid|$(proxy $NATIVE)|bench-token|$(json bench-gemini)|$(proxy $NATIVE)|bench-token|$(sse bench-gemini)"
   "JS pass-through Worker|$jsw_pid|http://127.0.0.1:$JSW$OPENAI|k|$(json m)|http://127.0.0.1:$JSW$OPENAI|k|$(sse m)"
@@ -117,9 +122,14 @@ echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for c in $conns; do
   for row in "${systems[@]}"; do
     IFS='|' read -r name pid jurl jtok jbody surl stok sbody <<<"$row"
-    read -r jrps jp50 jp99 jcpu _ <<<"$(measure "$pid" "$jurl" "$jtok" "$jbody" "$c")"
+    if [ -n "$jurl" ]; then
+      read -r jrps jp50 jp99 jcpu _ <<<"$(measure "$pid" "$jurl" "$jtok" "$jbody" "$c")"
+      json_cells="$jrps | $jp50 | $jp99 | ${jcpu} µs"
+    else
+      json_cells="| | |"
+    fi
     read -r srps sp50 sp99 scpu _ <<<"$(measure "$pid" "$surl" "$stok" "$sbody" "$c")"
-    echo "| $name | $c | $jrps | $jp50 | $jp99 | ${jcpu} µs | $srps | $sp50 | $sp99 | ${scpu} µs |"
+    echo "| $name | $c | $json_cells | $srps | $sp50 | $sp99 | ${scpu} µs |"
   done
 done
 

@@ -677,8 +677,11 @@ fn a_store_that_is_down_or_silent_is_unavailable_within_its_timeouts() {
         cost: 0,
         deadline_ms: T0 + 900_000,
     };
-    // Nothing listens on the port.
-    let closed = free_port();
+    // Nothing listens on the port, and no other test's server can take it meanwhile (a port
+    // from `free_port` could be handed to one of theirs): it is a connected socket's own port.
+    let peer = TcpListener::bind("127.0.0.1:0").unwrap();
+    let holder = std::net::TcpStream::connect(peer.local_addr().unwrap()).unwrap();
+    let closed = holder.local_addr().unwrap().port();
     let url = format!("redis://:hunter2@127.0.0.1:{closed}");
     let store = RedisLimits::new(Arc::new(RedisUrl::parse(&url).unwrap()));
     let LimitsUnavailable { why, .. } =
@@ -688,6 +691,7 @@ fn a_store_that_is_down_or_silent_is_unavailable_within_its_timeouts() {
         "{why}"
     );
     assert!(!why.contains("hunter2"), "{why}");
+    drop((holder, peer));
 
     // A server that accepts and never answers: the command gives up after a second.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1,8 +1,9 @@
 //! The status page's last hour on the Worker. With the `LAST_HOUR` Durable Object namespace bound
 //! (wrangler.toml) it covers every isolate: one object per route (`idFromName(route)`, the
-//! `LastHour` class in shim.js) keeps that route's minutes per client in its SQLite storage, each
-//! request adds its record in the background (`ctx.waitUntil`, one call, never delaying the
-//! response), and the status page asks every route's object at once. Without the binding it is
+//! `LastHour` class in shim.js) keeps that route's minutes per client in its SQLite storage, an
+//! isolate adds up its records for a second and sends them in one call in the background
+//! (`ctx.waitUntil`, never delaying a response), and the status page asks every route's object
+//! at once. Without the binding it is
 //! this isolate's own records, and the page says so.
 //!
 //! What crosses to the object is plain numbers: the minute, whether it was an error, tokens,
@@ -30,6 +31,10 @@ const BINDING: &str = "LAST_HOUR";
 /// shows as no traffic.
 const WAIT_MS: u64 = 5_000;
 
+/// How long an isolate adds up a route's records before it sends them: the page is at most this
+/// late, and a busy isolate makes one call per route per period instead of one per request.
+const BATCH_MS: u64 = 1_000;
+
 /// This isolate's last hour, kept when the Worker has no `LAST_HOUR` binding.
 static ISOLATE: LazyLock<Recent> = LazyLock::new(Recent::new);
 
@@ -39,10 +44,14 @@ thread_local! {
 }
 
 // The object's id per route is computed once per isolate (an id is plain data; a stub belongs to
-// the request that made it, so one is made per call). A failed write is logged once per
-// isolate: that request is missing from the page.
+// the request that made it, so one is made per call). An isolate adds up its records per route
+// for a second and sends them in one call: the request that opens a route's batch keeps its
+// invocation alive (`ctx.waitUntil`) until the batch has gone, so nothing waits in memory for a
+// later request that may never come. A failed call is logged once per isolate: those requests
+// are missing from the page.
 #[wasm_bindgen(inline_js = r#"
 const ids = new Map();
+const batches = new Map();
 let warned = false;
 
 function object(env, route) {
@@ -62,10 +71,35 @@ function warn(e) {
   }
 }
 
-export function observeRemote(env, ctx, route, client, minute, error, tokens, cost, bucket) {
+function send(env, route) {
+  const batch = batches.get(route);
+  batches.delete(route);
+  // An RPC promise's `then` insists on a function for both arguments.
+  return object(env, route).add([...batch.rows.values()], [...batch.latency.values()]).then(() => {}, warn);
+}
+
+export function observeRemote(env, ctx, route, client, minute, error, tokens, cost, bucket, batchMs) {
   try {
-    // An RPC promise's `then` insists on a function for both arguments.
-    ctx.waitUntil(object(env, route).observe(client, minute, error, tokens, cost, bucket).then(() => {}, warn));
+    let batch = batches.get(route);
+    if (batch === undefined) {
+      batch = { rows: new Map(), latency: new Map() };
+      batches.set(route, batch);
+      ctx.waitUntil(new Promise((resolve) => setTimeout(resolve, batchMs)).then(() => send(env, route)).catch(warn));
+    }
+    const key = `${minute}|${client}`;
+    const row = batch.rows.get(key);
+    if (row === undefined) {
+      batch.rows.set(key, [client, minute, 1, error ? 1 : 0, tokens, cost]);
+    } else {
+      row[2] += 1;
+      row[3] += error ? 1 : 0;
+      row[4] += tokens;
+      row[5] += cost;
+    }
+    const at = `${key}|${bucket}`;
+    const n = batch.latency.get(at);
+    if (n === undefined) batch.latency.set(at, [client, minute, bucket, 1]);
+    else n[3] += 1;
   } catch (e) {
     warn(e);
   }
@@ -96,6 +130,7 @@ extern "C" {
         tokens: f64,
         cost: f64,
         bucket: u32,
+        batch_ms: f64,
     );
 
     #[wasm_bindgen(js_name = hourRemote, catch)]
@@ -129,6 +164,7 @@ pub fn observe(env: &JsValue, ctx: &JsValue, record: &UsageRecord) {
         tokens(record) as f64,
         record.cost_usd,
         latency_bucket(record.latency_ms) as u32,
+        BATCH_MS as f64,
     );
 }
 

@@ -145,9 +145,9 @@ export class ClientLimits extends DurableObject {
 
 // One route's last hour, per client, when the Worker is bound to this class as `LAST_HOUR`
 // (wrangler.toml; src/hosts/worker/last_hour.rs is the other side). One object per route
-// (`idFromName(route)`), so the status page shows every isolate's requests. Each request adds
-// one row's worth (a minute's counts and one latency bucket) in its SQLite storage; rows older
-// than the hour are dropped as minutes pass. It only adds and sums: percentiles are the
+// (`idFromName(route)`), so the status page shows every isolate's requests. Each isolate sends
+// what its requests added up to over a second (per client and minute: counts and latency
+// buckets) into its SQLite storage; rows older than the hour are dropped as minutes pass. It only adds and sums: percentiles are the
 // proxy's own arithmetic, on what `hour` answers.
 export class LastHour extends DurableObject {
   constructor(ctx, env) {
@@ -163,27 +163,42 @@ export class LastHour extends DurableObject {
       PRIMARY KEY (client, minute, bucket))`);
   }
 
-  // Adds one request of `client` that ended in `minute` (since the epoch).
-  observe(client, minute, error, tokens, cost, bucket) {
-    strings(client);
-    if (![minute, tokens, bucket].every(Number.isSafeInteger) || !Number.isFinite(cost)) {
-      throw new TypeError("LastHour.observe takes whole minutes, tokens and buckets, and a finite cost");
+  // Adds an isolate's batch: `rows` as `[client, minute, requests, errors, tokens, cost]`,
+  // `latency` as `[client, minute, bucket, requests]` (minutes since the epoch), in one
+  // transaction.
+  add(rows, latency) {
+    if (!Array.isArray(rows) || !Array.isArray(latency)) {
+      throw new TypeError("LastHour.add takes two arrays");
     }
-    this.sql.exec(
-      `INSERT INTO minutes VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (client, minute) DO UPDATE SET
-         requests = requests + 1, errors = errors + excluded.errors,
-         tokens = tokens + excluded.tokens, cost = cost + excluded.cost`,
-      client, minute, error ? 1 : 0, tokens, cost,
-    );
-    this.sql.exec(
-      "INSERT INTO latency VALUES (?, ?, ?, 1) ON CONFLICT (client, minute, bucket) DO UPDATE SET n = n + 1",
-      client, minute, bucket,
-    );
-    if (minute > this.swept) {
-      this.swept = minute;
-      this.sql.exec("DELETE FROM minutes WHERE minute <= ?", minute - HOUR_MINUTES);
-      this.sql.exec("DELETE FROM latency WHERE minute <= ?", minute - HOUR_MINUTES);
-    }
+    let newest = 0;
+    this.ctx.storage.transactionSync(() => {
+      for (const [client, minute, requests, errors, tokens, cost] of rows) {
+        strings(client);
+        counts(minute, requests, errors, tokens);
+        if (!Number.isFinite(cost)) throw new TypeError("LastHour.add takes a finite cost");
+        this.sql.exec(
+          `INSERT INTO minutes VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client, minute) DO UPDATE SET
+             requests = requests + excluded.requests, errors = errors + excluded.errors,
+             tokens = tokens + excluded.tokens, cost = cost + excluded.cost`,
+          client, minute, requests, errors, tokens, cost,
+        );
+        newest = Math.max(newest, minute);
+      }
+      for (const [client, minute, bucket, n] of latency) {
+        strings(client);
+        counts(minute, bucket, n);
+        this.sql.exec(
+          `INSERT INTO latency VALUES (?, ?, ?, ?) ON CONFLICT (client, minute, bucket) DO UPDATE SET
+             n = n + excluded.n`,
+          client, minute, bucket, n,
+        );
+      }
+      if (newest > this.swept) {
+        this.swept = newest;
+        this.sql.exec("DELETE FROM minutes WHERE minute <= ?", newest - HOUR_MINUTES);
+        this.sql.exec("DELETE FROM latency WHERE minute <= ?", newest - HOUR_MINUTES);
+      }
+    });
   }
 
   // The hour up to `minute`: `{clients: [[client, requests, errors, tokens, cost], ...],
@@ -203,6 +218,12 @@ export class LastHour extends DurableObject {
 
 // The last hour's length, as src/core/recent.rs counts it.
 const HOUR_MINUTES = 60;
+
+function counts(...values) {
+  for (const value of values) {
+    if (!Number.isSafeInteger(value) || value < 0) throw new TypeError("expected a whole count");
+  }
+}
 
 function strings(...values) {
   for (const value of values) {

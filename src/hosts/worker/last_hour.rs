@@ -3,8 +3,7 @@
 //! `LastHour` class in shim.js) keeps that route's minutes per client in its SQLite storage, an
 //! isolate adds up its records for a second and sends them in one call in the background
 //! (`ctx.waitUntil`, never delaying a response), and the status page asks every route's object
-//! at once. Without the binding it is
-//! this isolate's own records, and the page says so.
+//! at once. Without the binding it is this isolate's own records, and the page says so.
 //!
 //! What crosses to the object is plain numbers: the minute, whether it was an error, tokens,
 //! cost and the latency's [`latency_bucket`]; the object only adds and sums, so the rule for a

@@ -147,8 +147,8 @@ export class ClientLimits extends DurableObject {
 // (wrangler.toml; src/hosts/worker/last_hour.rs is the other side). One object per route
 // (`idFromName(route)`), so the status page shows every isolate's requests. Each isolate sends
 // what its requests added up to over a second (per client and minute: counts and latency
-// buckets) into its SQLite storage; rows older than the hour are dropped as minutes pass. It only adds and sums: percentiles are the
-// proxy's own arithmetic, on what `hour` answers.
+// buckets) into its SQLite storage; rows older than the hour are dropped as minutes pass. It
+// only adds and sums: percentiles are the proxy's own arithmetic, on what `hour` answers.
 export class LastHour extends DurableObject {
   constructor(ctx, env) {
     super(ctx, env);

@@ -108,12 +108,19 @@ pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, Str
                 route: &'static Route,
                 request: &crate::core::request::ChatRequest,
             ) -> Result<crate::core::http::ProxyResponse, crate::core::error::ProxyError> {
-                let mut failover =
-                    crate::core::failover::Failover::new(host, route, request, Self::LOG, Self::LIMITS);
-                match route.name {
+                // One `Prepare` per target, and one call site for them all: the failover loop
+                // is compiled once, whatever the number of routes and targets.
+                let targets: &'static [crate::core::provider::Prepare] = match route.name {
                     #(#dispatch_arms)*
                     // Only `find` hands out routes, and each has its arm above.
-                    _ => {}
+                    _ => &[],
+                };
+                let mut failover =
+                    crate::core::failover::Failover::new(host, route, request, Self::LOG, Self::LIMITS);
+                for (index, prepare) in targets.iter().enumerate() {
+                    if let Some(done) = failover.target_with(index, *prepare).await {
+                        return done;
+                    }
                 }
                 Err(failover.exhausted())
             }
@@ -175,24 +182,24 @@ fn find(routes: &[Route]) -> TokenStream {
     }
 }
 
-/// `"name" => { ...each target through its provider type... }`.
+/// `"name" => { static TARGETS = [prepare_with::<P>, ...]; TARGETS }`: each target's provider
+/// type, in order.
 fn dispatch(route: &Route) -> Result<TokenStream, String> {
     let name = route.name;
     let steps = route
         .targets
         .iter()
-        .enumerate()
-        .map(|(i, target)| {
+        .map(|target| {
             let provider = provider_type(target.provider)?;
-            let i = Literal::usize_unsuffixed(i);
-            Ok(quote! {
-                if let Some(done) = failover.target::<#provider>(#i).await {
-                    return done;
-                }
-            })
+            Ok(quote! { crate::core::provider::prepare_with::<#provider> })
         })
         .collect::<Result<Vec<_>, String>>()?;
-    Ok(quote! { #name => { #(#steps)* } })
+    Ok(quote! {
+        #name => {
+            static TARGETS: &[crate::core::provider::Prepare] = &[#(#steps),*];
+            TARGETS
+        }
+    })
 }
 
 /// `crate::providers::<implementation>` for a provider routes.toml names.

@@ -48,26 +48,29 @@ model = "@cf/meta/llama"
 api_keys = []
 "#,
     );
-    let arm = |route: &str, steps: &[(&str, usize)]| {
-        let calls: String = steps
+    let arm = |route: &str, providers: &[&str]| {
+        let steps: Vec<String> = providers
             .iter()
-            .map(|(ty, i)| {
+            .map(|ty| {
                 format!(
-                    "if let Some (done) = failover . target :: < crate :: providers :: {ty} > ({i}) . await {{ return done ; }} "
+                    "crate :: core :: provider :: prepare_with :: < crate :: providers :: {ty} >"
                 )
             })
             .collect();
-        format!("\"{route}\" => {{ {calls}}}")
+        format!(
+            "\"{route}\" => {{ static TARGETS : & [crate :: core :: provider :: Prepare] = & [{}] ; TARGETS }}",
+            steps.join(" , ")
+        )
     };
     assert!(
         code.contains(&arm(
             "deep",
-            &[("anthropic :: Anthropic", 0), ("openai :: OpenAi", 1)]
+            &["anthropic :: Anthropic", "openai :: OpenAi"]
         )),
         "{code}"
     );
     assert!(
-        code.contains(&arm("llama", &[("workers_ai :: WorkersAi", 0)])),
+        code.contains(&arm("llama", &["workers_ai :: WorkersAi"])),
         "{code}"
     );
     assert!(

@@ -20,7 +20,7 @@ use crate::core::host::{
 use crate::core::http::{ProxyResponse, ResponseBody};
 use crate::core::log::{self, LogConfig, RequestLog};
 use crate::core::meter::{Answered, BodyEnd};
-use crate::core::provider::{PrepareError, Provider};
+use crate::core::provider::{prepare_with, Prepare, PrepareError, PreparedRequest, Provider};
 use crate::core::redact::{Redacting, Redaction};
 use crate::core::request::{ChatRequest, Operation};
 use crate::core::route::{KeyStrategy, RequestLimits, Route, Target, Via};
@@ -177,14 +177,25 @@ impl<'a, H: Host> Failover<'a, H> {
         &mut self,
         index: usize,
     ) -> Option<Result<ProxyResponse, ProxyError>> {
+        self.target_with(index, prepare_with::<P>).await
+    }
+
+    /// [`target`](Self::target) with the provider's [`Prepare`]: what the generated routing
+    /// table calls, so that this code is compiled once rather than once per provider.
+    pub async fn target_with(
+        &mut self,
+        index: usize,
+        prepare: Prepare,
+    ) -> Option<Result<ProxyResponse, ProxyError>> {
         if self.stopped.is_some() {
             return None;
         }
+        let prepared = self.prepare(index, prepare)?;
         if !self.refreshed {
             self.refreshed = true;
             self.host.refresh_health().await;
         }
-        let settled = self.try_target::<P>(index).await?;
+        let settled = self.try_target(index, prepared.as_ref()).await?;
         let status = match &settled {
             Ok(response) => response.status,
             Err(error) => error.status(),
@@ -193,17 +204,15 @@ impl<'a, H: Host> Failover<'a, H> {
         Some(settled)
     }
 
-    async fn try_target<P: Provider>(
-        &mut self,
-        index: usize,
-    ) -> Option<Result<ProxyResponse, ProxyError>> {
+    /// Translates the request for target `index`, once: the result serves every key. A request
+    /// this provider cannot express is skipped here, and is the client's error only if no
+    /// target of the route can take it.
+    fn prepare(&mut self, index: usize, prepare: Prepare) -> Option<Box<dyn PreparedRequest>> {
         let target = self.route.targets.get(index)?;
         let host = self.host;
         let first_via = *target.vias.first()?;
-        // Translation happens once per target. A request this provider cannot express is skipped
-        // here, and is the client's error only if no target of the route can take it.
-        let prepared = match P::prepare(target, self.request, &|name| host.secret(name)) {
-            Ok(prepared) => prepared,
+        match prepare(target, self.request, &|name| host.secret(name)) {
+            Ok(prepared) => Some(prepared),
             Err(PrepareError::Invalid(error)) => {
                 let reason = error.to_error_object().message;
                 self.failed(
@@ -214,15 +223,25 @@ impl<'a, H: Host> Failover<'a, H> {
                     0,
                 );
                 self.inexpressible.get_or_insert(error);
-                return None;
+                None
             }
             Err(PrepareError::SecretNotSet(name)) => {
                 self.failed(index, Via::Key(name), Outcome::KeyNotSet, "key-not-set", 0);
-                return None;
+                None
             }
-        };
+        }
+    }
+
+    /// Tries `prepared` on target `index`, its keys in the target's order (or counts its tokens).
+    async fn try_target(
+        &mut self,
+        index: usize,
+        prepared: &dyn PreparedRequest,
+    ) -> Option<Result<ProxyResponse, ProxyError>> {
+        let target = self.route.targets.get(index)?;
+        let host = self.host;
         if self.request.operation == Operation::CountTokens {
-            return self.count::<P>(index, target, &prepared).await;
+            return self.count(index, target, prepared).await;
         }
         let retry = target.policy.retry;
         for via in self.key_order(target) {
@@ -238,7 +257,7 @@ impl<'a, H: Host> Failover<'a, H> {
                     return None;
                 }
                 self.calls += 1;
-                match self.attempt::<P>(index, target, &prepared, via, &key).await {
+                match self.attempt(index, target, prepared, via, &key).await {
                     Tried::Settled(settled) => return Some(settled),
                     Tried::Failed(again) if again && retries < retry.attempts => {
                         // Full jitter: a random wait up to base × 2^n, capped.
@@ -317,11 +336,11 @@ impl<'a, H: Host> Failover<'a, H> {
     }
 
     /// One call: `target` through `via`, within the target's deadlines.
-    async fn attempt<P: Provider>(
+    async fn attempt(
         &mut self,
         index: usize,
         target: &'static Target,
-        prepared: &P::Prepared,
+        prepared: &dyn PreparedRequest,
         via: Via,
         key: &str,
     ) -> Tried {
@@ -353,21 +372,19 @@ impl<'a, H: Host> Failover<'a, H> {
             match via {
                 Via::Key(_) => match &secret {
                     Some(secret) => host
-                        .send(P::request(target, prepared, secret), timeouts)
+                        .send(prepared.request(target, secret), timeouts)
                         .await
                         .map_err(|e| Err(Outcome::Network(e.0))),
                     None => Err(Err(Outcome::KeyNotSet)),
                 },
-                Via::Binding(name) => match P::binding_call(target, prepared) {
+                Via::Binding(name) => match prepared.binding_call(target) {
                     Some(call) => match host.call_binding(name, call, timeouts).await {
                         Ok(response) => Ok(response),
                         Err(BindingError::Unavailable(reason)) => {
                             Err(Err(Outcome::Unavailable(reason)))
                         }
                         // A throw is an answer, not a lost connection: judged like a status.
-                        Err(BindingError::Thrown(message)) => {
-                            Err(Ok(P::thrown(prepared, &message)))
-                        }
+                        Err(BindingError::Thrown(message)) => Err(Ok(prepared.thrown(&message))),
                     },
                     None => Err(Err(Outcome::Unavailable(format!(
                         "`{}` is not reached through bindings",
@@ -402,15 +419,15 @@ impl<'a, H: Host> Failover<'a, H> {
             }
         };
         if !(200..300).contains(&response.status) {
-            return self.refused::<P>(&call, prepared, response).await;
+            return self.refused(&call, prepared, response).await;
         }
         let mut body = response.body;
-        let mut translator = P::translator(target, prepared, host.now_ms() / 1000);
+        let mut translator = prepared.translator(target, host.now_ms() / 1000);
         if let Some(redaction) = call.redaction {
             translator = Redacting::wrap(translator, redaction.clone());
         }
         if let Some(inbound) = self.request.anthropic() {
-            if !P::speaks_front(prepared) {
+            if !prepared.speaks_front() {
                 translator = if self.request.stream {
                     front_stream::stream_translator(
                         translator,
@@ -479,10 +496,10 @@ impl<'a, H: Host> Failover<'a, H> {
     /// A non-2xx answer, judged. Only an answer that may be the client's error, or that may
     /// carry a retry hint in its body (a 429), is read: the client sees the first's message; a
     /// retried one's body is never shown, and an overloaded upstream may never finish sending.
-    async fn refused<P: Provider>(
+    async fn refused(
         &mut self,
         call: &Call<'_>,
-        prepared: &P::Prepared,
+        prepared: &dyn PreparedRequest,
         response: UpstreamResponse,
     ) -> Tried {
         let status = response.status;
@@ -500,18 +517,18 @@ impl<'a, H: Host> Failover<'a, H> {
             .retry_after
             .as_deref()
             .and_then(verdict::retry_after_ms);
-        let failure = P::failure(prepared, status, &body);
+        let failure = prepared.failure(status, &body);
         self.judge(call, failure, hint)
     }
 
     /// Counts the request's input tokens on `target` with its first healthy key that answers;
     /// `None` when the target has no count endpoint or none of its keys answered (the handler
     /// then gives the proxy's estimate).
-    async fn count<P: Provider>(
+    async fn count(
         &mut self,
         index: usize,
         target: &'static Target,
-        prepared: &P::Prepared,
+        prepared: &dyn PreparedRequest,
     ) -> Option<Result<ProxyResponse, ProxyError>> {
         let host = self.host;
         for via in self.key_order(target) {
@@ -523,7 +540,7 @@ impl<'a, H: Host> Failover<'a, H> {
                 continue;
             }
             let secret = host.secret(name)?;
-            let call = P::count_request(target, prepared, &secret)?;
+            let call = prepared.count_request(target, &secret)?;
             if self.over_limits().is_some() {
                 return None;
             }
@@ -542,7 +559,7 @@ impl<'a, H: Host> Failover<'a, H> {
                 let body = read_bounded(response.body).await;
                 Some((
                     response.status,
-                    ok.then(|| P::count_answer(&body)).flatten(),
+                    ok.then(|| prepared.count_answer(&body)).flatten(),
                 ))
             })
             .await

@@ -75,10 +75,13 @@ const DEADLINE_PASSED: &str = "the request's total_timeout passed";
 
 /// `1.5 s`, `30 s`: a duration in ms as routes.toml writes it.
 pub fn seconds(ms: u64) -> String {
-    if ms % 1000 == 0 {
-        format!("{} s", ms / 1000)
+    // In integers: formatting an f64 would link float printing into the Worker (~15 KB).
+    let (whole, fraction) = (ms / 1000, ms % 1000);
+    if fraction == 0 {
+        format!("{whole} s")
     } else {
-        format!("{} s", ms as f64 / 1000.0)
+        let fraction = format!("{fraction:03}");
+        format!("{whole}.{} s", fraction.trim_end_matches('0'))
     }
 }
 
@@ -261,4 +264,19 @@ pub trait Host: Clone + 'static {
     fn now_ms(&self) -> u64;
     /// Writes one log line. Callers never pass secret values.
     fn log(&self, line: &str);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::seconds;
+
+    #[test]
+    fn seconds_are_written_as_a_float_would_be() {
+        assert_eq!(seconds(30_000), "30 s");
+        assert_eq!(seconds(1_500), "1.5 s");
+        assert_eq!(seconds(250), "0.25 s");
+        assert_eq!(seconds(1), "0.001 s");
+        assert_eq!(seconds(61_230), "61.23 s");
+        assert_eq!(seconds(0), "0 s");
+    }
 }

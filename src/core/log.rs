@@ -44,7 +44,7 @@ pub fn usage<H: Host>(host: &H, config: LogConfig, record: &UsageRecord) {
             }));
         }
         LogFormat::Text => host.log(&format!(
-            "usage client={} route={} api={} target={} provider={} model={} key={} status={} attempts={} input={} output={} cached={} cache_write={} reasoning={} ms={} ttft_ms={} cost_usd={:.6}",
+            "usage client={} route={} api={} target={} provider={} model={} key={} status={} attempts={} input={} output={} cached={} cache_write={} reasoning={} ms={} ttft_ms={} cost_usd={}",
             record.client,
             record.route,
             record.api,
@@ -61,9 +61,16 @@ pub fn usage<H: Host>(host: &H, config: LogConfig, record: &UsageRecord) {
             record.reasoning_tokens,
             record.latency_ms,
             record.ttft_ms.map_or_else(|| "-".to_owned(), |ms| ms.to_string()),
-            record.cost_usd,
+            six_decimals(record.cost_usd),
         )),
     }
+}
+
+/// `usd` with six decimals, as `{:.6}` would write it, in integers: formatting an f64 would link
+/// float printing into the Worker (~15 KB).
+fn six_decimals(usd: f64) -> String {
+    let micro = (usd.max(0.0) * 1e6).round() as u64;
+    format!("{}.{:06}", micro / 1_000_000, micro % 1_000_000)
 }
 
 /// One attempt as the log records it.
@@ -234,5 +241,19 @@ impl fmt::Display for AttemptLabel<'_> {
             self.route.targets.len(),
             self.via
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::six_decimals;
+
+    #[test]
+    fn costs_have_six_decimals() {
+        assert_eq!(six_decimals(0.0), "0.000000");
+        assert_eq!(six_decimals(0.000_123), "0.000123");
+        assert_eq!(six_decimals(12.5), "12.500000");
+        assert_eq!(six_decimals(0.000_000_6), "0.000001");
+        assert_eq!(six_decimals(2.718_281_9), "2.718282");
     }
 }

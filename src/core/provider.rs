@@ -1,6 +1,6 @@
 //! [`Provider`]: the one shape every upstream wire format has. The failover loop drives a target
-//! through it — prepare once, then for each key: build the call, judge a failure, translate a
-//! success — and knows nothing else about any provider. Implementations are pure translation;
+//! through it (behind [`PreparedRequest`]'s vtable) — prepare once, then for each key: build the
+//! call, judge a failure, translate a success — and knows nothing else about any provider. Implementations are pure translation;
 //! I/O stays in the hosts.
 
 use bytes::Bytes;
@@ -38,10 +38,10 @@ impl From<ProxyError> for PrepareError {
 
 /// An upstream wire format, implemented once per format in `crate::providers` and bound to
 /// routes.toml's targets by the generated routing table.
-pub trait Provider {
+pub trait Provider: 'static {
     /// What [`prepare`](Provider::prepare) decided for one request on one target: the upstream
     /// body and every fact the later steps read (streamed or not, JSON mode, token budget, ...).
-    type Prepared;
+    type Prepared: 'static;
 
     /// Translates the client's request for `target`, once; the result serves every key.
     /// `secret` reads what the target needs besides its keys (an account id in the URL).
@@ -103,4 +103,83 @@ pub trait Provider {
         prepared: &Self::Prepared,
         created: u64,
     ) -> Box<dyn Translate>;
+}
+
+/// [`Provider::prepare`] for one provider, its result behind [`PreparedRequest`]'s vtable: what
+/// the generated routing table holds for each target ([`prepare_with`]).
+pub type Prepare = fn(
+    &'static Target,
+    &ChatRequest,
+    SecretLookup<'_>,
+) -> Result<Box<dyn PreparedRequest>, PrepareError>;
+
+/// [`Provider::prepare`] through `P`, as a [`Prepare`].
+pub fn prepare_with<P: Provider>(
+    target: &'static Target,
+    request: &ChatRequest,
+    secret: SecretLookup<'_>,
+) -> Result<Box<dyn PreparedRequest>, PrepareError> {
+    let prepared = P::prepare(target, request, secret)?;
+    Ok(Box::new(PreparedBy::<P>(prepared)))
+}
+
+/// A request one provider has prepared, behind a vtable: what the failover loop calls between
+/// [`Provider::prepare`] and the client's answer. The loop takes this rather than `P`, and the
+/// routing table a [`Prepare`] per target rather than a call to a generic function per target,
+/// so that the loop's code (the largest async state machine in the proxy) is compiled once
+/// instead of once per target.
+pub trait PreparedRequest {
+    /// [`Provider::request`].
+    fn request(&self, target: &'static Target, key: &str) -> UpstreamRequest;
+    /// [`Provider::binding_call`].
+    fn binding_call(&self, target: &'static Target) -> Option<BindingCall>;
+    /// [`Provider::failure`].
+    fn failure(&self, status: u16, body: &[u8]) -> UpstreamError;
+    /// [`Provider::thrown`].
+    fn thrown(&self, message: &str) -> UpstreamError;
+    /// [`Provider::speaks_front`].
+    fn speaks_front(&self) -> bool;
+    /// [`Provider::count_request`].
+    fn count_request(&self, target: &'static Target, key: &str) -> Option<UpstreamRequest>;
+    /// [`Provider::count_answer`].
+    fn count_answer(&self, body: &[u8]) -> Option<u64>;
+    /// [`Provider::translator`].
+    fn translator(&self, target: &'static Target, created: u64) -> Box<dyn Translate>;
+}
+
+/// What provider `P` prepared, as a [`PreparedRequest`].
+struct PreparedBy<P: Provider>(P::Prepared);
+
+impl<P: Provider> PreparedRequest for PreparedBy<P> {
+    fn request(&self, target: &'static Target, key: &str) -> UpstreamRequest {
+        P::request(target, &self.0, key)
+    }
+
+    fn binding_call(&self, target: &'static Target) -> Option<BindingCall> {
+        P::binding_call(target, &self.0)
+    }
+
+    fn failure(&self, status: u16, body: &[u8]) -> UpstreamError {
+        P::failure(&self.0, status, body)
+    }
+
+    fn thrown(&self, message: &str) -> UpstreamError {
+        P::thrown(&self.0, message)
+    }
+
+    fn speaks_front(&self) -> bool {
+        P::speaks_front(&self.0)
+    }
+
+    fn count_request(&self, target: &'static Target, key: &str) -> Option<UpstreamRequest> {
+        P::count_request(target, &self.0, key)
+    }
+
+    fn count_answer(&self, body: &[u8]) -> Option<u64> {
+        P::count_answer(body)
+    }
+
+    fn translator(&self, target: &'static Target, created: u64) -> Box<dyn Translate> {
+        P::translator(target, &self.0, created)
+    }
 }

@@ -104,8 +104,31 @@ pub fn of_status(status: u16) -> Verdict {
 /// A `retry-after` header's wait in ms: delay-seconds (fractions accepted, as some APIs send
 /// them). An HTTP date is not read: LLM APIs send seconds, and a wrong clock would mislead.
 pub fn retry_after_ms(value: &str) -> Option<u64> {
-    let seconds: f64 = value.trim().parse().ok()?;
-    (seconds.is_finite() && seconds >= 0.0).then(|| (seconds * 1000.0).ceil() as u64)
+    seconds_as_ms(value.trim())
+}
+
+/// Decimal seconds (`30`, `1.5`, `.25`) as whole milliseconds, rounded up; `None` for anything
+/// else (a sign, an exponent, a unit). Read in integers: parsing an f64 would link float
+/// parsing into the Worker.
+pub fn seconds_as_ms(text: &str) -> Option<u64> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if (whole.is_empty() && fraction.is_empty()) || !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    let whole: u64 = if whole.is_empty() {
+        0
+    } else {
+        whole.parse().ok()?
+    };
+    let fraction = fraction.as_bytes();
+    let ms = (0..3).fold(0, |ms, i| {
+        ms * 10 + fraction.get(i).map_or(0, |digit| u64::from(digit - b'0'))
+    });
+    let beyond_ms = fraction.iter().skip(3).any(|&digit| digit != b'0');
+    whole
+        .checked_mul(1000)?
+        .checked_add(ms + u64::from(beyond_ms))
 }
 
 #[cfg(test)]
@@ -150,5 +173,11 @@ mod tests {
         assert_eq!(retry_after_ms("0"), Some(0));
         assert_eq!(retry_after_ms("Wed, 21 Oct 2026 07:28:00 GMT"), None);
         assert_eq!(retry_after_ms("-3"), None);
+        assert_eq!(retry_after_ms("0.0001"), Some(1));
+        assert_eq!(retry_after_ms("2.250"), Some(2_250));
+        assert_eq!(retry_after_ms(".5"), Some(500));
+        for bad in ["", ".", "1e3", "+1", "1.2.3", "inf", "1 s"] {
+            assert_eq!(retry_after_ms(bad), None, "{bad}");
+        }
     }
 }

@@ -23,7 +23,7 @@ use crate::core::provider::{json_body, PrepareError, Provider, SecretLookup};
 use crate::core::request::ChatRequest;
 use crate::core::route::Target;
 use crate::core::stream::Translate;
-use crate::core::verdict::UpstreamError;
+use crate::core::verdict::{seconds_as_ms, UpstreamError};
 
 /// OpenAI `finish_reason` for a Gemini `finishReason`. A function call ends with `STOP` (there
 /// is no FUNCTION_CALL reason), so `tool_calls` is decided by whether the candidate emitted a
@@ -133,9 +133,7 @@ pub fn retry_delay_ms(status: u16, body: &[u8]) -> Option<u64> {
             .and_then(serde_json::Value::as_str)
             .is_some_and(|t| t.ends_with("google.rpc.RetryInfo"));
         let delay = d.get("retryDelay")?.as_str()?.strip_suffix('s')?;
-        let seconds: f64 = delay.parse().ok()?;
-        (is_retry_info && seconds.is_finite() && seconds >= 0.0)
-            .then(|| (seconds * 1000.0).ceil() as u64)
+        is_retry_info.then(|| seconds_as_ms(delay)).flatten()
     })
 }
 

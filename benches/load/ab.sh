@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# A/B of Worker builds: the CPU per request each costs under one plain `workerd serve`, in
+# interleaved rounds, as paired ratios to the first build.
+#
+# On this 2-core VM one wrk run's CPU per request varies by ±15 % from run to run, more than most
+# single changes cost, so benches/load/run.sh cannot show them. Here every build serves the same
+# rows in the same round, one after another, with workerd on one core and the load generator and
+# upstream on the other; each round gives a ratio to build A, and the median of those ratios
+# moves by a few percent between repeats.
+#
+# Usage: benches/load/ab.sh DIR_A DIR_B [DIR_C ...]
+#   each DIR a Worker built for tests/routes/bench.toml, e.g.
+#     ROUTES_TOML=tests/routes/bench.toml WORKER_OUT_DIR=target/ab/a ./scripts/build-worker.sh
+#   ROUNDS (default 8), SECS per row (default 3), CONNS (default 16),
+#   ROWS (default "json stream claude-json claude-stream").
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+[ $# -ge 2 ] || { sed -n '2,16p' "$0" >&2; exit 2; }
+rounds=${ROUNDS:-8} secs=${SECS:-3} conns=${CONNS:-16} rows=${ROWS:-json stream claude-json claude-stream}
+out=$PWD/target/ab
+mkdir -p "$out"
+
+./scripts/bootstrap.sh >&2
+command -v wrk >/dev/null || { apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }; } >&2
+cargo build --release --example upstream --target-dir target/bench 2> "$out/upstream-build.log"
+
+# One workerd, one service and port per build, the builds copied beside the config (embed paths
+# are relative to it).
+names=() ports=()
+services="" sockets="" workers=""
+i=0
+for dir in "$@"; do
+  name=$(printf "\\x$(printf %x $((97 + i)))")
+  for f in index.js worker/shim.mjs worker/index.wasm; do
+    [ -f "$dir/$f" ] || { echo "$dir/$f: not a Worker build" >&2; exit 2; }
+  done
+  rm -rf "${out:?}/$name" && mkdir -p "$out/$name/worker"
+  cp "$dir/index.js" "$out/$name/" && cp "$dir/worker/shim.mjs" "$dir/worker/index.wasm" "$out/$name/worker/"
+  port=$((18401 + i))
+  names+=("$name") ports+=("$port")
+  services+="    (name = \"$name\", worker = .$name),"$'\n'
+  sockets+="    (name = \"$name\", address = \"127.0.0.1:$port\", http = (), service = \"$name\"),"$'\n'
+  workers+="const $name :Workerd.Worker = (
+  modules = [
+    (name = \"index.js\", esModule = embed \"$name/index.js\"),
+    (name = \"worker/shim.mjs\", esModule = embed \"$name/worker/shim.mjs\"),
+    (name = \"worker/index.wasm\", wasm = embed \"$name/worker/index.wasm\"),
+  ],
+  compatibilityDate = \"2025-09-01\",
+  compatibilityFlags = [\"nodejs_compat\"],
+  bindings = [
+    (name = \"BENCH_PROXY_TOKEN\", text = \"bench-token\"),
+    (name = \"BENCH_KEY\", text = \"emu-ok-bench\"),
+    (name = \"PROXY_LOG\", text = \"errors\"),
+  ],
+);
+"
+  echo "$name = $dir" >&2
+  i=$((i + 1))
+done
+cat > "$out/ab.capnp" <<EOF
+using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [
+$services    (name = "internet", network = (allow = ["public", "private", "local"])),
+  ],
+  sockets = [
+$sockets  ],
+);
+$workers
+EOF
+
+# workerd on the last core; the upstream and wrk on the others.
+last=$(( $(nproc) - 1 ))
+if [ "$last" -gt 0 ]; then
+  pin_proxy=(taskset -c "$last") pin_load=(taskset -c "0-$((last - 1))")
+else
+  pin_proxy=() pin_load=()
+fi
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
+"${pin_load[@]}" target/bench/release/examples/upstream serve 127.0.0.1:18081 2> "$out/upstream.log" & pids+=($!)
+"${pin_proxy[@]}" node_modules/.bin/workerd serve "$out/ab.capnp" --experimental > "$out/workerd.log" 2>&1 &
+workerd=$!; pids+=($workerd)
+for port in "${ports[@]}"; do
+  for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null && break; sleep 0.2; done
+done
+
+ticks() { local f; f=$(sed 's/^.*) //' "/proc/$1/stat"); set -- $f; echo $(( ${12} + ${13} )); }
+hz=$(getconf CLK_TCK)
+body() { # row
+  local model=bench stream=""
+  case $1 in claude-*) model=bench-claude ;; esac
+  case $1 in *stream) stream=',"stream":true,"stream_options":{"include_usage":true}' ;; esac
+  echo "{\"model\":\"$model\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello in five words.\"}]$stream}"
+}
+cpu_per_request() { # port row seconds -> µs of workerd CPU per request
+  local before after n
+  before=$(ticks "$workerd")
+  n=$(BODY="$(body "$2")" TOKEN=bench-token "${pin_load[@]}" wrk -t2 -c"$conns" -d"$3"s \
+      -s benches/load/post.lua "http://127.0.0.1:$1/v1/chat/completions" 2>/dev/null | awk '/requests in/ {print $1}')
+  after=$(ticks "$workerd")
+  echo $(( (after - before) * 1000000 / hz / (n > 0 ? n : 1) ))
+}
+
+# Warm every build's isolate, then the rounds: "round row build µs" lines.
+for port in "${ports[@]}"; do for row in $rows; do cpu_per_request "$port" "$row" 1 >/dev/null; done; done
+for round in $(seq 1 "$rounds"); do
+  for row in $rows; do
+    for k in "${!names[@]}"; do
+      echo "$round $row ${names[$k]} $(cpu_per_request "${ports[$k]}" "$row" "$secs")"
+    done
+  done
+  echo "round $round of $rounds done" >&2
+done > "$out/rounds.txt"
+
+echo "## A/B, workerd CPU per request (c = $conns, $rounds rounds of $secs s per row)"
+echo
+python3 - "$out/rounds.txt" "${names[@]}" <<'PY'
+import collections, statistics, sys
+lines = [l.split() for l in open(sys.argv[1])]
+names = sys.argv[2:]
+cpu = collections.defaultdict(dict)  # (row, round) -> build -> µs
+for rnd, row, build, us in lines:
+    cpu[(row, rnd)][build] = int(us)
+rows = list(dict.fromkeys(l[1] for l in lines))
+print("| row | " + " | ".join(f"{n}: median µs" for n in names) + " | "
+      + " | ".join(f"{n} ÷ a (median of rounds)" for n in names[1:]) + " |")
+print("|---|" + "---:|" * (2 * len(names) - 1))
+for row in rows:
+    rounds = [v for (r, _), v in cpu.items() if r == row and len(v) == len(names)]
+    medians = [statistics.median(v[n] for v in rounds) for n in names]
+    ratios = [statistics.median(v[n] / v["a"] for v in rounds if v["a"] > 0) for n in names[1:]]
+    print(f"| {row} | " + " | ".join(f"{m:.0f}" for m in medians) + " | "
+          + " | ".join(f"{r:.2f}×" for r in ratios) + " |")
+PY

@@ -1,7 +1,7 @@
 //! [`Provider`]: the one shape every upstream wire format has. The failover loop drives a target
 //! through it (behind [`PreparedRequest`]'s vtable) — prepare once, then for each key: build the
-//! call, judge a failure, translate a success — and knows nothing else about any provider. Implementations are pure translation;
-//! I/O stays in the hosts.
+//! call, judge a failure, translate a success — and knows nothing else about any provider.
+//! Implementations are pure translation; I/O stays in the hosts.
 
 use bytes::Bytes;
 

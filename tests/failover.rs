@@ -18,6 +18,7 @@ use ai_worker_proxy::core::host::{
 };
 use ai_worker_proxy::core::http::{ProxyResponse, ResponseBody};
 use ai_worker_proxy::core::log::{LogConfig, LogFormat, LogLevel};
+use ai_worker_proxy::core::provider::prepare_with;
 use ai_worker_proxy::core::request::ChatRequest;
 use ai_worker_proxy::core::route::{
     CooldownPolicy, Deadlines, KeyStrategy, RequestLimits, RetryPolicy, Route, Target,
@@ -63,10 +64,10 @@ async fn complete_within<H: Host>(
     let mut failover = Failover::new(host, route, request, log, limits);
     for (index, target) in route.targets.iter().enumerate() {
         let settled = match target.provider {
-            "anthropic" => failover.target::<Anthropic>(index).await,
-            "google" => failover.target::<Google>(index).await,
-            "cloudflare-ai" => failover.target::<WorkersAi>(index).await,
-            _ => failover.target::<OpenAi>(index).await,
+            "anthropic" => failover.target(index, prepare_with::<Anthropic>).await,
+            "google" => failover.target(index, prepare_with::<Google>).await,
+            "cloudflare-ai" => failover.target(index, prepare_with::<WorkersAi>).await,
+            _ => failover.target(index, prepare_with::<OpenAi>).await,
         };
         if let Some(settled) = settled {
             return settled;

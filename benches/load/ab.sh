@@ -19,6 +19,7 @@ cd "$(dirname "$0")/../.."
 rounds=${ROUNDS:-8} secs=${SECS:-3} conns=${CONNS:-16} rows=${ROWS:-json stream claude-json claude-stream}
 out=$PWD/target/ab
 mkdir -p "$out"
+. benches/load/lib.sh
 
 ./scripts/bootstrap.sh >&2
 command -v wrk >/dev/null || { apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }; } >&2
@@ -26,11 +27,13 @@ cargo build --release --example upstream --target-dir target/bench 2> "$out/upst
 
 # One workerd, one service and port per build, the builds copied beside the config (embed paths
 # are relative to it).
+[ $# -le 8 ] || { echo "at most 8 builds" >&2; exit 2; }
+letters=(a b c d e f g h)
 names=() ports=()
 services="" sockets="" workers=""
 i=0
 for dir in "$@"; do
-  name=$(printf "\\x$(printf %x $((97 + i)))")
+  name=${letters[$i]}
   for f in index.js worker/shim.mjs worker/index.wasm; do
     [ -f "$dir/$f" ] || { echo "$dir/$f: not a Worker build" >&2; exit 2; }
   done
@@ -82,17 +85,12 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev
 "${pin_load[@]}" target/bench/release/examples/upstream serve 127.0.0.1:18081 2> "$out/upstream.log" & pids+=($!)
 "${pin_proxy[@]}" node_modules/.bin/workerd serve "$out/ab.capnp" --experimental > "$out/workerd.log" 2>&1 &
 workerd=$!; pids+=($workerd)
-for port in "${ports[@]}"; do
-  for _ in $(seq 1 100); do curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null && break; sleep 0.2; done
-done
+for port in "${ports[@]}"; do wait_for "http://127.0.0.1:$port/health"; done
 
-ticks() { local f; f=$(sed 's/^.*) //' "/proc/$1/stat"); set -- $f; echo $(( ${12} + ${13} )); }
-hz=$(getconf CLK_TCK)
-body() { # row
-  local model=bench stream=""
+body() { # row: json, stream, claude-json or claude-stream
+  local model=bench
   case $1 in claude-*) model=bench-claude ;; esac
-  case $1 in *stream) stream=',"stream":true,"stream_options":{"include_usage":true}' ;; esac
-  echo "{\"model\":\"$model\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello in five words.\"}]$stream}"
+  case $1 in *stream) sse "$model" ;; *) json "$model" ;; esac
 }
 cpu_per_request() { # port row seconds -> µs of workerd CPU per request
   local before after n

@@ -26,6 +26,7 @@ secs=${1:-10}
 conns=${CONNS:-1 16 64}
 out=$PWD/target/bench
 mkdir -p "$out"
+. benches/load/lib.sh
 
 ./scripts/bootstrap.sh >&2
 if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
@@ -42,7 +43,6 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-wait_for() { for _ in $(seq 1 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.2; done; echo "not ready: $1" >&2; return 1; }
 
 UP=18081 NGINX=18082 NATIVE=18790 WORKER=18791 JSW=18792
 target/bench/release/examples/upstream serve "127.0.0.1:$UP" 2> "$out/upstream.log" & pids+=($!)
@@ -64,16 +64,6 @@ sleep 1
 
 # The processes whose CPU counts for a system: itself and its children (nginx's workers).
 family() { echo "$1" $(pgrep -P "$1" || true); }
-ticks() { # summed utime + stime of the given pids, in clock ticks
-  local t=0 p f
-  for p in "$@"; do
-    f=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || continue
-    set -- $f
-    t=$((t + ${12} + ${13}))
-  done
-  echo "$t"
-}
-hz=$(getconf CLK_TCK)
 hwm_kib() { local t=0 p; for p in "$@"; do t=$((t + $(awk '/VmHWM/ {print $2}' "/proc/$p/status"))); done; echo "$t"; }
 
 # One wrk run: prints "rps p50 p99 cpu_us_per_request requests".
@@ -91,8 +81,6 @@ measure() { # pid url token body connections [seconds]
   echo "$rps $p50 $p99 $(( (after - before) * 1000000 / hz / (reqs > 0 ? reqs : 1) )) $reqs"
 }
 
-json() { echo "{\"model\":\"$1\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello in five words.\"}]}"; }
-sse() { echo "{\"model\":\"$1\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello in five words.\"}],\"stream\":true,\"stream_options\":{\"include_usage\":true}}"; }
 # A stream whose client did not ask for the usage (the SDKs' default): the native host asks the
 # upstream for it anyway, to meter the request, and takes it out of what the client gets.
 sse_plain() { echo "{\"model\":\"$1\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello in five words.\"}],\"stream\":true}"; }

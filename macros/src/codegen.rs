@@ -118,7 +118,7 @@ pub fn generate(file: &RoutesFile, source_path: &str) -> Result<TokenStream, Str
                 let mut failover =
                     crate::core::failover::Failover::new(host, route, request, Self::LOG, Self::LIMITS);
                 for (index, prepare) in targets.iter().enumerate() {
-                    if let Some(done) = failover.target_with(index, *prepare).await {
+                    if let Some(done) = failover.target(index, *prepare).await {
                         return done;
                     }
                 }

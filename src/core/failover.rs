@@ -20,7 +20,7 @@ use crate::core::host::{
 use crate::core::http::{ProxyResponse, ResponseBody};
 use crate::core::log::{self, LogConfig, RequestLog};
 use crate::core::meter::{Answered, BodyEnd};
-use crate::core::provider::{prepare_with, Prepare, PrepareError, PreparedRequest, Provider};
+use crate::core::provider::{Prepare, PrepareError, PreparedRequest};
 use crate::core::redact::{Redacting, Redaction};
 use crate::core::request::{ChatRequest, Operation};
 use crate::core::route::{KeyStrategy, RequestLimits, Route, Target, Via};
@@ -170,19 +170,12 @@ impl<'a, H: Host> Failover<'a, H> {
         }
     }
 
-    /// Tries target `index` of the route through its provider `P`, its keys in the target's
-    /// order. `Some` when the request is settled (answered, or a client error); `None` when
-    /// every key failed or was skipped and the next target should be tried.
-    pub async fn target<P: Provider>(
-        &mut self,
-        index: usize,
-    ) -> Option<Result<ProxyResponse, ProxyError>> {
-        self.target_with(index, prepare_with::<P>).await
-    }
-
-    /// [`target`](Self::target) with the provider's [`Prepare`]: what the generated routing
-    /// table calls, so that this code is compiled once rather than once per provider.
-    pub async fn target_with(
+    /// Tries target `index` of the route through its provider's [`Prepare`]
+    /// (`prepare_with::<P>`), its keys in the target's order. `Some` when the request is settled
+    /// (answered, or a client error); `None` when every key failed or was skipped and the next
+    /// target should be tried. Not generic over the provider, so that this code is compiled
+    /// once rather than once per provider.
+    pub async fn target(
         &mut self,
         index: usize,
         prepare: Prepare,
@@ -190,12 +183,13 @@ impl<'a, H: Host> Failover<'a, H> {
         if self.stopped.is_some() {
             return None;
         }
-        let prepared = self.prepare(index, prepare)?;
+        let target = self.route.targets.get(index)?;
+        let prepared = self.prepare(index, target, prepare)?;
         if !self.refreshed {
             self.refreshed = true;
             self.host.refresh_health().await;
         }
-        let settled = self.try_target(index, prepared.as_ref()).await?;
+        let settled = self.try_target(index, target, prepared.as_ref()).await?;
         let status = match &settled {
             Ok(response) => response.status,
             Err(error) => error.status(),
@@ -207,8 +201,12 @@ impl<'a, H: Host> Failover<'a, H> {
     /// Translates the request for target `index`, once: the result serves every key. A request
     /// this provider cannot express is skipped here, and is the client's error only if no
     /// target of the route can take it.
-    fn prepare(&mut self, index: usize, prepare: Prepare) -> Option<Box<dyn PreparedRequest>> {
-        let target = self.route.targets.get(index)?;
+    fn prepare(
+        &mut self,
+        index: usize,
+        target: &'static Target,
+        prepare: Prepare,
+    ) -> Option<Box<dyn PreparedRequest>> {
         let host = self.host;
         let first_via = *target.vias.first()?;
         match prepare(target, self.request, &|name| host.secret(name)) {
@@ -236,9 +234,9 @@ impl<'a, H: Host> Failover<'a, H> {
     async fn try_target(
         &mut self,
         index: usize,
+        target: &'static Target,
         prepared: &dyn PreparedRequest,
     ) -> Option<Result<ProxyResponse, ProxyError>> {
-        let target = self.route.targets.get(index)?;
         let host = self.host;
         if self.request.operation == Operation::CountTokens {
             return self.count(index, target, prepared).await;

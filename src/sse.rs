@@ -67,7 +67,7 @@ impl SseParser {
                 bytes = rest;
             }
         }
-        while let Some(end) = bytes.iter().position(|&b| b == b'\n' || b == b'\r') {
+        while let Some(end) = memchr::memchr2(b'\n', b'\r', bytes) {
             let terminator = bytes[end];
             if self.line.is_empty() {
                 self.line_done(&bytes[..end], &mut out);
@@ -131,17 +131,26 @@ impl SseParser {
         match field {
             b"event" => {
                 self.event.clear();
-                self.event.push_str(&String::from_utf8_lossy(value));
+                push_lossy(&mut self.event, value);
             }
             b"data" => {
                 if self.has_data {
                     self.data.push('\n');
                 }
                 self.has_data = true;
-                self.data.push_str(&String::from_utf8_lossy(value));
+                push_lossy(&mut self.data, value);
             }
             _ => {}
         }
+    }
+}
+
+/// Appends `bytes` as UTF-8, invalid sequences replaced. `from_utf8` checks ASCII a word at a
+/// time; the lossy decoder, only needed when that fails, goes byte by byte.
+fn push_lossy(out: &mut String, bytes: &[u8]) {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => out.push_str(text),
+        Err(_) => out.push_str(&String::from_utf8_lossy(bytes)),
     }
 }
 
@@ -182,6 +191,15 @@ mod tests {
         }
         let singles: Vec<&[u8]> = bytes.chunks(1).collect();
         assert_eq!(parse_all(&singles), whole);
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_and_valid_text_kept() {
+        let bytes = b"event: \xffx\ndata: caf\xc3\xa9 \xe2\x82\ndata: ok\n\n";
+        assert_eq!(
+            parse_all(&[bytes]),
+            vec![ev("\u{FFFD}x", "caf\u{e9} \u{FFFD}\nok")]
+        );
     }
 
     #[test]

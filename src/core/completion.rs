@@ -178,22 +178,35 @@ pub struct FunctionCall {
     pub arguments: String,
 }
 
-/// `chat.completion.chunk`.
-#[derive(Debug, Serialize)]
-pub struct Chunk<'a> {
-    /// Same on every chunk.
-    pub id: &'a str,
-    /// Always `chat.completion.chunk`.
-    pub object: &'static str,
-    /// Same on every chunk.
-    pub created: u64,
-    /// Same on every chunk.
-    pub model: &'a str,
-    /// One choice, or none on the usage chunk.
-    pub choices: &'a [ChunkChoice<'a>],
-    /// Absent without `include_usage`; with it, null except on the usage chunk.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub usage: Option<Option<Usage>>,
+/// The start of every `chat.completion.chunk` of a stream, up to its `choices`:
+/// `{"id":…,"object":"chat.completion.chunk","created":…,"model":…,`. Written once per id and
+/// model rather than serialised again for every event.
+#[derive(Debug, Default)]
+struct ChunkHead {
+    bytes: Vec<u8>,
+    id: String,
+    model: String,
+}
+
+impl ChunkHead {
+    /// The head for `id` and `model`, made again only when either changed.
+    fn get(&mut self, id: &str, created: u64, model: &str) -> &[u8] {
+        if self.bytes.is_empty() || self.id != id || self.model != model {
+            self.bytes.clear();
+            self.bytes.extend_from_slice(b"{\"id\":");
+            // Serialising a string into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut self.bytes, id);
+            self.bytes
+                .extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
+            self.bytes.extend_from_slice(created.to_string().as_bytes());
+            self.bytes.extend_from_slice(b",\"model\":");
+            let _ = serde_json::to_writer(&mut self.bytes, model);
+            self.bytes.push(b',');
+            id.clone_into(&mut self.id);
+            model.clone_into(&mut self.model);
+        }
+        &self.bytes
+    }
 }
 
 /// A chunk choice.
@@ -272,6 +285,7 @@ pub struct ChunkWriter {
     include_usage: bool,
     /// The choices whose role chunk has been written.
     started: Vec<u32>,
+    head: ChunkHead,
     out: Vec<u8>,
 }
 
@@ -379,7 +393,13 @@ impl ChunkWriter {
 
     /// What was written since the last call.
     pub fn take(&mut self) -> Bytes {
-        Bytes::from(std::mem::take(&mut self.out))
+        if self.out.is_empty() {
+            return Bytes::new();
+        }
+        // The next chunk starts at the size of this one: grown from nothing, a chunk's few
+        // hundred bytes cost half a dozen reallocations.
+        let next = Vec::with_capacity(self.out.len().clamp(64, 1024));
+        Bytes::from(std::mem::replace(&mut self.out, next))
     }
 
     fn delta(&mut self, choice: u32, delta: ChunkDelta<'_>) {
@@ -415,19 +435,20 @@ impl ChunkWriter {
         self.write(&[choice], self.include_usage.then_some(None));
     }
 
+    /// One `chat.completion.chunk` event; `usage` is absent without `include_usage`, and with
+    /// it null except on the usage chunk.
     fn write(&mut self, choices: &[ChunkChoice<'_>], usage: Option<Option<Usage>>) {
-        let chunk = Chunk {
-            id: &self.id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            choices,
-            usage,
-        };
         self.out.extend_from_slice(b"data: ");
+        let head = self.head.get(&self.id, self.created, &self.model);
+        self.out.extend_from_slice(head);
+        self.out.extend_from_slice(b"\"choices\":");
         // Serialising these plain structs into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut self.out, &chunk);
-        self.out.extend_from_slice(b"\n\n");
+        let _ = serde_json::to_writer(&mut self.out, choices);
+        if let Some(usage) = usage {
+            self.out.extend_from_slice(b",\"usage\":");
+            let _ = serde_json::to_writer(&mut self.out, &usage);
+        }
+        self.out.extend_from_slice(b"}\n\n");
     }
 }
 

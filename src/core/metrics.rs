@@ -65,13 +65,35 @@ impl Histogram {
     }
 }
 
-/// Every series, by its rendered label set.
+/// The series of one response model of one route: the GenAI labels, kept as values and only
+/// written out (and escaped) when rendered, so that counting a request formats nothing.
+#[derive(Debug, Default)]
+struct ModelSeries {
+    input_tokens: Histogram,
+    output_tokens: Histogram,
+    /// By the error status (`None`: a success).
+    duration: BTreeMap<Option<u16>, Histogram>,
+}
+
+/// Every series. A response model is a `String` inside the route's map, so that a request
+/// whose model has been seen looks it up by `&str` and allocates nothing.
 #[derive(Debug, Default)]
 struct Series {
-    tokens: BTreeMap<String, Histogram>,
-    duration: BTreeMap<String, Histogram>,
-    requests: BTreeMap<String, u64>,
-    cost: BTreeMap<String, f64>,
+    /// By (provider, route), then response model.
+    models: BTreeMap<(&'static str, &'static str), BTreeMap<String, ModelSeries>>,
+    /// By (client, route, status).
+    requests: BTreeMap<(&'static str, &'static str, u16), u64>,
+    /// By (client, route), then response model.
+    cost: BTreeMap<(&'static str, &'static str), BTreeMap<String, f64>>,
+}
+
+/// The entry for `model` in `map`, made on its first use (`None` cannot happen: `BTreeMap` has
+/// no stable way to look a `String` key up by `&str` and insert it only when missing).
+fn entry<'a, V: Default>(map: &'a mut BTreeMap<String, V>, model: &str) -> Option<&'a mut V> {
+    if !map.contains_key(model) {
+        map.insert(model.to_owned(), V::default());
+    }
+    map.get_mut(model)
 }
 
 /// The process's metrics.
@@ -89,47 +111,37 @@ impl Metrics {
     /// Counts one request's record.
     pub fn observe(&self, record: &UsageRecord) {
         let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
-        let base = format!(
-            "gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"{}\",gen_ai_request_model=\"{}\",gen_ai_response_model=\"{}\"",
-            escape(record.provider),
-            escape(record.route),
-            escape(&record.model),
-        );
-        if record.usage_reported {
-            let input = record.input_tokens + record.cached_tokens + record.cache_write_tokens;
-            for (kind, tokens) in [("input", input), ("output", record.output_tokens)] {
-                series
-                    .tokens
-                    .entry(format!("{base},gen_ai_token_type=\"{kind}\""))
-                    .or_default()
-                    .observe(&TOKEN_BUCKETS, tokens as f64);
+        let models = series
+            .models
+            .entry((record.provider, record.route))
+            .or_default();
+        if let Some(model) = entry(models, &record.model) {
+            if record.usage_reported {
+                let input = record.input_tokens + record.cached_tokens + record.cache_write_tokens;
+                model.input_tokens.observe(&TOKEN_BUCKETS, input as f64);
+                model
+                    .output_tokens
+                    .observe(&TOKEN_BUCKETS, record.output_tokens as f64);
             }
+            let error = (record.status >= 400).then_some(record.status);
+            model
+                .duration
+                .entry(error)
+                .or_default()
+                .observe(&DURATION_BUCKETS, record.latency_ms as f64 / 1000.0);
         }
-        let duration = if record.status >= 400 {
-            format!("{base},error_type=\"{}\"", record.status)
-        } else {
-            base
-        };
-        series
-            .duration
-            .entry(duration)
-            .or_default()
-            .observe(&DURATION_BUCKETS, record.latency_ms as f64 / 1000.0);
-        let client = format!(
-            "client=\"{}\",route=\"{}\",status=\"{}\"",
-            escape(record.client),
-            escape(record.route),
-            record.status
-        );
-        *series.requests.entry(client).or_default() += 1;
+        *series
+            .requests
+            .entry((record.client, record.route, record.status))
+            .or_default() += 1;
         if record.cost_usd > 0.0 {
-            let key = format!(
-                "client=\"{}\",route=\"{}\",gen_ai_response_model=\"{}\"",
-                escape(record.client),
-                escape(record.route),
-                escape(&record.model)
-            );
-            *series.cost.entry(key).or_default() += record.cost_usd;
+            let costs = series
+                .cost
+                .entry((record.client, record.route))
+                .or_default();
+            if let Some(usd) = entry(costs, &record.model) {
+                *usd += record.cost_usd;
+            }
         }
     }
 
@@ -137,31 +149,68 @@ impl Metrics {
     pub fn render(&self) -> String {
         let series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
         let mut out = String::new();
+        let models = || {
+            series.models.iter().flat_map(|((provider, route), models)| {
+                models.iter().map(move |(model, s)| {
+                    let base = format!(
+                        "gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"{}\",gen_ai_request_model=\"{}\",gen_ai_response_model=\"{}\"",
+                        escape(provider),
+                        escape(route),
+                        escape(model),
+                    );
+                    (base, s)
+                })
+            })
+        };
         out.push_str("# HELP gen_ai_client_token_usage Number of input and output tokens used.\n# TYPE gen_ai_client_token_usage histogram\n");
-        for (labels, h) in &series.tokens {
-            h.render(
-                &mut out,
-                "gen_ai_client_token_usage",
-                labels,
-                &TOKEN_BUCKETS,
-            );
+        for (base, s) in models() {
+            for (kind, h) in [("input", &s.input_tokens), ("output", &s.output_tokens)] {
+                if h.count > 0 {
+                    let labels = format!("{base},gen_ai_token_type=\"{kind}\"");
+                    h.render(
+                        &mut out,
+                        "gen_ai_client_token_usage",
+                        &labels,
+                        &TOKEN_BUCKETS,
+                    );
+                }
+            }
         }
         out.push_str("# HELP gen_ai_client_operation_duration_seconds GenAI operation duration.\n# TYPE gen_ai_client_operation_duration_seconds histogram\n");
-        for (labels, h) in &series.duration {
-            h.render(
-                &mut out,
-                "gen_ai_client_operation_duration_seconds",
-                labels,
-                &DURATION_BUCKETS,
-            );
+        for (base, s) in models() {
+            for (error, h) in &s.duration {
+                let labels = match error {
+                    Some(status) => format!("{base},error_type=\"{status}\""),
+                    None => base.clone(),
+                };
+                h.render(
+                    &mut out,
+                    "gen_ai_client_operation_duration_seconds",
+                    &labels,
+                    &DURATION_BUCKETS,
+                );
+            }
         }
         out.push_str("# HELP aiwp_requests_total Requests that reached a route, by client and status.\n# TYPE aiwp_requests_total counter\n");
-        for (labels, n) in &series.requests {
-            let _ = writeln!(out, "aiwp_requests_total{{{labels}}} {n}");
+        for ((client, route, status), n) in &series.requests {
+            let _ = writeln!(
+                out,
+                "aiwp_requests_total{{client=\"{}\",route=\"{}\",status=\"{status}\"}} {n}",
+                escape(client),
+                escape(route)
+            );
         }
         out.push_str("# HELP aiwp_cost_usd_total What the requests cost at the models' prices.\n# TYPE aiwp_cost_usd_total counter\n");
-        for (labels, usd) in &series.cost {
-            let _ = writeln!(out, "aiwp_cost_usd_total{{{labels}}} {usd}");
+        for ((client, route), costs) in &series.cost {
+            for (model, usd) in costs {
+                let _ = writeln!(
+                    out,
+                    "aiwp_cost_usd_total{{client=\"{}\",route=\"{}\",gen_ai_response_model=\"{}\"}} {usd}",
+                    escape(client),
+                    escape(route),
+                    escape(model)
+                );
+            }
         }
         out
     }
@@ -227,5 +276,20 @@ mod tests {
             assert!(text.lines().any(|l| l == line), "{line}\n---\n{text}");
         }
         assert_eq!(escape("a\"b\\c\n"), "a\\\"b\\\\c\\n");
+    }
+
+    #[test]
+    fn labels_are_escaped_when_rendered_and_a_model_without_usage_has_no_token_series() {
+        let metrics = Metrics::new();
+        let mut odd = record();
+        odd.model = "m\"1".to_owned();
+        odd.usage_reported = false;
+        metrics.observe(&odd);
+        metrics.observe(&odd);
+        let text = metrics.render();
+        let count = "gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"fast\",gen_ai_response_model=\"m\\\"1\"} 2";
+        assert!(text.lines().any(|l| l == count), "{text}");
+        assert!(!text.contains("gen_ai_client_token_usage_bucket"), "{text}");
+        assert!(text.contains("aiwp_cost_usd_total{client=\"ci-bot\",route=\"fast\",gen_ai_response_model=\"m\\\"1\"} 0.5\n"), "{text}");
     }
 }

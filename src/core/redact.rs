@@ -98,10 +98,7 @@ pub(crate) fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize>
     let first = *needle.first()?;
     let mut at = from;
     while at + needle.len() <= haystack.len() {
-        let offset = haystack[at..=haystack.len() - needle.len()]
-            .iter()
-            .position(|&b| b == first)?;
-        at += offset;
+        at += memchr::memchr(first, &haystack[at..=haystack.len() - needle.len()])?;
         if haystack[at..at + needle.len()] == *needle {
             return Some(at);
         }

@@ -12,6 +12,7 @@ pub mod anthropic;
 pub mod google;
 pub mod openai;
 pub mod openai_input;
+pub mod openai_token;
 pub mod output_limit;
 #[cfg(test)]
 mod test_support;

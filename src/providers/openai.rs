@@ -22,8 +22,8 @@ use crate::core::route::Target;
 use crate::core::stream::Translate;
 use crate::core::usage::{lenient, Metered};
 use crate::core::verdict::UpstreamError;
-use crate::providers::output_limit;
 use crate::providers::tool_ids::{self, Wire};
+use crate::providers::{openai_token, output_limit};
 use crate::sse::SseParser;
 
 /// OpenAI Chat Completions, passed through: `provider = "openai"` and `"openai-compatible"`.
@@ -712,11 +712,34 @@ fn has_empty_choices(bytes: &[u8]) -> bool {
 }
 
 /// The usage of the last event in `bytes` whose data has a `usage` object (events before the
-/// first whole line of `bytes` are not read).
+/// first whole line of `bytes` are not read). The usage chunk is nearly always the last event
+/// but `[DONE]`: the events from the line of the last `"usage"` on are read first, and the whole
+/// of `bytes` only if they have none.
 fn last_usage(bytes: &[u8]) -> Option<Metered> {
-    if !contains(bytes, b"\"usage\"") {
-        return None;
-    }
+    let key = last_usage_key(bytes)?;
+    let line = bytes[..key]
+        .iter()
+        .rposition(|&b| b == b'\n' || b == b'\r')
+        .map_or(0, |end| end + 1);
+    usage_of_last_event(&bytes[line..]).or_else(|| {
+        if line > 0 {
+            usage_of_last_event(bytes)
+        } else {
+            None
+        }
+    })
+}
+
+/// Where the last `"usage"` in `bytes` starts.
+fn last_usage_key(bytes: &[u8]) -> Option<usize> {
+    const KEY: &[u8] = b"\"usage\"";
+    (0..bytes.len())
+        .rev()
+        .find(|&at| bytes[at..].starts_with(KEY))
+}
+
+/// The usage of the last event in `bytes` whose data has a `usage` object.
+fn usage_of_last_event(bytes: &[u8]) -> Option<Metered> {
     let mut parser = SseParser::new();
     let mut events = parser.feed(bytes);
     events.extend(parser.finish());
@@ -740,10 +763,6 @@ fn has_usage_object(data: &str) -> bool {
         rest.strip_prefix(':')
             .is_some_and(|value| value.trim_start().starts_with('{'))
     })
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// OpenAI's `usage` object, as far as metering reads it.
@@ -828,6 +847,9 @@ fn whole_answer(body: Vec<u8>) -> Result<(Bytes, Option<Metered>), UpstreamError
 fn is_token(data: &str, usage_is_token: bool) -> Result<bool, UpstreamError> {
     if data.trim() == "[DONE]" {
         return Ok(true);
+    }
+    if let Some(token) = openai_token::token(data, usage_is_token) {
+        return Ok(token);
     }
     let Ok(value) = serde_json::from_str::<Value>(data) else {
         return Err(UpstreamError::in_band(
@@ -1426,6 +1448,26 @@ mod tests {
             client.trim_end()
         );
         assert_eq!(t.usage(), usage);
+    }
+
+    #[test]
+    fn a_streams_usage_is_its_last_event_with_a_usage_object() {
+        let usage = Some(Metered::from_openai(9, 0, 2, 0));
+        // The usage chunk before [DONE]; split in two `data:` lines; in a partial first line.
+        let stream = format!("{HELLO_3_1}{FINISH_3_1}{USAGE_3_1}{DONE_EVENT}");
+        assert_eq!(last_usage(stream.as_bytes()), usage);
+        let split = USAGE_3_1.replace(",\"usage\":{", ",\ndata: \"usage\":{");
+        assert_eq!(last_usage(format!("{HELLO_3_1}{split}").as_bytes()), usage);
+        assert_eq!(last_usage(&USAGE_3_1.as_bytes()[6..]), None);
+        // A later `"usage"` that is not a usage object (text, null) does not hide the real one.
+        let talk = "data: {\"choices\":[{\"delta\":{\"content\":\"\\\"usage\\\": none\"}}],\"usage\":null}\n\n";
+        let stream = format!("{USAGE_3_1}{talk}{DONE_EVENT}");
+        assert_eq!(last_usage(stream.as_bytes()), usage);
+        assert_eq!(last_usage(format!("{talk}{DONE_EVENT}").as_bytes()), None);
+        assert_eq!(
+            last_usage(format!("{HELLO_3_1}{DONE_EVENT}").as_bytes()),
+            None
+        );
     }
 
     #[test]

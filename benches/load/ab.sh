@@ -1,21 +1,27 @@
 #!/usr/bin/env bash
-# A/B of Worker builds: the CPU per request each costs under one plain `workerd serve`, in
-# interleaved rounds, as paired ratios to the first build.
+# A/B of builds: the CPU per request each costs, in interleaved rounds, as paired ratios to the
+# first build. Worker builds run under one plain `workerd serve`; with --native, native host
+# binaries run side by side.
 #
 # On this 2-core VM one wrk run's CPU per request varies by ±15 % from run to run, more than most
 # single changes cost, so benches/load/run.sh cannot show them. Here every build serves the same
-# rows in the same round, one after another, with workerd on one core and the load generator and
+# rows in the same round, one after another, with the proxy on one core and the load generator and
 # upstream on the other; each round gives a ratio to build A, and the median of those ratios
 # moves by a few percent between repeats.
 #
 # Usage: benches/load/ab.sh DIR_A DIR_B [DIR_C ...]
 #   each DIR a Worker built for tests/routes/bench.toml, e.g.
 #     ROUTES_TOML=tests/routes/bench.toml WORKER_OUT_DIR=target/ab/a ./scripts/build-worker.sh
+# or:    benches/load/ab.sh --native BIN_A BIN_B [BIN_C ...]
+#   each BIN the native host built for the same routes, e.g.
+#     ROUTES_TOML=tests/routes/bench.toml cargo build --profile native --target-dir target/ab/a
 #   ROUNDS (default 8), SECS per row (default 3), CONNS (default 16),
 #   ROWS (default "json stream claude-json claude-stream").
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-[ $# -ge 2 ] || { sed -n '2,16p' "$0" >&2; exit 2; }
+native=""
+if [ "${1:-}" = --native ]; then native=1; shift; fi
+[ $# -ge 2 ] || { sed -n '2,20p' "$0" >&2; exit 2; }
 rounds=${ROUNDS:-8} secs=${SECS:-3} conns=${CONNS:-16} rows=${ROWS:-json stream claude-json claude-stream}
 out=$PWD/target/ab
 mkdir -p "$out"
@@ -25,11 +31,39 @@ mkdir -p "$out"
 command -v wrk >/dev/null || { apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }; } >&2
 cargo build --release --example upstream --target-dir target/bench 2> "$out/upstream-build.log"
 
-# One workerd, one service and port per build, the builds copied beside the config (embed paths
-# are relative to it).
 [ $# -le 8 ] || { echo "at most 8 builds" >&2; exit 2; }
 letters=(a b c d e f g h)
 names=() ports=()
+
+# The proxy on the last core; the upstream and wrk on the others.
+last=$(( $(nproc) - 1 ))
+if [ "$last" -gt 0 ]; then
+  pin_proxy=(taskset -c "$last") pin_load=(taskset -c "0-$((last - 1))")
+else
+  pin_proxy=() pin_load=()
+fi
+pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
+"${pin_load[@]}" target/bench/release/examples/upstream serve 127.0.0.1:18081 2> "$out/upstream.log" & pids+=($!)
+
+# The process whose CPU counts for each build.
+procs=()
+if [ -n "$native" ]; then
+  # One process per binary, each a thread on the proxy's core (it runs a thread per core it may
+  # use).
+  i=0
+  for bin in "$@"; do
+    [ -x "$bin" ] || { echo "$bin: not an executable" >&2; exit 2; }
+    port=$((18401 + i))
+    names+=("${letters[$i]}") ports+=("$port")
+    BENCH_PROXY_TOKEN=bench-token BENCH_KEY=bench-key "${pin_proxy[@]}" "$bin" \
+      --listen "127.0.0.1:$port" 2> "$out/${letters[$i]}.log" & pids+=($!) procs+=($!)
+    echo "${letters[$i]} = $bin" >&2
+    i=$((i + 1))
+  done
+else
+# One workerd, one service and port per build, the builds copied beside the config (embed paths
+# are relative to it).
 services="" sockets="" workers=""
 i=0
 for dir in "$@"; do
@@ -73,18 +107,10 @@ $sockets  ],
 $workers
 EOF
 
-# workerd on the last core; the upstream and wrk on the others.
-last=$(( $(nproc) - 1 ))
-if [ "$last" -gt 0 ]; then
-  pin_proxy=(taskset -c "$last") pin_load=(taskset -c "0-$((last - 1))")
-else
-  pin_proxy=() pin_load=()
-fi
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
-"${pin_load[@]}" target/bench/release/examples/upstream serve 127.0.0.1:18081 2> "$out/upstream.log" & pids+=($!)
 "${pin_proxy[@]}" node_modules/.bin/workerd serve "$out/ab.capnp" --experimental > "$out/workerd.log" 2>&1 &
 workerd=$!; pids+=($workerd)
+for _ in "$@"; do procs+=("$workerd"); done
+fi
 for port in "${ports[@]}"; do wait_for "http://127.0.0.1:$port/health"; done
 
 body() { # row: json, stream, claude-json or claude-stream
@@ -92,27 +118,29 @@ body() { # row: json, stream, claude-json or claude-stream
   case $1 in claude-*) model=bench-claude ;; esac
   case $1 in *stream) sse "$model" ;; *) json "$model" ;; esac
 }
-cpu_per_request() { # port row seconds -> µs of workerd CPU per request
+cpu_per_request() { # build-index row seconds -> µs of the build's process CPU per request
   local before after n
-  before=$(ticks "$workerd")
+  before=$(ticks "${procs[$1]}")
   n=$(BODY="$(body "$2")" TOKEN=bench-token "${pin_load[@]}" wrk -t2 -c"$conns" -d"$3"s \
-      -s benches/load/post.lua "http://127.0.0.1:$1/v1/chat/completions" 2>/dev/null | awk '/requests in/ {print $1}')
-  after=$(ticks "$workerd")
+      -s benches/load/post.lua "http://127.0.0.1:${ports[$1]}/v1/chat/completions" 2>/dev/null | awk '/requests in/ {print $1}')
+  after=$(ticks "${procs[$1]}")
   echo $(( (after - before) * 1000000 / hz / (n > 0 ? n : 1) ))
 }
 
-# Warm every build's isolate, then the rounds: "round row build µs" lines.
-for port in "${ports[@]}"; do for row in $rows; do cpu_per_request "$port" "$row" 1 >/dev/null; done; done
+# Warm every build (a Worker's isolate, a native host's connections), then the rounds:
+# "round row build µs" lines.
+for k in "${!names[@]}"; do for row in $rows; do cpu_per_request "$k" "$row" 1 >/dev/null; done; done
 for round in $(seq 1 "$rounds"); do
   for row in $rows; do
     for k in "${!names[@]}"; do
-      echo "$round $row ${names[$k]} $(cpu_per_request "${ports[$k]}" "$row" "$secs")"
+      echo "$round $row ${names[$k]} $(cpu_per_request "$k" "$row" "$secs")"
     done
   done
   echo "round $round of $rounds done" >&2
 done > "$out/rounds.txt"
 
-echo "## A/B, workerd CPU per request (c = $conns, $rounds rounds of $secs s per row)"
+what=workerd; [ -z "$native" ] || what="native host"
+echo "## A/B, $what CPU per request (c = $conns, $rounds rounds of $secs s per row)"
 echo
 python3 - "$out/rounds.txt" "${names[@]}" <<'PY'
 import collections, statistics, sys

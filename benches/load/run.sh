@@ -6,7 +6,9 @@
 #   nginx      `proxy_pass` to it: the native host's floor
 #   native     the native host (routes: tests/routes/bench.toml)
 #   JS Worker  a trivial JavaScript pass-through Worker under plain `workerd serve`: the
-#              Worker's floor (wrangler dev's own proxy would hide the Worker)
+#              Worker's floor (wrangler dev's own proxy would hide the Worker); for CPU per
+#              event also the same Worker reading every chunk in JavaScript, the floor of any
+#              Worker that translates a stream
 #   Worker     the proxy's Worker under plain `workerd serve`
 #
 # The routes (tests/routes/bench.toml) log errors only; a last table measures `info` and JSON.
@@ -155,6 +157,7 @@ for kind in "paced:e200/p2:200" "long:e1000:1000"; do
   echo "| nginx proxy_pass | $(per_event "$nginx_pid" "http://127.0.0.1:$NGINX/$path$OPENAI" k "$(sse m)" "$events") | | |"
   echo "| native host | $(per_event "$native_pid" "$(proxy $NATIVE)" bench-token "$(sse "$(route "$prefix" "")")" "$events") | $(per_event "$native_pid" "$(proxy $NATIVE)" bench-token "$(sse "$(route "$prefix" -claude)")" "$events") | $(per_event "$native_pid" "$(proxy $NATIVE)" bench-token "$(sse "$(route "$prefix" -gemini)")" "$events") |"
   echo "| JS pass-through Worker | $(per_event "$jsw_pid" "http://127.0.0.1:$JSW/$path$OPENAI" k "$(sse m)" "$events") | $(per_event "$jsw_pid" "http://127.0.0.1:$JSW/$path$CLAUDE" k "$(sse m)" "$events") | $(per_event "$jsw_pid" "http://127.0.0.1:$JSW/$path$GEMINI_SSE" k "$(sse m)" "$events") |"
+  echo "| JS Worker reading every chunk | $(per_event "$jsw_pid" "http://127.0.0.1:$JSW/read/$path$OPENAI" k "$(sse m)" "$events") | $(per_event "$jsw_pid" "http://127.0.0.1:$JSW/read/$path$CLAUDE" k "$(sse m)" "$events") | $(per_event "$jsw_pid" "http://127.0.0.1:$JSW/read/$path$GEMINI_SSE" k "$(sse m)" "$events") |"
   echo "| Worker | $(per_event "$worker_pid" "$(proxy $WORKER)" bench-token "$(sse "$(route "$prefix" "")")" "$events") | $(per_event "$worker_pid" "$(proxy $WORKER)" bench-token "$(sse "$(route "$prefix" -claude)")" "$events") | $(per_event "$worker_pid" "$(proxy $WORKER)" bench-token "$(sse "$(route "$prefix" -gemini)")" "$events") |"
 done
 

@@ -848,9 +848,15 @@ fn is_token(data: &str, usage_is_token: bool) -> Result<bool, UpstreamError> {
     if data.trim() == "[DONE]" {
         return Ok(true);
     }
-    if let Some(token) = openai_token::token(data, usage_is_token) {
-        return Ok(token);
+    match openai_token::token(data, usage_is_token) {
+        Some(token) => Ok(token),
+        None => is_token_by_value(data, usage_is_token),
     }
+}
+
+/// [`is_token`] read through a `serde_json::Value`: for what the probes of
+/// [`openai_token::token`] leave (errors, odd shapes).
+fn is_token_by_value(data: &str, usage_is_token: bool) -> Result<bool, UpstreamError> {
     let Ok(value) = serde_json::from_str::<Value>(data) else {
         return Err(UpstreamError::in_band(
             502,
@@ -1448,6 +1454,36 @@ mod tests {
             client.trim_end()
         );
         assert_eq!(t.usage(), usage);
+    }
+
+    #[test]
+    fn the_token_probes_agree_with_the_value_reading() {
+        let events = [
+            ROLE_3_1,
+            HELLO_3_1,
+            FINISH_3_1,
+            USAGE_3_1,
+            r#"data: {"choices":[{"delta":{"reasoning_content":"hm"}}]}"#,
+            r#"data: {"choices":[{"delta":{"reasoning":""},"finish_reason":""}]}"#,
+            r#"data: {"choices":[{"delta":{"tool_calls":[]}},{"delta":{"refusal":"no"}}]}"#,
+            r#"data: {"choices":[{"delta":{"function_call":{"name":"f"}}}]}"#,
+            r#"data: {"choices":[{"delta":{"audio":null,"content":0}}]}"#,
+            r#"data: {"choices":[],"prompt_filter_results":[{"prompt_index":0}]}"#,
+            r#"data: {"choices":[],"usage":{}}"#,
+            r#"data: {"choices":[],"usage":[]}"#,
+            r#"data: {"error":"text","choices":[{"delta":{"content":"x"}}]}"#,
+            r#"data: {"choices":null}"#,
+            r#"data: {}"#,
+        ];
+        for event in events {
+            let data = event.trim().trim_start_matches("data: ");
+            for usage_is_token in [true, false] {
+                let probed = openai_token::token(data, usage_is_token);
+                assert!(probed.is_some(), "{data}");
+                let by_value = is_token_by_value(data, usage_is_token).ok();
+                assert_eq!(probed, by_value, "{data} ({usage_is_token})");
+            }
+        }
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! Whether an OpenAI stream event carries a token, read from its text into borrowed probes
-//! rather than a `serde_json::Value` (whose maps allocate and hash every key): the check runs on
-//! every event before a stream's first token. Anything the probes do not read as an ordinary
-//! chunk (an error, a field of an unexpected type, a repeated key) is left to the `Value` reading
-//! in `openai::is_token`, which gives the same answer for everything the probes do read.
+//! Whether an OpenAI stream event carries a token, read into small typed probes of the fields
+//! the check looks at rather than a `serde_json::Value` (whose maps allocate and hash every
+//! key): the check runs on every event before a stream's first token. Anything the probes do
+//! not read as an ordinary chunk (an error, a field of an unexpected type, a repeated key) is
+//! left to the `Value` reading in `openai::is_token`, which gives the same answer for
+//! everything the probes do read.
 
 use std::fmt;
 

@@ -49,10 +49,14 @@ const TURNS: u8 = 2;
 /// stream has nothing more right now, the pieces so far wait [`TURNS`] turns of the event loop,
 /// in which the upstream connection hands over what it has already read. A burst of events from
 /// upstream then costs one write to the client, not one per event, and no byte waits for
-/// anything but tasks that can run at once.
+/// anything but tasks that can run at once. The first piece does not wait: it is what the core
+/// held until the first token, which the client is waiting for, and ready when the response is,
+/// so hyper writes it with the response's head.
 struct Gather {
     stream: BodyStream,
     pieces: Option<BytesMut>,
+    /// Whether a piece has been handed on.
+    started: bool,
     /// Turns of the loop given since the last piece arrived.
     turns: u8,
     /// What ended the stream while pieces were waiting: reported after them.
@@ -64,6 +68,7 @@ impl Gather {
         Self {
             stream,
             pieces: None,
+            started: false,
             turns: 0,
             end: None,
         }
@@ -91,7 +96,7 @@ impl Gather {
                     return Poll::Ready(self.take());
                 }
                 Poll::Pending if self.pieces.is_none() => return Poll::Pending,
-                Poll::Pending if self.turns < TURNS => {
+                Poll::Pending if self.started && self.turns < TURNS => {
                     self.turns += 1;
                     cx.waker().wake_by_ref();
                     return Poll::Pending;
@@ -103,6 +108,7 @@ impl Gather {
 
     fn take(&mut self) -> Option<Result<Bytes, StreamAbort>> {
         self.turns = 0;
+        self.started = true;
         self.pieces.take().map(|p| Ok(p.freeze()))
     }
 }
@@ -509,4 +515,52 @@ fn outgoing(response: ProxyResponse) -> hyper::Response<Body> {
         *fallback.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
         fallback
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::Waker;
+
+    use super::*;
+
+    /// A stream that gives `pieces`, each followed by one `Pending`, then ends.
+    fn stuttering(pieces: &'static [&'static str]) -> BodyStream {
+        let steps = pieces.iter().flat_map(|p| [Some(*p), None]);
+        let mut steps = steps.collect::<Vec<_>>().into_iter();
+        Box::pin(futures_util::stream::poll_fn(move |cx| {
+            match steps.next() {
+                Some(Some(piece)) => Poll::Ready(Some(Ok(Bytes::from_static(piece.as_bytes())))),
+                Some(None) => {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                None => Poll::Ready(None),
+            }
+        }))
+    }
+
+    #[test]
+    fn the_first_piece_goes_at_once_and_later_ones_wait_turns_for_more() {
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut gather = Gather::new(stuttering(&["head", "a", "b"]));
+        let ready = |poll: Poll<Option<Result<Bytes, StreamAbort>>>| match poll {
+            Poll::Ready(Some(Ok(bytes))) => Some(bytes),
+            _ => None,
+        };
+        assert_eq!(
+            ready(gather.poll_next(&mut cx)).as_deref(),
+            Some(&b"head"[..])
+        );
+        // "a" waits a turn, in which "b" arrives: one piece for both.
+        let mut polls = 0;
+        let both = loop {
+            polls += 1;
+            if let Some(bytes) = ready(gather.poll_next(&mut cx)) {
+                break bytes;
+            }
+        };
+        assert_eq!(&both[..], b"ab");
+        assert!(polls > 1);
+        assert!(matches!(gather.poll_next(&mut cx), Poll::Ready(None)));
+    }
 }

@@ -4,10 +4,11 @@
 # (npm), a Python venv with the official SDKs, and Debian's chromium, redis-server and openssl.
 # Safe to run on every CI run: each step is skipped when what it would install is already there.
 #
-# Usage: scripts/bootstrap.sh [rust]   (`rust`: only the Rust side, as the Worker build needs)
+# Usage: scripts/bootstrap.sh [rust|bench]   (`rust`: only the Rust side, as the Worker build
+#        needs; `bench`: everything, and the load benchmarks' wrk, nginx and valgrind)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-only_rust=${1:-}
+mode=${1:-}
 
 log() { printf '[bootstrap] %s\n' "$*" >&2; }
 
@@ -43,7 +44,7 @@ if [ "$(installed_version worker-build)" != "$worker_version" ]; then
   cargo_install worker-build --version "$worker_version"
 fi
 
-[ "$only_rust" = rust ] && exit 0
+[ "$mode" = rust ] && exit 0
 
 # wrangler 4 needs Node >= 22; the machine may have an older one, so a local Node comes from npm.
 if [ ! -x node_modules/.bin/wrangler ] || [ ! -x node_modules/.bin/node ] \
@@ -91,5 +92,12 @@ apt_install() {
 apt_install chromium chromium
 apt_install redis-server redis-server
 apt_install openssl openssl
+if [ "$mode" = bench ]; then
+  # benches/load/: the load generator, nginx as the native host's floor, and callgrind for
+  # instructions.sh.
+  apt_install wrk wrk
+  apt_install nginx nginx-light
+  apt_install valgrind valgrind
+fi
 
 log "ok"

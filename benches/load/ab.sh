@@ -27,8 +27,7 @@ out=$PWD/target/ab
 mkdir -p "$out"
 . benches/load/lib.sh
 
-./scripts/bootstrap.sh >&2
-command -v wrk >/dev/null || { apt-get install -y -qq wrk || { apt-get update -qq && apt-get install -y -qq wrk; }; } >&2
+./scripts/bootstrap.sh bench >&2
 cargo build --release --example upstream --target-dir target/bench 2> "$out/upstream-build.log"
 
 [ $# -le 8 ] || { echo "at most 8 builds" >&2; exit 2; }

@@ -19,12 +19,7 @@ dir=$out/instructions
 mkdir -p "$dir"
 . benches/load/lib.sh
 
-./scripts/bootstrap.sh rust >&2
-for tool in wrk nginx valgrind; do
-  command -v "$tool" >/dev/null && continue
-  pkg=$tool; [ "$tool" = nginx ] && pkg=nginx-light
-  (apt-get install -y -qq "$pkg" || { apt-get update -qq && apt-get install -y -qq "$pkg"; }) >&2
-done
+./scripts/bootstrap.sh bench >&2
 
 echo "building (upstream, native host)" >&2
 cargo build --release --example upstream --target-dir target/bench 2> "$out/upstream-build.log"
@@ -48,7 +43,9 @@ BENCH_PROXY_TOKEN=bench-token BENCH_KEY=bench-key valgrind --tool=callgrind --in
   --callgrind-out-file="$dir/callgrind.native" target/bench/native/ai-worker-proxy \
   --listen "127.0.0.1:$NATIVE" 2> "$dir/native-valgrind.log" & native_pid=$!; pids+=($native_pid)
 wait_for "http://127.0.0.1:$NATIVE/health"
+# The upstream answers a GET with 404, which wait_for would not take: any answer will do.
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$NGINX/" && break; sleep 0.2; done
+curl -s -o /dev/null "http://127.0.0.1:$NGINX/" || { echo "nginx under callgrind is not answering" >&2; exit 1; }
 
 requests() { # url token body seconds -> requests completed
   BODY="$3" TOKEN="$2" wrk -t1 -c1 -d"$4"s -s benches/load/post.lua "$1" 2>/dev/null \

@@ -1,4 +1,4 @@
-# Shared by benches/load/run.sh and benches/load/ab.sh (sourced, not run).
+# Shared by benches/load/run.sh, ab.sh and instructions.sh (sourced, not run).
 
 # Waits up to 20 s for `url` to answer 2xx.
 wait_for() { for _ in $(seq 1 100); do curl -fsS -o /dev/null "$1" 2>/dev/null && return 0; sleep 0.2; done; echo "not ready: $1" >&2; return 1; }

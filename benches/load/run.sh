@@ -30,10 +30,7 @@ out=$PWD/target/bench
 mkdir -p "$out"
 . benches/load/lib.sh
 
-./scripts/bootstrap.sh >&2
-if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
-  (apt-get install -y -qq wrk nginx-light || { apt-get update -qq && apt-get install -y -qq wrk nginx-light; }) >&2
-fi
+./scripts/bootstrap.sh bench >&2
 
 echo "building (upstream, native host, Worker)" >&2
 cargo build --release --example upstream --target-dir target/bench 2> "$out/upstream-build.log"

@@ -108,7 +108,7 @@ impl Host for FakeHost {
     async fn send(
         &self,
         request: UpstreamRequest,
-        _timeouts: Timeouts,
+        timeouts: Timeouts,
     ) -> Result<UpstreamResponse, NetworkError> {
         let key = request
             .headers
@@ -128,8 +128,12 @@ impl Host for FakeHost {
             .unwrap_or(Reply::Status(401, "{}"));
         let mut retry_after = None;
         let (status, items): (u16, Vec<Result<Bytes, BodyError>>) = match reply {
-            Reply::Network => return Err(NetworkError("connection refused".into())),
-            Reply::Hang => std::future::pending().await,
+            Reply::Network => return Err(NetworkError::Failed("connection refused".into())),
+            // Hosts bound the wait for the headers themselves: the wait passes in virtual time.
+            Reply::Hang => {
+                self.clock.set(self.clock.get() + timeouts.headers_ms);
+                return Err(NetworkError::NoHeaders);
+            }
             Reply::OkThenHang(chunks) => {
                 let chunks = chunks
                     .into_iter()

@@ -15,7 +15,7 @@ use futures_util::future::{select, Either};
 use crate::core::error::{ErrorObject, ProxyError};
 use crate::core::health::{KeyHealth, Strike};
 use crate::core::host::{
-    seconds, BindingError, BodyError, Host, Timeouts, UpstreamBody, UpstreamResponse,
+    seconds, BindingError, BodyError, Host, NetworkError, Timeouts, UpstreamBody, UpstreamResponse,
 };
 use crate::core::http::{ProxyResponse, ResponseBody};
 use crate::core::log::{self, LogConfig, RequestLog};
@@ -63,6 +63,16 @@ pub enum Outcome {
     CoolingDown(u64),
     /// Not tried: this target cannot express the request (the client's error, if no target can).
     CannotExpress(String),
+}
+
+/// Why a call brought no response to judge.
+enum NoResponse {
+    /// It failed: how.
+    Failed(Outcome),
+    /// A binding threw: its error's text, an answer the provider reads (judged like a status).
+    Thrown(String),
+    /// Its headers (a binding's answer) did not come within the wait.
+    Late,
 }
 
 impl fmt::Display for Attempt {
@@ -361,48 +371,50 @@ impl<'a, H: Host> Failover<'a, H> {
             redaction: redaction.as_ref(),
         };
         let deadlines = target.policy.deadlines;
+        let (wait, is_deadline) = self.wait(deadlines.headers_ms);
         let timeouts = Timeouts {
             connect_ms: deadlines.connect_ms,
+            headers_ms: wait,
             idle_ms: deadlines.idle_ms,
             deadline_ms: self.deadline_ms,
         };
-        let send = async {
-            match via {
-                Via::Key(_) => match &secret {
-                    Some(secret) => host
-                        .send(prepared.request(target, secret), timeouts)
-                        .await
-                        .map_err(|e| Err(Outcome::Network(e.0))),
-                    None => Err(Err(Outcome::KeyNotSet)),
+        let sent = match via {
+            Via::Key(_) => match &secret {
+                Some(secret) => match host.send(prepared.request(target, secret), timeouts).await {
+                    Ok(response) => Ok(response),
+                    Err(NetworkError::Failed(reason)) => {
+                        Err(NoResponse::Failed(Outcome::Network(reason)))
+                    }
+                    Err(NetworkError::NoHeaders) => Err(NoResponse::Late),
                 },
-                Via::Binding(name) => match prepared.binding_call(target) {
-                    Some(call) => match host.call_binding(name, call, timeouts).await {
-                        Ok(response) => Ok(response),
-                        Err(BindingError::Unavailable(reason)) => {
-                            Err(Err(Outcome::Unavailable(reason)))
-                        }
-                        // A throw is an answer, not a lost connection: judged like a status.
-                        Err(BindingError::Thrown(message)) => Err(Ok(prepared.thrown(&message))),
-                    },
-                    None => Err(Err(Outcome::Unavailable(format!(
-                        "`{}` is not reached through bindings",
-                        target.provider
-                    )))),
+                None => Err(NoResponse::Failed(Outcome::KeyNotSet)),
+            },
+            Via::Binding(name) => match prepared.binding_call(target) {
+                Some(call) => match host.call_binding(name, call, timeouts).await {
+                    Ok(response) => Ok(response),
+                    Err(BindingError::Unavailable(reason)) => {
+                        Err(NoResponse::Failed(Outcome::Unavailable(reason)))
+                    }
+                    Err(BindingError::Thrown(message)) => Err(NoResponse::Thrown(message)),
+                    Err(BindingError::NoAnswer) => Err(NoResponse::Late),
                 },
-            }
-        };
-        let (wait, is_deadline) = self.wait(deadlines.headers_ms);
-        let sent = match within(host, wait, send).await {
-            Some(sent) => sent,
-            None => {
-                let what = format!("no response headers within {}", seconds(wait));
-                return self.timed_out(&call, "headers_timeout", what, is_deadline);
-            }
+                None => Err(NoResponse::Failed(Outcome::Unavailable(format!(
+                    "`{}` is not reached through bindings",
+                    target.provider
+                )))),
+            },
         };
         let response = match sent {
             Ok(response) => response,
-            Err(Ok(thrown)) => return self.judge(&call, thrown, None),
-            Err(Err(outcome)) => {
+            Err(NoResponse::Late) => {
+                let what = format!("no response headers within {}", seconds(wait));
+                return self.timed_out(&call, "headers_timeout", what, is_deadline);
+            }
+            // A throw is an answer, not a lost connection: judged like a status.
+            Err(NoResponse::Thrown(message)) => {
+                return self.judge(&call, prepared.thrown(&message), None)
+            }
+            Err(NoResponse::Failed(outcome)) => {
                 let (status, strike) = match &outcome {
                     Outcome::KeyNotSet => ("key-not-set", None),
                     Outcome::Unavailable(_) => ("unavailable", None),
@@ -547,21 +559,23 @@ impl<'a, H: Host> Failover<'a, H> {
             let deadlines = target.policy.deadlines;
             let timeouts = Timeouts {
                 connect_ms: deadlines.connect_ms,
+                headers_ms: self.wait(deadlines.headers_ms).0,
                 idle_ms: deadlines.idle_ms,
                 deadline_ms: self.deadline_ms,
             };
-            let (wait, _) = self.wait(deadlines.headers_ms);
-            let answer = within(host, wait, async {
-                let response = host.send(call, timeouts).await.ok()?;
-                let ok = (200..300).contains(&response.status);
-                let body = read_bounded(response.body).await;
-                Some((
-                    response.status,
-                    ok.then(|| prepared.count_answer(&body)).flatten(),
-                ))
-            })
-            .await
-            .flatten();
+            // The host bounds the wait for the headers, and the body by idle_timeout and the
+            // request's deadline.
+            let answer = match host.send(call, timeouts).await {
+                Ok(response) => {
+                    let ok = (200..300).contains(&response.status);
+                    let body = read_bounded(response.body).await;
+                    Some((
+                        response.status,
+                        ok.then(|| prepared.count_answer(&body)).flatten(),
+                    ))
+                }
+                Err(_) => None,
+            };
             let ms = host.now_ms().saturating_sub(started);
             match answer {
                 Some((status, Some(tokens))) => {

@@ -36,13 +36,18 @@ impl UpstreamRequest {
     }
 }
 
-/// The limits a host enforces on one attempt's connection and body. (The core races the
-/// response headers and the first token against [`Host::sleep`] itself.)
+/// The limits a host enforces on one attempt: its connection, the wait for its answer to begin,
+/// and its body. (The core races a stream's first token against [`Host::sleep`] itself.) The
+/// host enforces them because it can do so for less: on the Worker, one timer per attempt
+/// serves the headers and the body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     /// Longest time to connect (TCP and TLS). A host that cannot tell connecting from waiting
-    /// for headers (the Worker's `fetch`) leaves it to the core's headers deadline.
+    /// for headers (the Worker's `fetch`) leaves it to `headers_ms`.
     pub connect_ms: u64,
+    /// Longest wait, from the call, for the response headers (a binding's answer): the call
+    /// then ends with [`NetworkError::NoHeaders`] ([`BindingError::NoAnswer`]) and is abandoned.
+    pub headers_ms: u64,
     /// Longest silence between two body chunks: the body then ends with a [`BodyError`].
     pub idle_ms: u64,
     /// When the whole request must be over, in ms since the epoch: the body then ends with a
@@ -120,9 +125,14 @@ pub struct UpstreamResponse {
     pub body: UpstreamBody,
 }
 
-/// A failure to get any response (DNS, connect, TLS, reset before headers, timeout).
+/// A failure to get any response.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NetworkError(pub String);
+pub enum NetworkError {
+    /// DNS, connect, TLS, a reset before the headers: the host's description.
+    Failed(String),
+    /// No response headers within [`Timeouts::headers_ms`].
+    NoHeaders,
+}
 
 /// A call to a binding the host provides: `env[binding][method](...args)` on the Worker.
 #[derive(Debug, Clone)]
@@ -140,6 +150,8 @@ pub enum BindingError {
     Unavailable(String),
     /// The call threw, or its promise rejected: the error's text, which the provider reads.
     Thrown(String),
+    /// No answer within [`Timeouts::headers_ms`].
+    NoAnswer,
 }
 
 /// The store of client limits could not answer; the message says why (no secret in it).
@@ -176,8 +188,10 @@ impl LimitsUnavailable {
 /// JS futures are `!Send`, so the native host runs the core on a current-thread runtime too.
 #[allow(async_fn_in_trait)]
 pub trait Host: Clone + 'static {
-    /// Sends a request and returns once the response headers have arrived. Dropping the future
-    /// (or, later, the body) abandons the request: the host cancels it upstream.
+    /// Sends a request and returns once the response headers have arrived, or with
+    /// [`NetworkError::NoHeaders`] once `timeouts.headers_ms` have passed without them.
+    /// Dropping the future (or, later, the body) abandons the request: the host cancels it
+    /// upstream.
     async fn send(
         &self,
         request: UpstreamRequest,
@@ -185,8 +199,9 @@ pub trait Host: Clone + 'static {
     ) -> Result<UpstreamResponse, NetworkError>;
     /// Calls the binding named `binding`. Its answer comes back as if it were an HTTP response,
     /// so the failover loop and the translators treat bindings and HTTP alike: a value as its
-    /// JSON (`application/json`), a byte stream as its bytes (`text/event-stream`). Hosts
-    /// without bindings keep this default.
+    /// JSON (`application/json`), a byte stream as its bytes (`text/event-stream`); no answer
+    /// within `timeouts.headers_ms` is [`BindingError::NoAnswer`]. Hosts without bindings keep
+    /// this default.
     async fn call_binding(
         &self,
         binding: &str,

@@ -260,6 +260,21 @@ def test_failover_from_workers_ai_to_another_provider(client, test_id, stream):
 
 
 @pytest.mark.parametrize("stream", [False, True])
+def test_a_binding_that_does_not_answer_within_headers_timeout_fails_over(client, test_id, stream):
+    # The binding's call has no signal to abort: past headers_timeout (1 s) the Worker leaves it
+    # unread and the next target answers; the binding's late answer (3 s) never reaches the client.
+    kwargs = dict(model="wai-stall", messages=says(test_id, "Hi"), extra_body={"test_id": test_id})
+    if stream:
+        _, content = collect(client.chat.completions.create(stream=True, **kwargs))
+    else:
+        content = client.chat.completions.create(**kwargs).choices[0].message.content
+    assert content.startswith("echo: Hi")
+    paths = [r["path"] for r in recorded(test_id)]
+    expected_binding = ["binding:@cf/emu/stall-model"] if HOST == "worker" else []
+    assert paths == expected_binding + ["/v1/chat/completions"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
 def test_bad_input_is_a_400_with_workers_ai_message_and_no_failover(test_id, stream):
     r = proxy_post("/v1/chat/completions", {"model": "wai-bad-input", "stream": stream,
                                             "messages": says(test_id, "x"), "test_id": test_id})

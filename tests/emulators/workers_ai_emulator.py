@@ -25,7 +25,8 @@ rejected), an explicit ``max_tokens`` (the proxy must always send one), tools sh
 (400 over REST, thrown by the binding).
 
 Answers, by model and request (``{model}`` is the path's model):
-* a model containing ``capacity`` → error 3040 (429); ``badinput`` → 5004 (400);
+* a model containing ``capacity`` → error 3040 (429); ``badinput`` → 5004 (400); ``stall`` →
+  the usual answer, after ``STALL_SECONDS`` (longer than the e2e routes' ``headers_timeout``);
 * ``scenario:NAME`` in the last user text → replays ``tests/fixtures/workers_ai/NAME.sse``
   (streaming) or ``NAME.json`` (otherwise): the literal outputs of workers-ai.md;
 * tools offered and the last message is not a tool result → a ``get_current_weather``-style call
@@ -55,6 +56,8 @@ ACCOUNT = "emu-account-0a1b2c"
 
 REST = re.compile(r"^/client/v4/accounts/([^/]+)/ai/run/(.+)$")
 BINDING_PATH = "/_emulator/ai-binding/run"
+# How long a `stall` model takes to answer.
+STALL_SECONDS = 3
 TEST_ID = re.compile(r"t-[0-9a-f]{32}")
 TAG = re.compile(r"\s*\[test_id=[^\]]*\]")  # the other emulators' tag, left out of an echo too
 
@@ -133,6 +136,8 @@ def check(model: str, inputs) -> None:
             bad(f"tools[{i}].function.parameters must be an object")
     if "capacity" in model:
         raise WorkersAiError(429, 3040, "Capacity temporarily exceeded")
+    if "stall" in model:
+        time.sleep(STALL_SECONDS)
     if "badinput" in model:
         bad("emulated invalid input")
 

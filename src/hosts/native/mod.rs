@@ -265,14 +265,15 @@ impl Host for NativeHost {
         }
         let outbound = builder
             .body(Full::new(request.body))
-            .map_err(|e| NetworkError(describe(&e)))?;
-        // The core races the headers against its own deadline and drops this future when it
-        // loses, which cancels the request.
-        let response = self
-            .client(timeouts.connect_ms)
-            .request(outbound)
-            .await
-            .map_err(|e| NetworkError(describe(&e)))?;
+            .map_err(|e| NetworkError::Failed(describe(&e)))?;
+        // Past the wait, the request's future is dropped, which cancels it.
+        let response = tokio::time::timeout(
+            Duration::from_millis(timeouts.headers_ms),
+            self.client(timeouts.connect_ms).request(outbound),
+        )
+        .await
+        .map_err(|_| NetworkError::NoHeaders)?
+        .map_err(|e| NetworkError::Failed(describe(&e)))?;
         let status = response.status().as_u16();
         let content_type = response
             .headers()

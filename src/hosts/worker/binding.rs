@@ -1,11 +1,15 @@
 //! Calls into the Worker's bindings (`env.AI.run(...)`), for the core's
 //! [`Host::call_binding`](crate::core::host::Host::call_binding).
 
+use std::pin::pin;
+
 use bytes::Bytes;
+use futures_util::future::{select, Either};
 use futures_util::stream;
 use worker::Env;
 
-use super::body::JsBody;
+use super::body::{JsBody, Watch};
+use super::fetch::Sleep;
 use crate::core::host::{BindingCall, BindingError, Timeouts, UpstreamResponse};
 
 /// `env[binding][method](...args)`, on the raw JS binding rather than through a typed wrapper
@@ -23,7 +27,7 @@ use crate::core::host::{BindingCall, BindingError, Timeouts, UpstreamResponse};
 ///   JSON value (`JSON.stringify`d). Either way the core translates it like an HTTP body.
 /// * A throw or a rejection is the binding's error, as text.
 /// * A stream is timed like a fetch's body (`timeouts`); the call itself has no signal to
-///   abort, so waiting for it is left to the core's headers deadline.
+///   abort, so past `timeouts.headers_ms` it is left to run, unread.
 pub async fn call_binding(
     env: &Env,
     name: &str,
@@ -62,13 +66,15 @@ pub async fn call_binding(
     // only needs it callable, so the unchecked cast is just for the signature.
     let result =
         Reflect::apply(method.unchecked_ref::<Function>(), &binding, &args).map_err(thrown)?;
-    let output = JsFuture::from(Promise::resolve(&result))
-        .await
-        .map_err(thrown)?;
+    let answer = pin!(JsFuture::from(Promise::resolve(&result)));
+    let output = match select(answer, pin!(Sleep::new(timeouts.headers_ms))).await {
+        Either::Left((output, _)) => output.map_err(thrown)?,
+        Either::Right(_) => return Err(BindingError::NoAnswer),
+    };
     if let Some(readable) = output.dyn_ref::<worker::web_sys::ReadableStream>() {
         // Nothing to abort but the stream itself, which the watch cancels.
-        let controller = worker::web_sys::AbortController::new().map_err(thrown)?;
-        let body = JsBody::new(readable, &controller, timeouts).map_err(thrown)?;
+        let watch = Watch::start(timeouts).map_err(thrown)?;
+        let body = JsBody::new(watch, readable, timeouts.idle_ms);
         return Ok(UpstreamResponse {
             status: 200,
             content_type: Some("text/event-stream".to_owned()),

@@ -20,7 +20,7 @@ use futures_util::{Stream, StreamExt};
 use worker::js_sys::{Promise, Uint8Array};
 use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::web_sys::{AbortController, ReadableStream};
+use worker::web_sys::ReadableStream;
 
 use super::binding::js_error_text;
 use crate::core::host::{BodyError, Timeouts};
@@ -30,9 +30,16 @@ use crate::core::stream::{
     MAX_WHOLE_BODY,
 };
 
-// An upstream body with its limits. `read()` gives the next chunk, `undefined` at the end, or
-// rejects; after a rejection `expired` says whether the watch caused it (1: idle, 2: deadline),
-// so the reader can report the timeout rather than the abort it caused.
+// One attempt's limits, and then its body. Made before the request is sent, it owns the
+// request's `AbortController` and first bounds the wait for the response (`headersMs`): past it,
+// the request is aborted and `expired` is 3. `attach()` gives it the response's body: `read()`
+// then gives the next chunk, `undefined` at the end, or rejects; after a rejection `expired`
+// says whether the watch caused it (1: idle, 2: deadline), so the reader can report the timeout
+// rather than the abort it caused.
+//
+// One timer serves the whole attempt: it is set once, no later than `idleMs` after the request
+// began (or its deadline), and when it fires early it is set again for what is left. Timers are
+// a measurable part of a request's CPU in workerd, and the headers and the body used one each.
 //
 // Idle counts only while a read is pending, from when it started: a client that reads slowly
 // (a translated stream is pulled by the client) is not an upstream that went silent.
@@ -46,20 +53,23 @@ use crate::core::stream::{
 // the pipe's 9. The pipe cannot be sampled instead: one stopped with a signal and resumed loses
 // the chunk in flight.
 //
-// `close()` stops the timer and aborts the fetch: the core dropped the body, or the client went
-// away. A body read to its end only has its timer stopped: aborting a finished fetch and
-// cancelling its finished stream still cost the runtime a tenth of a JSON request's CPU.
+// `close()` stops the timer and aborts the request: the core dropped the body, gave up on the
+// request, or the client went away. A body read to its end only has its timer stopped: aborting
+// a finished fetch and cancelling its finished stream still cost the runtime a tenth of a JSON
+// request's CPU.
 #[wasm_bindgen(inline_js = r#"
 const MAX_DELAY = 2147483647;
 
 export class Watch {
-  constructor(stream, controller, idleMs, deadlineMs) {
-    this.stream = stream;
+  constructor(headersMs, idleMs, deadlineMs) {
+    this.controller = new AbortController();
+    this.stream = null;
     this.reader = null;
-    this.controller = controller;
     this.idle = idleMs > 0 ? idleMs : Infinity;
     this.deadline = deadlineMs;
     this.last = Date.now();
+    this.headersAt = Math.min(this.last + headersMs, deadlineMs);
+    this.attached = false;
     this.reading = false;
     this.expired = 0;
     this.finished = false;
@@ -75,6 +85,16 @@ export class Watch {
       return read.value;
     };
     this.arm();
+  }
+
+  // The response's body (`null`: it has none, and the attempt is over).
+  attach(stream) {
+    this.attached = true;
+    this.stream = stream;
+    if (stream === null) {
+      this.finished = true;
+      this.stop();
+    }
   }
 
   read() {
@@ -95,21 +115,25 @@ export class Watch {
   arm() {
     const now = Date.now();
     const idleAt = (this.reading ? this.last : now) + this.idle;
-    const delay = Math.min(idleAt, this.deadline) - now;
-    this.timer = setTimeout(() => this.check(), Math.max(0, Math.min(delay, MAX_DELAY)));
+    const due = Math.min(idleAt, this.attached ? this.deadline : this.headersAt);
+    this.timer = setTimeout(() => this.check(), Math.max(0, Math.min(due - now, MAX_DELAY)));
   }
 
   check() {
     this.timer = null;
     const now = Date.now();
-    if (now >= this.deadline) return this.expire(2);
-    if (this.reading && now - this.last >= this.idle) return this.expire(1);
+    if (!this.attached) {
+      if (now >= this.headersAt) return this.expire(3);
+    } else {
+      if (now >= this.deadline) return this.expire(2);
+      if (this.reading && now - this.last >= this.idle) return this.expire(1);
+    }
     this.arm();
   }
 
   expire(kind) {
     this.expired = kind;
-    const reason = new Error(kind === 2 ? "deadline passed" : "idle");
+    const reason = new Error(kind === 2 ? "deadline passed" : kind === 3 ? "no headers" : "idle");
     this.controller.abort(reason);
     // A binding's stream has no fetch to abort: cancelling ends the pending read.
     if (this.reader !== null) this.reader.cancel(reason).catch(() => {});
@@ -136,7 +160,7 @@ export class Watch {
     if (this.finished) return;
     this.controller.abort();
     if (this.reader !== null) this.reader.cancel().catch(() => {});
-    else if (!this.stream.locked) this.stream.cancel().catch(() => {});
+    else if (this.stream !== null && !this.stream.locked) this.stream.cancel().catch(() => {});
   }
 }
 
@@ -240,25 +264,27 @@ export function translatedStream(first, watch, translation) {
 }
 "#)]
 extern "C" {
-    /// The limits of one upstream body, and the body itself (see the JavaScript above).
-    type Watch;
+    /// The limits of one attempt, then its body (see the JavaScript above).
+    #[derive(Clone)]
+    pub type Watch;
 
     #[wasm_bindgen(constructor, catch)]
-    fn new(
-        stream: &ReadableStream,
-        controller: &AbortController,
-        idle_ms: f64,
-        deadline_ms: f64,
-    ) -> Result<Watch, JsValue>;
+    fn new(headers_ms: f64, idle_ms: f64, deadline_ms: f64) -> Result<Watch, JsValue>;
+
+    /// Gives the watch the response's body (`None`: it has none).
+    #[wasm_bindgen(method)]
+    pub fn attach(this: &Watch, stream: Option<&ReadableStream>);
 
     #[wasm_bindgen(method, catch)]
     fn read(this: &Watch) -> Result<Promise, JsValue>;
 
+    /// 0, or which limit stopped the attempt: 1 idle, 2 the deadline, 3 no headers in time.
     #[wasm_bindgen(method, getter)]
-    fn expired(this: &Watch) -> u8;
+    pub fn expired(this: &Watch) -> u8;
 
+    /// Stops the timer and, unless the body was read to its end, aborts the request.
     #[wasm_bindgen(method)]
-    fn close(this: &Watch);
+    pub fn close(this: &Watch);
 
     #[wasm_bindgen(js_name = relayStream, catch)]
     fn relay_stream(
@@ -276,7 +302,10 @@ extern "C" {
     ) -> ReadableStream;
 }
 
-/// The error a watch's expiry `kind` stands for (`None`: the watch did not expire).
+/// [`Watch::expired`] when the response's headers did not come in time.
+pub const NO_HEADERS: u8 = 3;
+
+/// The error a watch's expiry `kind` stands for in a body (`None`: the watch did not expire).
 fn expiry(kind: u8, idle_ms: u64) -> Option<BodyError> {
     match kind {
         1 => Some(BodyError::idle(idle_ms)),
@@ -295,25 +324,29 @@ pub struct JsBody {
     done: bool,
 }
 
-impl JsBody {
-    /// A body reading `stream` under `timeouts`; `controller` aborts whatever produces it.
-    pub fn new(
-        stream: &ReadableStream,
-        controller: &AbortController,
-        timeouts: Timeouts,
-    ) -> Result<Self, JsValue> {
-        let watch = Watch::new(
-            stream,
-            controller,
+impl Watch {
+    /// The watch of an attempt about to be sent under `timeouts`: it bounds the wait for the
+    /// response by `timeouts.headers_ms`, then the body.
+    pub fn start(timeouts: Timeouts) -> Result<Watch, JsValue> {
+        Watch::new(
+            timeouts.headers_ms as f64,
             timeouts.idle_ms as f64,
             timeouts.deadline_ms as f64,
-        )?;
-        Ok(Self {
+        )
+    }
+}
+
+impl JsBody {
+    /// `stream`, the body of the response `watch` waited for, read under its limits (`idle_ms`
+    /// as in the [`Timeouts`] the watch was started with).
+    pub fn new(watch: Watch, stream: &ReadableStream, idle_ms: u64) -> Self {
+        watch.attach(Some(stream));
+        Self {
             watch: Some(watch),
-            idle_ms: timeouts.idle_ms,
+            idle_ms,
             pending: None,
             done: false,
-        })
+        }
     }
 
     /// The body from where reading stopped, with its watch, for JavaScript to carry on.

@@ -9,10 +9,10 @@ use bytes::Bytes;
 use worker::js_sys::{Promise, Uint8Array};
 use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::web_sys::{AbortController, Response};
+use worker::web_sys::Response;
 
 use super::binding::js_error_text;
-use super::body::JsBody;
+use super::body::{JsBody, Watch, NO_HEADERS};
 use crate::core::host::{NetworkError, Timeouts, UpstreamRequest, UpstreamResponse};
 
 // The request is built in JavaScript from the headers as one string, so that sending costs one
@@ -20,16 +20,17 @@ use crate::core::host::{NetworkError, Timeouts, UpstreamRequest, UpstreamRespons
 // reaches the core as the attempt's answer (a failure); following it would send the key to
 // wherever the Location points.
 #[wasm_bindgen(inline_js = r#"
-export function upstreamFetch(url, headers, body, signal) {
+export function upstreamFetch(url, headers, body, watch) {
   const pairs = headers.split("\n");
   const init = new Headers();
   for (let i = 0; i + 1 < pairs.length; i += 2) init.set(pairs[i], pairs[i + 1]);
+  const signal = watch.controller.signal;
   return fetch(url, { method: "POST", headers: init, body, redirect: "manual", signal });
 }
 
 // Cancelling also settles the promise: a Rust future on a promise that never settles is never
 // freed (wasm-bindgen's JsFuture and its callbacks hold each other until the promise settles),
-// and the core drops a timer on nearly every request (the headers deadline it did not need).
+// and the core drops a timer on nearly every stream (the first-token deadline it did not need).
 export class Timer {
   constructor(ms) {
     this.id = null;
@@ -52,7 +53,7 @@ extern "C" {
         url: &str,
         headers: &str,
         body: &Uint8Array,
-        signal: &worker::web_sys::AbortSignal,
+        watch: &Watch,
     ) -> Result<Promise, JsValue>;
 
     /// A `setTimeout` whose promise is `done`.
@@ -69,24 +70,23 @@ extern "C" {
 }
 
 fn network(e: JsValue) -> NetworkError {
-    NetworkError(js_error_text(&e))
+    NetworkError::Failed(js_error_text(&e))
 }
 
-/// Aborts the request it guards when dropped: the core gave up waiting for the headers (it races
-/// `send` against its headers deadline) or the request failed.
-struct AbortOnDrop(Option<AbortController>);
+/// Closes the attempt's watch when dropped, which aborts the request: the core gave up on it
+/// or it failed. Disarmed once the body (and with it the watch) is handed on.
+struct CloseOnDrop(Option<Watch>);
 
-impl AbortOnDrop {
-    /// Leaves the request alone when dropped: the body's watch owns the controller now.
+impl CloseOnDrop {
     fn disarm(mut self) {
         self.0 = None;
     }
 }
 
-impl Drop for AbortOnDrop {
+impl Drop for CloseOnDrop {
     fn drop(&mut self) {
-        if let Some(controller) = self.0.take() {
-            controller.abort();
+        if let Some(watch) = self.0.take() {
+            watch.close();
         }
     }
 }
@@ -99,7 +99,7 @@ fn header_lines(request: &UpstreamRequest) -> Result<String, NetworkError> {
     for (name, value) in &request.headers {
         let value = value.trim_matches([' ', '\t', '\r', '\n']);
         if value.contains(['\r', '\n']) {
-            return Err(NetworkError(format!(
+            return Err(NetworkError::Failed(format!(
                 "the `{name}` header's value contains a line break"
             )));
         }
@@ -111,40 +111,40 @@ fn header_lines(request: &UpstreamRequest) -> Result<String, NetworkError> {
     Ok(lines)
 }
 
-/// Sends `request` and waits for the response headers. The connection and the headers share one
-/// wait: `fetch` does not tell connecting from waiting, so `timeouts.connect_ms` is left to the
-/// core's headers deadline (which drops this future, and so aborts the fetch). The body is
-/// then timed by its watch ([`JsBody`]).
+/// Sends `request` and waits for the response headers, at most `timeouts.headers_ms`. The
+/// connection and the headers share that wait: `fetch` does not tell connecting from waiting,
+/// so `timeouts.connect_ms` is left to it. One [`Watch`] times the wait and then the body.
 pub async fn send(
     request: UpstreamRequest,
     timeouts: Timeouts,
 ) -> Result<UpstreamResponse, NetworkError> {
     let headers = header_lines(&request)?;
-    let controller = AbortController::new().map_err(network)?;
-    let guard = AbortOnDrop(Some(controller.clone()));
+    let watch = Watch::start(timeouts).map_err(network)?;
+    let guard = CloseOnDrop(Some(watch.clone()));
     let promise = upstream_fetch(
         &request.url,
         &headers,
         &Uint8Array::from(&request.body[..]),
-        &controller.signal(),
+        &watch,
     )
     .map_err(network)?;
-    let response: Response = JsFuture::from(promise)
-        .await
-        .map_err(network)?
-        .unchecked_into();
+    let response: Response = match JsFuture::from(promise).await {
+        Ok(response) => response.unchecked_into(),
+        Err(_) if watch.expired() == NO_HEADERS => return Err(NetworkError::NoHeaders),
+        Err(e) => return Err(network(e)),
+    };
     let head = response.headers();
     let content_type = head.get("content-type").ok().flatten();
     let retry_after = head.get("retry-after").ok().flatten();
+    // From here the body holds the watch, and closes it when dropped.
+    guard.disarm();
     let body: crate::core::host::UpstreamBody = match response.body() {
-        // From here the body's watch aborts the fetch; until it exists, the guard does.
-        Some(stream) => {
-            let body = JsBody::new(&stream, &controller, timeouts).map_err(network)?;
-            guard.disarm();
-            Box::new(body)
-        }
+        Some(stream) => Box::new(JsBody::new(watch, &stream, timeouts.idle_ms)),
         // A response without a body (204, or an error with none) reads as empty.
-        None => Box::new(futures_util::stream::empty::<Result<Bytes, _>>()),
+        None => {
+            watch.attach(None);
+            Box::new(futures_util::stream::empty::<Result<Bytes, _>>())
+        }
     };
     Ok(UpstreamResponse {
         status: response.status(),
@@ -155,7 +155,7 @@ pub async fn send(
 }
 
 /// Resolves after a `setTimeout`; dropped early, it clears the timer (the core races it against
-/// `send`, and a headers deadline is minutes long).
+/// a stream's first token, the host a binding's answer, and those deadlines are minutes long).
 pub struct Sleep {
     timer: Timer,
     done: JsFuture,

@@ -6,8 +6,13 @@
 // Criterion does not build for wasm32; `cargo clippy --target wasm32-unknown-unknown
 // --all-targets` still compiles this file, so the benchmarks exist only natively.
 #[cfg(not(target_arch = "wasm32"))]
+mod events;
+
+#[cfg(not(target_arch = "wasm32"))]
 mod native {
     use std::hint::black_box;
+
+    use super::events::{CHUNK, CLAUDE_DELTA, CLAUDE_START, GEMINI_EVENT};
 
     use ai_worker_proxy::core::handle;
     use ai_worker_proxy::core::health::KeyHealth;
@@ -35,7 +40,6 @@ mod native {
     use futures_util::{stream, FutureExt, StreamExt};
 
     const REQUEST: &str = r#"{"model":"fast","messages":[{"role":"system","content":"You are terse."},{"role":"user","content":"What is the weather like in Boston today?"}],"tools":[{"type":"function","function":{"name":"get_current_weather","description":"Get the current weather in a given location","parameters":{"type":"object","properties":{"location":{"type":"string","description":"The city and state, e.g. San Francisco, CA"},"unit":{"type":"string","enum":["celsius","fahrenheit"]}},"required":["location"]}}}],"tool_choice":"auto","temperature":0.7,"stream":true,"stream_options":{"include_usage":true}}"#;
-    const CHUNK: &str = "data: {\"id\":\"chatcmpl-123\",\"object\":\"chat.completion.chunk\",\"created\":1694268190,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hello\"},\"logprobs\":null,\"finish_reason\":null}]}\n\n";
     const STREAM_CHUNKS: usize = 200;
     static CLAUDE: Target = Target {
         provider: "anthropic",
@@ -48,7 +52,6 @@ mod native {
         anthropic_betas: None,
         policy: TargetPolicy::DEFAULT,
     };
-    const CLAUDE_START: &str = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_4QpJur2dWWDjF6C758FbBw5vm12BaVipnK\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude-3-opus-latest\",\"stop_reason\":null,\"stop_sequence\":null,\"usage\":{\"input_tokens\":11,\"output_tokens\":1}}}\n\nevent: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n";
     static GEMINI: Target = Target {
         provider: "google",
         model: "gemini-2.5-flash",
@@ -60,7 +63,6 @@ mod native {
         anthropic_betas: None,
         policy: TargetPolicy::DEFAULT,
     };
-    const GEMINI_EVENT: &str = "data: {\"candidates\": [{\"content\": {\"parts\": [{\"text\": \"Hello\"}],\"role\": \"model\"},\"index\": 0}],\"usageMetadata\": {\"promptTokenCount\": 9,\"candidatesTokenCount\": 1,\"totalTokenCount\": 10},\"modelVersion\": \"gemini-2.5-flash\",\"responseId\": \"mAitaJfXMtqr1dkPt8Tg0Q0\"}\r\n\r\n";
     /// A tool schema of ten definitions, each naming the next four times (issue 12's shape).
     static FAN_OUT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         let level = |i: usize| {
@@ -78,7 +80,6 @@ mod native {
             r#"{{"model":"g","messages":[{{"role":"user","content":"hi"}}],"tools":[{{"type":"function","function":{{"name":"explode","parameters":{schema}}}}}]}}"#
         )
     });
-    const CLAUDE_DELTA: &str = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hello\"}}\n\n";
 
     /// An upstream that answers every request at once with a 200-chunk SSE stream.
     #[derive(Clone)]

@@ -87,11 +87,11 @@ export class Watch {
     this.arm();
   }
 
-  // The response's body (`null`: it has none, and the attempt is over).
+  // The response's body (none: the attempt is over).
   attach(stream) {
     this.attached = true;
-    this.stream = stream;
-    if (stream === null) {
+    this.stream = stream ?? null;
+    if (this.stream === null) {
       this.finished = true;
       this.stop();
     }

@@ -6,13 +6,13 @@
 // Criterion does not build for wasm32; `cargo clippy --target wasm32-unknown-unknown
 // --all-targets` still compiles this file, so the benchmarks exist only natively.
 #[cfg(not(target_arch = "wasm32"))]
-mod events;
+mod fixtures;
 
 #[cfg(not(target_arch = "wasm32"))]
 mod native {
     use std::hint::black_box;
 
-    use super::events::{CHUNK, CLAUDE_DELTA, CLAUDE_START, GEMINI_EVENT};
+    use super::fixtures::{Identity, CHUNK, CLAUDE_DELTA, CLAUDE_START, GEMINI_EVENT};
 
     use ai_worker_proxy::core::handle;
     use ai_worker_proxy::core::health::KeyHealth;
@@ -28,7 +28,6 @@ mod native {
     use ai_worker_proxy::core::request::ChatRequest;
     use ai_worker_proxy::core::route::{Target, TargetPolicy, Via};
     use ai_worker_proxy::core::stream::Translate;
-    use ai_worker_proxy::core::verdict::UpstreamError;
     use ai_worker_proxy::front::anthropic::stream as front_stream;
     use ai_worker_proxy::providers::anthropic::stream::StreamTranslator;
     use ai_worker_proxy::providers::anthropic::Anthropic;
@@ -217,19 +216,6 @@ mod native {
             b.iter(|| black_box(translator.chunk(chunk.clone())))
         });
         group.finish();
-    }
-
-    /// The inner translator of the front-door bench: writes the OpenAI chunks it is given, so
-    /// only the Anthropic translation is measured.
-    struct Identity;
-
-    impl Translate for Identity {
-        fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
-            Ok(upstream)
-        }
-        fn end(&mut self) -> Result<Bytes, UpstreamError> {
-            Ok(Bytes::new())
-        }
     }
 
     criterion_group!(core, benches);

@@ -7,13 +7,12 @@
 //! Natively this example is empty.
 
 #[cfg(target_arch = "wasm32")]
-#[path = "../events/mod.rs"]
-mod events;
+#[path = "../fixtures/mod.rs"]
+mod fixtures;
 
 #[cfg(target_arch = "wasm32")]
 mod wasm {
     use ai_worker_proxy::core::stream::Translate;
-    use ai_worker_proxy::core::verdict::UpstreamError;
     use ai_worker_proxy::front::anthropic::stream as front_stream;
     use ai_worker_proxy::providers::anthropic::stream::StreamTranslator;
     use ai_worker_proxy::providers::google;
@@ -21,7 +20,7 @@ mod wasm {
     use bytes::Bytes;
     use wasm_bindgen::prelude::*;
 
-    use super::events::{CHUNK, CLAUDE_DELTA, CLAUDE_START, GEMINI_EVENT};
+    use super::fixtures::{Identity, CHUNK, CLAUDE_DELTA, CLAUDE_START, GEMINI_EVENT};
 
     /// One translator, fed one kind of event again and again.
     #[wasm_bindgen]
@@ -101,19 +100,6 @@ mod wasm {
                 .chunk(Bytes::copy_from_slice(upstream))
                 .map(Vec::from)
                 .map_err(|e| JsError::new(&e.error.message))
-        }
-    }
-
-    /// The inner translator of the front door's bench: writes the OpenAI chunks it is given, so
-    /// only the Anthropic translation is measured.
-    struct Identity;
-
-    impl Translate for Identity {
-        fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
-            Ok(upstream)
-        }
-        fn end(&mut self) -> Result<Bytes, UpstreamError> {
-            Ok(Bytes::new())
         }
     }
 }

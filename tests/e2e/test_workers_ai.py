@@ -245,17 +245,25 @@ def test_rest_rotates_tokens_and_reads_the_llama4_shape(client, test_id):
                for r in records)
 
 
-@pytest.mark.parametrize("stream", [False, True])
-def test_failover_from_workers_ai_to_another_provider(client, test_id, stream):
-    kwargs = dict(model="wai-failover", messages=says(test_id, "Hi"), extra_body={"test_id": test_id})
+def answered_content(client, route: str, test_id: str, stream: bool) -> str:
+    """The text `route` answers "Hi" with, streamed or whole."""
+    kwargs = dict(model=route, messages=says(test_id, "Hi"), extra_body={"test_id": test_id})
     if stream:
         _, content = collect(client.chat.completions.create(stream=True, **kwargs))
-    else:
-        content = client.chat.completions.create(**kwargs).choices[0].message.content
-    assert content.startswith("echo: Hi")
-    paths = [r["path"] for r in recorded(test_id)]
-    expected_binding = ["binding:@cf/emu/capacity-model"] if HOST == "worker" else []
-    assert paths == expected_binding + [
+        return content
+    return client.chat.completions.create(**kwargs).choices[0].message.content
+
+
+def binding_call(model: str) -> list[str]:
+    """What the emulator records of a binding call to `model`: one on the Worker, none on the
+    native host, which has no binding."""
+    return [f"binding:{model}"] if HOST == "worker" else []
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_failover_from_workers_ai_to_another_provider(client, test_id, stream):
+    assert answered_content(client, "wai-failover", test_id, stream).startswith("echo: Hi")
+    assert [r["path"] for r in recorded(test_id)] == binding_call("@cf/emu/capacity-model") + [
         f"/client/v4/accounts/emu-account-0a1b2c/ai/run/{LLAMA}", "/v1/chat/completions"]
 
 
@@ -263,15 +271,9 @@ def test_failover_from_workers_ai_to_another_provider(client, test_id, stream):
 def test_a_binding_that_does_not_answer_within_headers_timeout_fails_over(client, test_id, stream):
     # The binding's call has no signal to abort: past headers_timeout (1 s) the Worker leaves it
     # unread and the next target answers; the binding's late answer (3 s) never reaches the client.
-    kwargs = dict(model="wai-stall", messages=says(test_id, "Hi"), extra_body={"test_id": test_id})
-    if stream:
-        _, content = collect(client.chat.completions.create(stream=True, **kwargs))
-    else:
-        content = client.chat.completions.create(**kwargs).choices[0].message.content
-    assert content.startswith("echo: Hi")
-    paths = [r["path"] for r in recorded(test_id)]
-    expected_binding = ["binding:@cf/emu/stall-model"] if HOST == "worker" else []
-    assert paths == expected_binding + ["/v1/chat/completions"]
+    assert answered_content(client, "wai-stall", test_id, stream).startswith("echo: Hi")
+    assert [r["path"] for r in recorded(test_id)] == binding_call("@cf/emu/stall-model") + [
+        "/v1/chat/completions"]
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -37,6 +37,9 @@ SUCCESS = {
                     "emu-model"),
     # an upstream 404 is the route's fault (a misspelt model id in routes.toml), not the client's
     "client-404": ([("emu-model", K["E2E_KEY_404"]), ("emu-model", K["E2E_KEY_OK"])], "emu-model"),
+    # a 204 is a success status with no body, so no answer (on the Worker, a response whose
+    # `body` is null)
+    "no-content": ([("emu-model", K["E2E_KEY_204"]), ("emu-model", K["E2E_KEY_OK"])], "emu-model"),
 }
 
 

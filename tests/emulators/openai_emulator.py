@@ -26,6 +26,7 @@ Routes
     429hint     429 + ``Retry-After: 30``
     500/503/529 that status, server_error
     401 / 403   auth errors            400 / 404 / 422  client errors
+    204         204 No Content: a success status with no body at all
     drop        close the TCP connection without any response
     streamdrop  200 + SSE/chunked headers, then close before any body byte (non-stream: close)
     midstream   stream: role chunk + two content chunks, then close abruptly (no 0-chunk, no
@@ -199,7 +200,7 @@ FAULTS = ("stallheaders", "stallfirst", "drip", "resetheaders", "resetmid", "429
 # A key's value is split into lowercase alphanumeric tokens and the first behaviour in this order
 # that is one of them wins; tokens match whole, so ``429hint`` is never taken for ``429``.
 BEHAVIOURS = FAULTS + ("streamdrop", "midstream", "drop", "ok",
-                       "429", "500", "503", "529", "401", "403", "400", "404", "422")
+                       "204", "429", "500", "503", "529", "401", "403", "400", "404", "422")
 
 
 def behaviour_for(key: str | None) -> str:
@@ -618,6 +619,10 @@ class Handler(BaseHTTPRequestHandler):
         if b == "streamdrop":
             self._start_stream()
             self._abort()
+            return
+        if b == "204":
+            self.send_response(204)
+            self.end_headers()
             return
         if b.isdigit():
             status = int(b)

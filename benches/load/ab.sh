@@ -30,7 +30,7 @@ mkdir -p "$out"
 . benches/load/lib.sh
 
 ./scripts/bootstrap.sh bench >&2
-cargo build --release --example upstream --target-dir target/bench 2> "$out/upstream-build.log"
+build_upstream "$out"
 
 [ $# -le 8 ] || { echo "at most 8 builds" >&2; exit 2; }
 letters=(a b c d e f g h)
@@ -43,8 +43,7 @@ if [ "$last" -gt 0 ]; then
 else
   pin_proxy=() pin_load=()
 fi
-pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true' EXIT
+trap stop_started EXIT
 "${pin_load[@]}" target/bench/release/examples/upstream serve 127.0.0.1:18081 2> "$out/upstream.log" & pids+=($!)
 
 # The process whose CPU counts for each build.

@@ -18,3 +18,17 @@ hz=$(getconf CLK_TCK)
 # Request bodies for a model: a JSON answer, and a stream whose client asks for the usage.
 json() { echo "{\"model\":\"$1\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello in five words.\"}]}"; }
 sse() { echo "{\"model\":\"$1\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello in five words.\"}],\"stream\":true,\"stream_options\":{\"include_usage\":true}}"; }
+
+# The bench upstream (benches/load/upstream.rs) and the native host for the bench routes, built
+# into target/bench; their build logs go to the directory $1.
+build_upstream() {
+  cargo build --release --example upstream --target-dir target/bench 2> "$1/upstream-build.log"
+}
+build_native() {
+  ROUTES_TOML=tests/routes/bench.toml cargo build --profile native --target-dir target/bench \
+    --bin ai-worker-proxy 2> "$1/native-build.log"
+}
+
+# The processes a script starts (`pids+=($!)`), stopped on its exit by `trap stop_started EXIT`.
+pids=()
+stop_started() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }

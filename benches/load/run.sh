@@ -33,14 +33,11 @@ mkdir -p "$out"
 ./scripts/bootstrap.sh bench >&2
 
 echo "building (upstream, native host, Worker)" >&2
-cargo build --release --example upstream --target-dir target/bench 2> "$out/upstream-build.log"
-ROUTES_TOML=tests/routes/bench.toml cargo build --profile native --target-dir target/bench \
-  --bin ai-worker-proxy 2> "$out/native-build.log"
+build_upstream "$out"
+build_native "$out"
 ROUTES_TOML=tests/routes/bench.toml ./scripts/build-worker.sh > "$out/worker-build.log" 2>&1
 
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
-trap cleanup EXIT
+trap stop_started EXIT
 
 
 UP=18081 NGINX=18082 NATIVE=18790 WORKER=18791 JSW=18792

@@ -95,16 +95,10 @@ impl Redaction {
 
 /// The first occurrence of `needle` in `haystack` at or after `from`.
 pub(crate) fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    let first = *needle.first()?;
-    let mut at = from;
-    while at + needle.len() <= haystack.len() {
-        at += memchr::memchr(first, &haystack[at..=haystack.len() - needle.len()])?;
-        if haystack[at..at + needle.len()] == *needle {
-            return Some(at);
-        }
-        at += 1;
+    if needle.is_empty() {
+        return None;
     }
-    None
+    memchr::memmem::find(haystack.get(from..)?, needle).map(|at| at + from)
 }
 
 /// A translator whose output and failures are redacted. A chunk's last bytes that could begin

@@ -104,10 +104,7 @@ impl Default for OpenEvent {
 /// the bytes before `chunk` ended a line, and with `\r`.
 fn last_event_end(chunk: &[u8], line_start: bool, after_cr: bool) -> Option<usize> {
     let mut before = chunk.len();
-    while let Some(j) = chunk[..before]
-        .iter()
-        .rposition(|&b| b == b'\n' || b == b'\r')
-    {
+    while let Some(j) = memchr::memrchr2(b'\n', b'\r', &chunk[..before]) {
         if j == 0 && chunk[0] == b'\n' && after_cr {
             // The second half of a `\r\n` begun in the previous chunk ends nothing new.
             return None;

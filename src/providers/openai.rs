@@ -716,7 +716,7 @@ fn has_empty_choices(bytes: &[u8]) -> bool {
 /// but `[DONE]`: the events from the line of the last `"usage"` on are read first, and the whole
 /// of `bytes` only if they have none.
 fn last_usage(bytes: &[u8]) -> Option<Metered> {
-    let key = memchr::memmem::rfind(bytes, b"\"usage\"")?;
+    let key = last_usage_key(bytes)?;
     let line = memchr::memrchr2(b'\n', b'\r', &bytes[..key]).map_or(0, |end| end + 1);
     usage_of_last_event(&bytes[line..]).or_else(|| {
         if line > 0 {
@@ -725,6 +725,15 @@ fn last_usage(bytes: &[u8]) -> Option<Metered> {
             None
         }
     })
+}
+
+/// Where the last `"usage"` in `bytes` starts (not `memchr::memmem::rfind`: see
+/// [`crate::core::redact::find`]).
+fn last_usage_key(bytes: &[u8]) -> Option<usize> {
+    const KEY: &[u8] = b"\"usage\"";
+    (0..bytes.len())
+        .rev()
+        .find(|&at| bytes[at..].starts_with(KEY))
 }
 
 /// The usage of the last event in `bytes` whose data has a `usage` object.

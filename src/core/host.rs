@@ -22,6 +22,9 @@ pub struct UpstreamRequest {
     pub headers: Vec<(&'static str, String)>,
     /// JSON body.
     pub body: Bytes,
+    /// Whether the answer is wanted as a stream; if not, a host may read the whole answer
+    /// before handing it over (the Worker does, in the same promise as the `fetch`).
+    pub stream: bool,
 }
 
 impl UpstreamRequest {

@@ -19,7 +19,7 @@ use crate::core::provider::{PrepareError, Provider, SecretLookup};
 use crate::core::redact::find;
 use crate::core::request::ChatRequest;
 use crate::core::route::Target;
-use crate::core::stream::Translate;
+use crate::core::stream::{too_large, Translate, MAX_WHOLE_BODY};
 use crate::core::usage::{lenient, Metered};
 use crate::core::verdict::UpstreamError;
 use crate::providers::tool_ids::{self, Wire};
@@ -108,6 +108,7 @@ impl Provider for OpenAi {
                 UpstreamRequest::accept(prepared.stream),
             ],
             body: prepared.body.clone(),
+            stream: prepared.stream,
         }
     }
 
@@ -283,6 +284,9 @@ impl PassThrough {
     #[inline(never)]
     fn read(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
         if !self.stream {
+            if self.whole.len() + upstream.len() > MAX_WHOLE_BODY {
+                return Err(too_large());
+            }
             self.whole.extend_from_slice(&upstream);
             return Ok(Bytes::new());
         }
@@ -941,6 +945,16 @@ mod tests {
             let failure = feed(false, &[body]).unwrap_err();
             assert_eq!((failure.status, failure.in_band), (status, true), "{body}");
         }
+    }
+
+    #[test]
+    fn a_whole_answer_past_the_limit_fails_the_attempt() {
+        let mut p = PassThrough::new(false);
+        let half = Bytes::from(vec![b' '; MAX_WHOLE_BODY / 2]);
+        assert!(p.chunk(half.clone()).unwrap().is_empty());
+        assert!(p.chunk(half).unwrap().is_empty());
+        let failure = p.chunk(Bytes::from_static(b"{")).unwrap_err();
+        assert_eq!(failure.error.message, too_large().error.message);
     }
 
     #[test]

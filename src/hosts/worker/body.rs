@@ -1,9 +1,10 @@
-//! Bodies between the runtime and the core. An upstream's `ReadableStream` is read in Rust
-//! until the core has its first bytes ([`JsBody`]); then the runtime carries the rest: a stream
-//! read in JavaScript and fed to the core's driver a chunk at a time ([`translate`]), a JSON
-//! answer read whole ([`collect`]), or a pass-through's unchanged ([`relay`]: piped in the
-//! runtime's own code, unless `PROXY_RELAY=watch`). The Workers runtime meters CPU, and a Rust
-//! future awaiting a JavaScript promise costs several calls across the boundary per chunk.
+//! Bodies between the runtime and the core. An answer not wanted as a stream is read whole in
+//! JavaScript, in the same promise as its `fetch` ([`JsBody::whole`]). A stream is read in Rust
+//! until the core has its first bytes ([`JsBody`]); then the runtime carries the rest: read in
+//! JavaScript and fed to the core's driver a chunk at a time ([`translate`]), or a
+//! pass-through's unchanged ([`relay`]: piped in the runtime's own code, unless
+//! `PROXY_RELAY=watch`). The Workers runtime meters CPU, and a Rust future awaiting a JavaScript
+//! promise costs several calls across the boundary per chunk.
 //!
 //! Every upstream body is timed by a [`Watch`] (JavaScript, below): one timer per body, re-armed
 //! at most once per idle period, ends the body with [`BodyError::idle`] after `idle_ms` without
@@ -112,6 +113,30 @@ export class Watch {
     return this.reader.read();
   }
 
+  // Reads the attached body to its end into `answer.body`, in one promise: the module is
+  // entered once for the whole body, not once per chunk. A failure leaves what was read, and
+  // its reason in `answer.failure`. Past `limit` bytes it stops reading (the core refuses the
+  // answer as too large, and closing the watch aborts the rest).
+  whole(answer, limit) {
+    const chunks = [];
+    let size = 0;
+    const done = () => {
+      answer.body = joined(chunks, size);
+      return answer;
+    };
+    const next = (read) => {
+      const chunk = this.arrived(read);
+      if (chunk === undefined) return done();
+      chunks.push(chunk);
+      size += chunk.length;
+      return size > limit ? done() : this.begin().then(next);
+    };
+    return this.begin().then(next).catch((e) => {
+      answer.failure = text(e);
+      return done();
+    });
+  }
+
   arm() {
     const now = Date.now();
     const idleAt = (this.reading ? this.last : now) + this.idle;
@@ -166,6 +191,17 @@ export class Watch {
 
 function text(e) {
   return String(e && e.message ? e.message : e);
+}
+
+function joined(chunks, size) {
+  if (chunks.length === 1) return chunks[0];
+  const all = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, at);
+    at += chunk.length;
+  }
+  return all;
 }
 
 // The client's body for a pass-through: `first`, then the rest of the upstream stream piped by
@@ -321,6 +357,8 @@ pub struct JsBody {
     watch: Option<Watch>,
     idle_ms: u64,
     pending: Option<JsFuture>,
+    /// What was read ahead ([`JsBody::whole`]), given before anything is read: last first.
+    ahead: Vec<Result<Bytes, BodyError>>,
     done: bool,
 }
 
@@ -345,7 +383,28 @@ impl JsBody {
             watch: Some(watch),
             idle_ms,
             pending: None,
+            ahead: Vec::new(),
             done: false,
+        }
+    }
+
+    /// A body `watch` has read to its end ([`Watch`]'s `whole`): `bytes`, then, if reading
+    /// failed, the failure.
+    pub fn whole(watch: Watch, bytes: Bytes, failure: Option<String>, idle_ms: u64) -> Self {
+        let mut ahead = Vec::with_capacity(2);
+        if let Some(reason) = failure {
+            let kind = watch.expired();
+            ahead.push(Err(expiry(kind, idle_ms).unwrap_or(BodyError(reason))));
+        }
+        if !bytes.is_empty() {
+            ahead.push(Ok(bytes));
+        }
+        Self {
+            watch: Some(watch),
+            idle_ms,
+            pending: None,
+            ahead,
+            done: true,
         }
     }
 
@@ -367,6 +426,9 @@ impl Stream for JsBody {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();
+        if let Some(item) = this.ahead.pop() {
+            return Poll::Ready(Some(item));
+        }
         if this.done {
             return Poll::Ready(None);
         }

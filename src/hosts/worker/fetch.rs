@@ -14,6 +14,7 @@ use worker::web_sys::Response;
 use super::binding::js_error_text;
 use super::body::{JsBody, Watch, NO_HEADERS};
 use crate::core::host::{NetworkError, Timeouts, UpstreamRequest, UpstreamResponse};
+use crate::core::stream::MAX_WHOLE_BODY;
 
 // The request is built in JavaScript from the headers as one string, so that sending costs one
 // call into the runtime rather than one per header and option. `redirect: "manual"`: a 3xx
@@ -26,6 +27,25 @@ export function upstreamFetch(url, headers, body, watch) {
   for (let i = 0; i + 1 < pairs.length; i += 2) init.set(pairs[i], pairs[i + 1]);
   const signal = watch.controller.signal;
   return fetch(url, { method: "POST", headers: init, body, redirect: "manual", signal });
+}
+
+// For an answer wanted whole: the response's head and its body read to the end (see the watch's
+// `whole`), in the one promise the module awaits. Each promise a Rust future awaits costs two
+// closures and a microtask, and a JSON answer used to take three (the headers, its one chunk,
+// its end).
+export function upstreamFetchWhole(url, headers, body, watch, limit) {
+  return upstreamFetch(url, headers, body, watch).then((response) => {
+    const head = response.headers;
+    const answer = {
+      status: response.status,
+      contentType: head.get("content-type"),
+      retryAfter: head.get("retry-after"),
+      body: null,
+      failure: null,
+    };
+    watch.attach(response.body);
+    return response.body === null ? answer : watch.whole(answer, limit);
+  });
 }
 
 // Cancelling also settles the promise: a Rust future on a promise that never settles is never
@@ -55,6 +75,35 @@ extern "C" {
         body: &Uint8Array,
         watch: &Watch,
     ) -> Result<Promise, JsValue>;
+
+    #[wasm_bindgen(js_name = upstreamFetchWhole, catch)]
+    fn upstream_fetch_whole(
+        url: &str,
+        headers: &str,
+        body: &Uint8Array,
+        watch: &Watch,
+        limit: f64,
+    ) -> Result<Promise, JsValue>;
+
+    /// What `upstreamFetchWhole` resolves to: the response's head and its whole body.
+    type Answer;
+
+    #[wasm_bindgen(method, getter)]
+    fn status(this: &Answer) -> u16;
+
+    #[wasm_bindgen(method, getter, js_name = contentType)]
+    fn content_type(this: &Answer) -> Option<String>;
+
+    #[wasm_bindgen(method, getter, js_name = retryAfter)]
+    fn retry_after(this: &Answer) -> Option<String>;
+
+    /// The bytes read (`None`: the response had no body).
+    #[wasm_bindgen(method, getter)]
+    fn body(this: &Answer) -> Option<Uint8Array>;
+
+    /// Why reading the body stopped short, if it did.
+    #[wasm_bindgen(method, getter)]
+    fn failure(this: &Answer) -> Option<String>;
 
     /// A `setTimeout` whose promise is `done`.
     type Timer;
@@ -111,9 +160,10 @@ fn header_lines(request: &UpstreamRequest) -> Result<String, NetworkError> {
     Ok(lines)
 }
 
-/// Sends `request` and waits for the response headers, at most `timeouts.headers_ms`. The
-/// connection and the headers share that wait: `fetch` does not tell connecting from waiting,
-/// so `timeouts.connect_ms` is left to it. One [`Watch`] times the wait and then the body.
+/// Sends `request` and waits for the response headers, at most `timeouts.headers_ms`, and for
+/// an answer not wanted as a stream, its whole body too. The connection and the headers share
+/// that wait: `fetch` does not tell connecting from waiting, so `timeouts.connect_ms` is left to
+/// it. One [`Watch`] times the wait and then the body.
 pub async fn send(
     request: UpstreamRequest,
     timeouts: Timeouts,
@@ -121,18 +171,30 @@ pub async fn send(
     let headers = header_lines(&request)?;
     let watch = Watch::start(timeouts).map_err(network)?;
     let guard = CloseOnDrop(Some(watch.clone()));
-    let promise = upstream_fetch(
-        &request.url,
-        &headers,
-        &Uint8Array::from(&request.body[..]),
-        &watch,
-    )
-    .map_err(network)?;
-    let response: Response = match JsFuture::from(promise).await {
-        Ok(response) => response.unchecked_into(),
-        Err(_) if watch.expired() == NO_HEADERS => return Err(NetworkError::NoHeaders),
-        Err(e) => return Err(network(e)),
-    };
+    let body = Uint8Array::from(&request.body[..]);
+    if !request.stream {
+        let promise =
+            upstream_fetch_whole(&request.url, &headers, &body, &watch, MAX_WHOLE_BODY as f64)
+                .map_err(network)?;
+        let answer: Answer = answered(&watch, JsFuture::from(promise).await)?;
+        guard.disarm();
+        let bytes = answer
+            .body()
+            .map_or_else(Bytes::new, |bytes| Bytes::from(bytes.to_vec()));
+        return Ok(UpstreamResponse {
+            status: answer.status(),
+            content_type: answer.content_type(),
+            retry_after: answer.retry_after(),
+            body: Box::new(JsBody::whole(
+                watch,
+                bytes,
+                answer.failure(),
+                timeouts.idle_ms,
+            )),
+        });
+    }
+    let promise = upstream_fetch(&request.url, &headers, &body, &watch).map_err(network)?;
+    let response: Response = answered(&watch, JsFuture::from(promise).await)?;
     let head = response.headers();
     let content_type = head.get("content-type").ok().flatten();
     let retry_after = head.get("retry-after").ok().flatten();
@@ -152,6 +214,19 @@ pub async fn send(
         retry_after,
         body,
     })
+}
+
+/// What the fetch's promise settled to, as `T`; a rejection is the failure to get an answer
+/// (no headers in time, if the watch says so).
+fn answered<T: JsCast>(
+    watch: &Watch,
+    settled: Result<JsValue, JsValue>,
+) -> Result<T, NetworkError> {
+    match settled {
+        Ok(value) => Ok(value.unchecked_into()),
+        Err(_) if watch.expired() == NO_HEADERS => Err(NetworkError::NoHeaders),
+        Err(e) => Err(network(e)),
+    }
 }
 
 /// Resolves after a `setTimeout`; dropped early, it clears the timer (the core races it against

@@ -196,7 +196,7 @@ impl Provider for Anthropic {
 
     /// `POST {base_url}/v1/messages` with the key in `x-api-key`.
     fn request(target: &'static Target, prepared: &Prepared, key: &str) -> UpstreamRequest {
-        call(target, prepared, key, "/v1/messages")
+        call(target, prepared, key, "/v1/messages", prepared.stream)
     }
 
     fn speaks_front(prepared: &Prepared) -> bool {
@@ -210,7 +210,13 @@ impl Provider for Anthropic {
         key: &str,
     ) -> Option<UpstreamRequest> {
         prepared.passthrough.as_ref()?;
-        Some(call(target, prepared, key, "/v1/messages/count_tokens"))
+        Some(call(
+            target,
+            prepared,
+            key,
+            "/v1/messages/count_tokens",
+            false,
+        ))
     }
 
     fn count_answer(body: &[u8]) -> Option<u64> {
@@ -241,8 +247,15 @@ impl Provider for Anthropic {
     }
 }
 
-/// `POST {base_url}{path}` with the key in `x-api-key` and the Anthropic headers.
-fn call(target: &Target, prepared: &Prepared, key: &str, path: &str) -> UpstreamRequest {
+/// `POST {base_url}{path}` with the key in `x-api-key` and the Anthropic headers, for a
+/// streamed answer or a whole one.
+fn call(
+    target: &Target,
+    prepared: &Prepared,
+    key: &str,
+    path: &str,
+    stream: bool,
+) -> UpstreamRequest {
     let version = prepared
         .passthrough
         .as_ref()
@@ -251,7 +264,7 @@ fn call(target: &Target, prepared: &Prepared, key: &str, path: &str) -> Upstream
         ("x-api-key", key.to_owned()),
         ("anthropic-version", version.to_owned()),
         ("content-type", "application/json".to_owned()),
-        UpstreamRequest::accept(prepared.stream),
+        UpstreamRequest::accept(stream),
     ];
     if let Some(beta) = prepared.passthrough.as_ref().and_then(|h| h.beta.clone()) {
         headers.push(("anthropic-beta", beta));
@@ -260,6 +273,7 @@ fn call(target: &Target, prepared: &Prepared, key: &str, path: &str) -> Upstream
         url: format!("{}{path}", target.base_url),
         headers,
         body: prepared.body.clone(),
+        stream,
     }
 }
 

@@ -197,6 +197,7 @@ impl Provider for Google {
                 UpstreamRequest::accept(prepared.stream),
             ],
             body: prepared.body.clone(),
+            stream: prepared.stream,
         }
     }
 
@@ -225,6 +226,7 @@ impl Provider for Google {
                 UpstreamRequest::accept(false),
             ],
             body: Bytes::from(body),
+            stream: false,
         })
     }
 

@@ -127,6 +127,7 @@ impl Provider for WorkersAi {
                 ("content-type", "application/json".to_owned()),
             ],
             body: prepared.inputs.clone(),
+            stream: prepared.stream,
         }
     }
 

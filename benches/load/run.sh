@@ -8,7 +8,8 @@
 #   JS Worker  a trivial JavaScript pass-through Worker under plain `workerd serve`: the
 #              Worker's floor (wrangler dev's own proxy would hide the Worker); for CPU per
 #              event also the same Worker reading every chunk in JavaScript, the floor of any
-#              Worker that translates a stream
+#              Worker that translates a stream, and for JSON the same Worker doing what any
+#              gateway that checks the answer must (`/check/`)
 #   Worker     the proxy's Worker under plain `workerd serve`
 #
 # The routes (tests/routes/bench.toml) log errors only; a last table measures `info` and JSON.
@@ -86,7 +87,7 @@ OPENAI=/v1/chat/completions CLAUDE=/v1/messages GEMINI_JSON=/v1beta/models/gemin
 GEMINI_SSE=/v1beta/models/gemini-2.5-flash:streamGenerateContent
 proxy() { echo "http://127.0.0.1:$1/v1/chat/completions"; }
 
-# system | pid | JSON url, token, body (none: the JSON row above is the same) | stream url, token, body
+# system | pid | JSON url, token, body | stream url, token, body (an empty url: no such cells)
 systems=(
   "nginx proxy_pass|$nginx_pid|http://127.0.0.1:$NGINX$OPENAI|k|$(json m)|http://127.0.0.1:$NGINX$OPENAI|k|$(sse m)"
   "native host (pass-through)|$native_pid|$(proxy $NATIVE)|bench-token|$(json bench)|$(proxy $NATIVE)|bench-token|$(sse bench)"
@@ -94,6 +95,7 @@ systems=(
   "native host (Anthropic)|$native_pid|$(proxy $NATIVE)|bench-token|$(json bench-claude)|$(proxy $NATIVE)|bench-token|$(sse bench-claude)"
   "native host (Gemini)|$native_pid|$(proxy $NATIVE)|bench-token|$(json bench-gemini)|$(proxy $NATIVE)|bench-token|$(sse bench-gemini)"
   "JS pass-through Worker|$jsw_pid|http://127.0.0.1:$JSW$OPENAI|k|$(json m)|http://127.0.0.1:$JSW$OPENAI|k|$(sse m)"
+  "JS Worker checking the answer|$jsw_pid|http://127.0.0.1:$JSW/check$OPENAI|k|$(json m)||||"
   "Worker (pass-through)|$worker_pid|$(proxy $WORKER)|bench-token|$(json bench)|$(proxy $WORKER)|bench-token|$(sse bench)"
   "Worker (Anthropic)|$worker_pid|$(proxy $WORKER)|bench-token|$(json bench-claude)|$(proxy $WORKER)|bench-token|$(sse bench-claude)"
   "Worker (Gemini)|$worker_pid|$(proxy $WORKER)|bench-token|$(json bench-gemini)|$(proxy $WORKER)|bench-token|$(sse bench-gemini)"
@@ -112,8 +114,13 @@ for c in $conns; do
     else
       json_cells="| | |"
     fi
-    read -r srps sp50 sp99 scpu _ <<<"$(measure "$pid" "$surl" "$stok" "$sbody" "$c")"
-    echo "| $name | $c | $json_cells | $srps | $sp50 | $sp99 | ${scpu} µs |"
+    if [ -n "$surl" ]; then
+      read -r srps sp50 sp99 scpu _ <<<"$(measure "$pid" "$surl" "$stok" "$sbody" "$c")"
+      stream_cells="$srps | $sp50 | $sp99 | ${scpu} µs"
+    else
+      stream_cells="| | |"
+    fi
+    echo "| $name | $c | $json_cells | $stream_cells |"
   done
 done
 

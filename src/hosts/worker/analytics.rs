@@ -6,6 +6,8 @@
 //! to first token ms (-1: none), cost USD, attempts, status; the index: the client (Analytics
 //! Engine samples per index). The README shows the SQL API queries that read them back.
 
+use std::cell::Cell;
+
 use worker::{AnalyticsEngineDataPointBuilder, Env};
 
 use crate::core::record::UsageRecord;
@@ -13,13 +15,22 @@ use crate::core::record::UsageRecord;
 /// The Analytics Engine dataset binding that turns writing on.
 const BINDING: &str = "USAGE";
 
-/// Whether the Worker is bound to the dataset.
+thread_local! {
+    /// Whether the env has the binding (`None`: not looked at yet; it is fixed per isolate).
+    static BOUND: Cell<Option<bool>> = const { Cell::new(None) };
+}
+
+/// Whether the Worker is bound to the dataset (asked twice per request: whether to read the
+/// usage, and to write it).
 pub fn bound(env: &Env) -> bool {
-    env.analytics_engine(BINDING).is_ok()
+    super::binding::bound(&BOUND, env, BINDING)
 }
 
 /// Writes `record` to the dataset, when bound.
 pub fn record(env: &Env, record: &UsageRecord) {
+    if !bound(env) {
+        return;
+    }
     let Ok(dataset) = env.analytics_engine(BINDING) else {
         return;
     };

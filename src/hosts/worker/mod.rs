@@ -167,6 +167,15 @@ async fn fetch(
     Ok(http::outgoing(response, pass_through, &host.ctx).await?)
 }
 
+/// Makes wasm-bindgen's queue of Rust tasks now, for the entry module (`shim.js`), which hides
+/// the global `queueMicrotask` while it does: the queue looks for that global once, when it is
+/// made, and without it wakes tasks through `Promise.then`, V8's own job, rather than workerd's
+/// `queueMicrotask`, a runtime API call per wake (5 % of a request's CPU, README).
+#[worker::wasm_bindgen::prelude::wasm_bindgen(js_name = startTasks)]
+pub fn start_tasks() {
+    worker::wasm_bindgen_futures::spawn_local(async {});
+}
+
 /// The var (or secret) that has pass-through streams read chunk by chunk after their first token
 /// (`PROXY_RELAY=watch`, [`http::PassThrough::Watched`]) rather than piped by the runtime.
 const RELAY_VAR: &str = "PROXY_RELAY";

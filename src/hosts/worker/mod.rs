@@ -170,7 +170,7 @@ async fn fetch(
 /// Makes wasm-bindgen's queue of Rust tasks now, for the entry module (`shim.js`), which hides
 /// the global `queueMicrotask` while it does: the queue looks for that global once, when it is
 /// made, and without it wakes tasks through `Promise.then`, V8's own job, rather than workerd's
-/// `queueMicrotask`, a runtime API call per wake (5 % of a request's CPU, README).
+/// `queueMicrotask`, a runtime API call per wake.
 #[worker::wasm_bindgen::prelude::wasm_bindgen(js_name = startTasks)]
 pub fn start_tasks() {
     worker::wasm_bindgen_futures::spawn_local(async {});

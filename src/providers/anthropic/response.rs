@@ -80,14 +80,22 @@ pub fn json_translator(
     json_mode: bool,
 ) -> MeteredWhole<impl FnMut(&[u8]) -> Converted> {
     MeteredWhole::new(move |body: &[u8]| {
-        if let Ok(envelope) = serde_json::from_slice::<ErrorEnvelope>(body) {
-            return Err(in_band_error(&envelope.error));
-        }
-        let message: Message = serde_json::from_slice(body).map_err(|e| {
-            UpstreamError::truncated(format!(
-                "the upstream response is not a complete Anthropic message: {e}"
-            ))
-        })?;
+        // One pass reads a message or an error envelope; a body that is neither as a whole may
+        // still carry an error envelope's `error`.
+        let message = match serde_json::from_slice::<Message>(body) {
+            Ok(Message {
+                error: Some(error), ..
+            }) => return Err(in_band_error(&error)),
+            Ok(message) => message,
+            Err(e) => {
+                return Err(match serde_json::from_slice::<ErrorEnvelope>(body) {
+                    Ok(envelope) => in_band_error(&envelope.error),
+                    Err(_) => UpstreamError::truncated(format!(
+                        "the upstream response is not a complete Anthropic message: {e}"
+                    )),
+                })
+            }
+        };
         let usage = message.usage.metered();
         Ok((Bytes::from(completion(&message, created, json_mode)), usage))
     })
@@ -206,6 +214,20 @@ mod tests {
         assert_eq!((e.status, e.error.kind.as_str()), (529, "overloaded_error"));
         let e = translate(r#"{"id":"msg_1","content":["#, false).unwrap_err();
         assert_eq!(e.status, 502);
+        // Not a message, but an error envelope's `error` all the same.
+        let e = translate(
+            r#"{"content":5,"error":{"type":"rate_limit_error","message":"slow down"}}"#,
+            false,
+        )
+        .unwrap_err();
+        assert_eq!((e.status, e.error.kind.as_str()), (429, "rate_limit_error"));
+        // An `error` that is not an object is not an envelope: the message is read as before.
+        let out = translate(
+            r#"{"id":"msg_1","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","error":null}"#,
+            false,
+        )
+        .unwrap();
+        assert_eq!(out["choices"][0]["message"]["content"], "hi");
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub struct Message {
     /// Token counts.
     #[serde(default)]
     pub usage: Usage,
+    /// An error envelope's `error` (`{"type":"error","error":{...}}`), read in the same pass as
+    /// the message; anything but an object reads as none.
+    #[serde(default, deserialize_with = "crate::core::usage::lenient")]
+    pub error: Option<ErrorBody>,
 }
 
 /// A response content block; types the proxy does not translate are kept as `Other`.

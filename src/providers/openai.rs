@@ -948,6 +948,30 @@ mod tests {
     }
 
     #[test]
+    fn a_whole_answers_usage_is_read_and_an_odd_one_is_none() {
+        let usage = |usage: &str| {
+            let body = format!(r#"{{"id":"chatcmpl-1","choices":[],"usage":{usage}}}"#);
+            let (out, usage) = whole_answer(body.clone().into_bytes()).unwrap();
+            assert_eq!(out, body.as_bytes());
+            usage
+        };
+        assert_eq!(
+            usage(
+                r#"{"prompt_tokens":12,"completion_tokens":3,"prompt_tokens_details":{"cached_tokens":4}}"#
+            ),
+            Some(Metered::from_openai(12, 4, 3, 0))
+        );
+        for odd in [
+            r#"{"prompt_tokens":"12"}"#,
+            "5",
+            r#"{"prompt_tokens_details":7}"#,
+            "null",
+        ] {
+            assert_eq!(usage(odd), None, "{odd}");
+        }
+    }
+
+    #[test]
     fn a_whole_answer_past_the_limit_fails_the_attempt() {
         let mut p = PassThrough::new(false);
         let half = Bytes::from(vec![b' '; MAX_WHOLE_BODY / 2]);

@@ -66,6 +66,16 @@ def test_failover_success_stream(client, test_id, route):
     assert recorded_attempts(test_id) == attempts
 
 
+def test_a_whole_answer_past_32_mib_is_not_collected_and_fails_over(client, test_id):
+    # Natively the translator refuses it at the cap; on the Worker the fetch's JavaScript stops
+    # reading there and hands the module nothing of it.
+    resp = client.chat.completions.create(model="too-large", messages=user("huge"),
+                                          extra_body={"test_id": test_id})
+    assert resp.choices[0].message.content == "echo: huge"
+    assert recorded_attempts(test_id) == [("emu-model", K["E2E_KEY_HUGE"]),
+                                          ("emu-model", K["E2E_KEY_OK"])]
+
+
 CLIENT_ERRORS = {
     "client-error": (400, openai.BadRequestError, "E2E_KEY_400",
                      "Invalid value for 'temperature': emulated client error."),

@@ -27,6 +27,8 @@ Routes
     500/503/529 that status, server_error
     401 / 403   auth errors            400 / 404 / 422  client errors
     204         204 No Content: a success status with no body at all
+    huge        non-stream: 200 and a JSON answer of 33 MiB, chunked (past the proxy's 32 MiB cap
+                on a whole answer); stream: as ``ok``
     drop        close the TCP connection without any response
     streamdrop  200 + SSE/chunked headers, then close before any body byte (non-stream: close)
     midstream   stream: role chunk + two content chunks, then close abruptly (no 0-chunk, no
@@ -197,9 +199,12 @@ def _hold_event(hold_id: str) -> threading.Event:
 # Fault modes (tests/e2e/test_faults.py), each answered by ``Handler._fault_<name>``.
 FAULTS = ("stallheaders", "stallfirst", "drip", "resetheaders", "resetmid", "429hint", "badjson",
           "badsse", "truncated", "endless", "redirect")
+# The size of the ``huge`` answer: past the proxy's cap on a whole answer (32 MiB).
+HUGE_BYTES = 33 << 20
+
 # A key's value is split into lowercase alphanumeric tokens and the first behaviour in this order
 # that is one of them wins; tokens match whole, so ``429hint`` is never taken for ``429``.
-BEHAVIOURS = FAULTS + ("streamdrop", "midstream", "drop", "ok",
+BEHAVIOURS = FAULTS + ("streamdrop", "midstream", "drop", "ok", "huge",
                        "204", "429", "500", "503", "529", "401", "403", "400", "404", "422")
 
 
@@ -415,6 +420,19 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _huge(self):
+        """A 200 JSON answer of HUGE_BYTES, a MiB per chunk; stops when the client goes away."""
+        self._head(200, "application/json")
+        piece = b"x" * (1 << 20)
+        try:
+            self._chunk(b'{"id":"chatcmpl-huge","object":"chat.completion","pad":"')
+            for _ in range(HUGE_BYTES >> 20):
+                self._chunk(piece)
+            self._chunk(b'"}')
+            self._send(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
     def _chunk(self, data: bytes):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
         self.wfile.flush()
@@ -623,6 +641,9 @@ class Handler(BaseHTTPRequestHandler):
         if b == "204":
             self.send_response(204)
             self.end_headers()
+            return
+        if b == "huge" and not stream:
+            self._huge()
             return
         if b.isdigit():
             status = int(b)

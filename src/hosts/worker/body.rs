@@ -115,8 +115,9 @@ export class Watch {
 
   // Reads the attached body to its end into `answer.body`, in one promise: the module is
   // entered once for the whole body, not once per chunk. A failure leaves what was read, and
-  // its reason in `answer.failure`. Past `limit` bytes it stops reading (the core refuses the
-  // answer as too large, and closing the watch aborts the rest).
+  // its reason in `answer.failure`. Past `limit` bytes it stops reading and keeps nothing, so
+  // that an oversized answer never reaches the module's memory (which never shrinks); the
+  // watch, closed when the body is dropped, aborts the rest.
   whole(answer, limit) {
     const chunks = [];
     let size = 0;
@@ -129,7 +130,9 @@ export class Watch {
       if (chunk === undefined) return done();
       chunks.push(chunk);
       size += chunk.length;
-      return size > limit ? done() : this.begin().then(next);
+      if (size <= limit) return this.begin().then(next);
+      answer.failure = `the upstream response is larger than ${limit} bytes`;
+      return answer;
     };
     return this.begin().then(next).catch((e) => {
       answer.failure = text(e);

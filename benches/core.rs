@@ -127,12 +127,34 @@ mod native {
         }
     }
 
+    /// 40 messages of about 1.6 KB of text each, with the quotes and line breaks text has.
+    fn long_history() -> String {
+        let text = "The \\\"quick\\\" brown fox jumps over the lazy dog.\\n".repeat(32);
+        let messages: Vec<String> = (0..40)
+            .map(|i| {
+                let role = if i % 2 == 0 { "user" } else { "assistant" };
+                format!(r#"{{"role":"{role}","content":"{i}: {text}"}}"#)
+            })
+            .collect();
+        let body = format!(r#"{{"model":"fast","messages":[{}]}}"#, messages.join(","));
+        debug_assert!(body.len() > 60_000);
+        body
+    }
+
     fn benches(c: &mut Criterion) {
         c.bench_function("request/parse+reserialise (tools, 0.8 KB)", |b| {
             b.iter(|| {
                 let request = ChatRequest::parse(black_box(REQUEST.as_bytes()))
                     .unwrap_or_else(|_| unreachable!());
                 black_box(request.to_json_with_model("nvidia/llama-3.1-nemotron-70b-instruct"))
+            })
+        });
+
+        // A long conversation, as an agent or a chat sends it: mostly text.
+        let history = long_history();
+        c.bench_function("request/parse (conversation, 64 KB)", |b| {
+            b.iter(|| {
+                ChatRequest::parse(black_box(history.as_bytes())).unwrap_or_else(|_| unreachable!())
             })
         });
 

@@ -16,14 +16,15 @@
 #   each BIN the native host built for the same routes, e.g.
 #     ROUTES_TOML=tests/routes/bench.toml cargo build --profile native --target-dir target/ab/a
 #   ROUNDS (default 8), SECS per row (default 3), CONNS (default 16),
-#   ROWS (default "json stream claude-json claude-stream"), MODEL and CLAUDE_MODEL (the routes
+#   ROWS (default "json stream claude-json claude-stream"; also json-64k, a 64 KB
+#   conversation), MODEL and CLAUDE_MODEL (the routes
 #   of the plain and claude- rows: default bench and bench-claude, 20-event streams; long and
 #   long-claude for 1,000-event ones, paced and paced-claude for paced ones).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 native=""
 if [ "${1:-}" = --native ]; then native=1; shift; fi
-[ $# -ge 2 ] || { sed -n '2,21p' "$0" >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,22p' "$0" >&2; exit 2; }
 rounds=${ROUNDS:-8} secs=${SECS:-3} conns=${CONNS:-16} rows=${ROWS:-json stream claude-json claude-stream}
 out=$PWD/target/ab
 mkdir -p "$out"
@@ -113,10 +114,10 @@ for _ in "$@"; do procs+=("$workerd"); done
 fi
 for port in "${ports[@]}"; do wait_for "http://127.0.0.1:$port/health"; done
 
-body() { # row: json, stream, claude-json or claude-stream
+body() { # row: json, stream, claude-json, claude-stream or json-64k
   local model=${MODEL:-bench}
   case $1 in claude-*) model=${CLAUDE_MODEL:-bench-claude} ;; esac
-  case $1 in *stream) sse "$model" ;; *) json "$model" ;; esac
+  case $1 in *stream) sse "$model" ;; json-64k) long_json "$model" ;; *) json "$model" ;; esac
 }
 cpu_per_request() { # build-index row seconds -> µs of the build's process CPU per request
   local before after n

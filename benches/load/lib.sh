@@ -18,6 +18,16 @@ hz=$(getconf CLK_TCK)
 # Request bodies for a model: a JSON answer, and a stream whose client asks for the usage.
 json() { echo "{\"model\":\"$1\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello in five words.\"}]}"; }
 sse() { echo "{\"model\":\"$1\",\"messages\":[{\"role\":\"user\",\"content\":\"Say hello in five words.\"}],\"stream\":true,\"stream_options\":{\"include_usage\":true}}"; }
+# A 64 KB conversation (40 messages of about 1.6 KB of text, as in `cargo bench --bench core`).
+long_json() {
+  local text msgs="" i role
+  text=$(printf 'The \\"quick\\" brown fox jumps over the lazy dog.\\n%.0s' $(seq 32))
+  for i in $(seq 0 39); do
+    role=user; [ $((i % 2)) -eq 1 ] && role=assistant
+    msgs+="${msgs:+,}{\"role\":\"$role\",\"content\":\"$i: $text\"}"
+  done
+  echo "{\"model\":\"$1\",\"messages\":[$msgs]}"
+}
 
 # The bench upstream (benches/load/upstream.rs) and the native host for the bench routes, built
 # into target/bench; their build logs go to the directory $1.

@@ -76,10 +76,7 @@ impl<F: FnMut(&[u8]) -> Result<Bytes, UpstreamError>> WholeBody<F> {
 
 impl<F: FnMut(&[u8]) -> Result<Bytes, UpstreamError>> Translate for WholeBody<F> {
     fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
-        if self.body.len() + upstream.len() > MAX_WHOLE_BODY {
-            return Err(too_large());
-        }
-        self.body.extend_from_slice(&upstream);
+        collect_whole(&mut self.body, &upstream)?;
         Ok(Bytes::new())
     }
 
@@ -129,6 +126,16 @@ impl InOrder {
             }
         }
     }
+}
+
+/// Adds `piece` to a whole body being collected, unless that would take it past
+/// [`MAX_WHOLE_BODY`] ([`too_large`]).
+pub fn collect_whole(body: &mut Vec<u8>, piece: &[u8]) -> Result<(), UpstreamError> {
+    if body.len() + piece.len() > MAX_WHOLE_BODY {
+        return Err(too_large());
+    }
+    body.extend_from_slice(piece);
+    Ok(())
 }
 
 /// The error for a whole body over [`MAX_WHOLE_BODY`].

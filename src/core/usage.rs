@@ -15,7 +15,7 @@ use bytes::Bytes;
 use serde::de::{Deserialize, DeserializeOwned, Deserializer};
 use serde_json::Value;
 
-use crate::core::stream::{too_large, Translate, MAX_WHOLE_BODY};
+use crate::core::stream::{collect_whole, Translate};
 use crate::core::verdict::UpstreamError;
 
 /// Tokens one answer used, as the provider counted them, split the way prices are.
@@ -103,7 +103,8 @@ pub fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(
 pub type Converted = Result<(Bytes, Option<Metered>), UpstreamError>;
 
 /// Like [`crate::core::stream::WholeBody`], for a conversion that also reads the answer's
-/// usage: collects the body (up to [`MAX_WHOLE_BODY`]) and hands it to `convert` at the end.
+/// usage: collects the body (up to [`MAX_WHOLE_BODY`](crate::core::stream::MAX_WHOLE_BODY)) and
+/// hands it to `convert` at the end.
 pub struct MeteredWhole<F> {
     body: Vec<u8>,
     convert: F,
@@ -123,10 +124,7 @@ impl<F: FnMut(&[u8]) -> Converted> MeteredWhole<F> {
 
 impl<F: FnMut(&[u8]) -> Converted> Translate for MeteredWhole<F> {
     fn chunk(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
-        if self.body.len() + upstream.len() > MAX_WHOLE_BODY {
-            return Err(too_large());
-        }
-        self.body.extend_from_slice(&upstream);
+        collect_whole(&mut self.body, &upstream)?;
         Ok(Bytes::new())
     }
 

@@ -19,7 +19,7 @@ use crate::core::provider::{PrepareError, Provider, SecretLookup};
 use crate::core::redact::find;
 use crate::core::request::ChatRequest;
 use crate::core::route::Target;
-use crate::core::stream::{too_large, Translate, MAX_WHOLE_BODY};
+use crate::core::stream::{collect_whole, Translate};
 use crate::core::usage::{lenient, Metered};
 use crate::core::verdict::UpstreamError;
 use crate::providers::tool_ids::{self, Wire};
@@ -284,10 +284,7 @@ impl PassThrough {
     #[inline(never)]
     fn read(&mut self, upstream: Bytes) -> Result<Bytes, UpstreamError> {
         if !self.stream {
-            if self.whole.len() + upstream.len() > MAX_WHOLE_BODY {
-                return Err(too_large());
-            }
-            self.whole.extend_from_slice(&upstream);
+            collect_whole(&mut self.whole, &upstream)?;
             return Ok(Bytes::new());
         }
         let usage_is_token = self.strip.is_none();
@@ -973,6 +970,7 @@ mod tests {
 
     #[test]
     fn a_whole_answer_past_the_limit_fails_the_attempt() {
+        use crate::core::stream::{too_large, MAX_WHOLE_BODY};
         let mut p = PassThrough::new(false);
         let half = Bytes::from(vec![b' '; MAX_WHOLE_BODY / 2]);
         assert!(p.chunk(half.clone()).unwrap().is_empty());

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::core::error::ErrorObject;
-use crate::core::stream::{too_large, Translate, MAX_WHOLE_BODY};
+use crate::core::stream::{collect_whole, Translate};
 use crate::core::usage::Metered;
 use crate::core::verdict::UpstreamError;
 
@@ -217,11 +217,7 @@ impl JsonTranslator {
         if let Some(failure) = self.inner.failure() {
             return Err(failure);
         }
-        if self.body.len() + out.len() > MAX_WHOLE_BODY {
-            return Err(too_large());
-        }
-        self.body.extend_from_slice(&out);
-        Ok(())
+        collect_whole(&mut self.body, &out)
     }
 }
 

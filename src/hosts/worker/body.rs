@@ -1,4 +1,5 @@
-//! Bodies between the runtime and the core. An answer not wanted as a stream is read whole in
+//! Bodies between the runtime and the core. A client's request body is read whole, up to a cap
+//! ([`read_body`]). An answer not wanted as a stream is read whole in
 //! JavaScript, in the same promise as its `fetch` ([`JsBody::whole`]). A stream is read in Rust
 //! until the core has its first bytes ([`JsBody`]); then the runtime carries the rest: read in
 //! JavaScript and fed to the core's driver a chunk at a time ([`translate`]), or a
@@ -21,7 +22,7 @@ use futures_util::{Stream, StreamExt};
 use worker::js_sys::{Promise, Uint8Array};
 use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
-use worker::web_sys::ReadableStream;
+use worker::web_sys::{self, ReadableStream};
 
 use super::binding::js_error_text;
 use crate::core::host::{BodyError, Timeouts};
@@ -196,6 +197,33 @@ function text(e) {
   return String(e && e.message ? e.message : e);
 }
 
+// A request body, read only when the core asks (after the token) and never past `max` bytes:
+// `null` when it is longer. A declared length was checked before (and the runtime delivers no
+// more than it declares), so that body is read in one call; a chunked one is counted chunk by
+// chunk and cancelled at the cap, so a client cannot make the Worker hold more than `max`.
+export async function readBody(request, max) {
+  if (request.headers.get("content-length") !== null) {
+    const whole = await request.arrayBuffer();
+    return whole.byteLength > max ? null : new Uint8Array(whole);
+  }
+  if (request.body === null) return new Uint8Array(0);
+  const reader = request.body.getReader();
+  const chunks = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.byteLength;
+    if (total > max) {
+      reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  return joined(chunks, total);
+}
+
+// `chunks`, `size` bytes in all, as one array.
 function joined(chunks, size) {
   if (chunks.length === 1) return chunks[0];
   const all = new Uint8Array(size);
@@ -332,6 +360,11 @@ extern "C" {
         end: RelayEnd,
         ctx: &JsValue,
     ) -> Result<ReadableStream, JsValue>;
+
+    /// A request's body, at most `max` bytes (see the JavaScript above): a promise of its
+    /// bytes, or of `null` when it is longer.
+    #[wasm_bindgen(js_name = readBody)]
+    pub fn read_body(request: &web_sys::Request, max: f64) -> Promise;
 
     #[wasm_bindgen(js_name = translatedStream)]
     fn translated_stream(

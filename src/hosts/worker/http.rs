@@ -3,8 +3,8 @@
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use worker::js_sys::{Promise, Uint8Array};
-use worker::wasm_bindgen::{self, prelude::wasm_bindgen, JsCast, JsValue};
+use worker::js_sys::Uint8Array;
+use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys::{self, ReadableStream};
 
@@ -26,44 +26,6 @@ impl RequestHeaders for Headers {
     }
 }
 
-// A request body, read only when the core asks (after the token) and never past `max` bytes:
-// `null` when it is longer. A declared length was checked before (and the runtime delivers no
-// more than it declares), so that body is read in one call; a chunked one is counted chunk by
-// chunk and cancelled at the cap, so a client cannot make the Worker hold more than `max`.
-#[wasm_bindgen(inline_js = r#"
-export async function readBody(request, max) {
-  if (request.headers.get("content-length") !== null) {
-    const whole = await request.arrayBuffer();
-    return whole.byteLength > max ? null : new Uint8Array(whole);
-  }
-  if (request.body === null) return new Uint8Array(0);
-  const reader = request.body.getReader();
-  const chunks = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > max) {
-      reader.cancel().catch(() => {});
-      return null;
-    }
-    chunks.push(value);
-  }
-  const body = new Uint8Array(total);
-  let at = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return body;
-}
-"#)]
-extern "C" {
-    #[wasm_bindgen(js_name = readBody)]
-    fn read_body(request: &web_sys::Request, max: f64) -> Promise;
-}
-
 /// The core's view of `request`. Only a POST's body is read (no other endpoint takes one),
 /// when the core awaits it, and not at all when its declared length is over the limit.
 pub fn incoming(request: web_sys::Request) -> IncomingRequest {
@@ -80,7 +42,7 @@ pub fn incoming(request: web_sys::Request) -> IncomingRequest {
         body_ready(RequestBody::TooLarge)
     } else {
         Box::pin(async move {
-            match JsFuture::from(read_body(&request, MAX_BODY_BYTES as f64)).await {
+            match JsFuture::from(body::read_body(&request, MAX_BODY_BYTES as f64)).await {
                 Ok(body) if body.is_null() => RequestBody::TooLarge,
                 Ok(body) => {
                     RequestBody::Complete(Bytes::from(body.unchecked_into::<Uint8Array>().to_vec()))

@@ -8,6 +8,7 @@ pub mod budget;
 pub mod clients;
 pub mod completion;
 pub mod cost;
+pub mod entropy;
 pub mod error;
 pub mod failover;
 pub mod handler;

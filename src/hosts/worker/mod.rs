@@ -153,6 +153,7 @@ async fn fetch(
     env: Env,
     ctx: Context,
 ) -> worker::Result<web_sys::Response> {
+    mix_in_entropy();
     let ctx: &worker::worker_sys::Context = ctx.as_ref();
     let host = WorkerHost {
         env: Rc::new(env),
@@ -165,6 +166,17 @@ async fn fetch(
         _ => http::PassThrough::Piped,
     };
     Ok(http::outgoing(response, pass_through, &host.ctx).await?)
+}
+
+/// Gives the core this instance's random bits ([`crate::core::entropy`]) on its first request:
+/// workerd refuses random values at start-up, outside a request.
+fn mix_in_entropy() {
+    thread_local!(static MIXED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    if !MIXED.replace(true) {
+        // 2^53: all of the mantissa `Math.random()` fills.
+        let bits = (worker::js_sys::Math::random() * 9_007_199_254_740_992.0) as u64;
+        crate::core::entropy::mix_in(bits);
+    }
 }
 
 /// Makes wasm-bindgen's queue of Rust tasks now, for the entry module (`shim.js`), which hides

@@ -46,6 +46,7 @@ addEventListener("error", (event) => {
 function alive() {
   if (trapped) {
     trapped = false;
+    console.error("ai-worker-proxy: the module trapped; a fresh instance takes the next request");
     start();
   }
 }

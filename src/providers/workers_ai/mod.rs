@@ -277,14 +277,10 @@ pub fn in_band(value: &Value) -> Option<UpstreamError> {
 }
 
 /// Per-response entropy for the tool-call ids made up or rewritten here: the response time and a
-/// counter that never repeats within this isolate/process. (The first event or the body is mixed
-/// in too; on its own it does not vary: a model repeats `call0` and identical text.) There is
-/// no randomness source in the core, and unique-per-conversation is all ids need.
+/// value that never repeats (see [`crate::core::entropy`]). (The first event or the body is
+/// mixed in too; on its own it does not vary: a model repeats `call0` and identical text.)
 pub fn seed(created: u64) -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    output::fnv(created, &n.to_le_bytes())
+    output::fnv(created, &crate::core::entropy::unique().to_le_bytes())
 }
 
 #[cfg(test)]

@@ -157,6 +157,13 @@ mod native {
                 ChatRequest::parse(black_box(history.as_bytes())).unwrap_or_else(|_| unreachable!())
             })
         });
+        c.bench_function("request/parse+write back (conversation, 64 KB)", |b| {
+            b.iter(|| {
+                let request = ChatRequest::parse(black_box(history.as_bytes()))
+                    .unwrap_or_else(|_| unreachable!());
+                black_box(request.to_json_with_model("nvidia/llama-3.1-nemotron-70b-instruct"))
+            })
+        });
 
         let mut group = c.benchmark_group("handler");
         group.throughput(Throughput::Elements(1));

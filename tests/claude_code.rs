@@ -92,7 +92,7 @@ fn request(name: &str, operation: Operation) -> ChatRequest {
         .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_owned()))
         .collect();
     let body = serde_json::to_vec(&fixture["body"]).unwrap();
-    chat_request(&body, &headers, operation).unwrap()
+    chat_request(Bytes::from(body), &headers, operation).unwrap()
 }
 
 /// The upstream call `P` makes for `request`: URL, the headers that are not the key, and the

@@ -2,6 +2,8 @@
 //! one pass over the bytes. A 16 MiB body of `[{},{},…]` would otherwise become millions of
 //! parsed values (hundreds of MB), and every translator walks what the parser built.
 
+use std::ops::Range;
+
 use crate::core::error::ProxyError;
 
 /// Deepest JSON nesting accepted (serde_json itself stops at 128).
@@ -14,14 +16,31 @@ pub const MAX_ELEMENTS: usize = 250_000;
 /// Most messages in one request.
 pub const MAX_MESSAGES: usize = 10_000;
 
-/// Checks `body`'s nesting and size in elements without parsing it. Invalid JSON passes: the
-/// parser reports it better.
-pub fn check_json(body: &[u8]) -> Result<(), ProxyError> {
+/// What the budget pass saw of a body's root object, besides its cost: enough to replace the
+/// root's `"model"` value in the bytes themselves ([`crate::core::request::Sent`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outline {
+    /// The root object's keys as written: duplicates, and spellings with escapes, each count.
+    pub members: usize,
+    /// How many of them are written exactly `"model"`.
+    pub model_keys: usize,
+    /// Where the last such member's value sits, quotes included, when it is a string.
+    pub model_value: Option<Range<usize>>,
+}
+
+/// Checks `body`'s nesting and size in elements without parsing it, and outlines its root
+/// object. Invalid JSON passes: the parser reports it better (and the outline is then unused).
+pub fn check_json(body: &[u8]) -> Result<Outline, ProxyError> {
     let mut depth = 0usize;
     // The root, then one per comma and one per container's first item: every value once
     // (an object member counts as one).
     let mut elements = 1usize;
     let mut opened = false;
+    let mut outline = Outline::default();
+    // Inside a root object: whether its next string is a key, and whether the next value is
+    // a `"model"` member's.
+    let (mut root_object, mut key_next, mut model_next) = (false, false, false);
+    let mut before_root = true;
     let mut at = 0;
     while let Some(&byte) = body.get(at) {
         at += 1;
@@ -31,9 +50,30 @@ pub fn check_json(body: &[u8]) -> Result<(), ProxyError> {
         if std::mem::take(&mut opened) && !matches!(byte, b'}' | b']') {
             elements += 1;
         }
+        let root = std::mem::take(&mut before_root);
+        let top = depth == 1 && root_object;
         match byte {
-            b'"' => at = string_end(body, at),
+            b'"' => {
+                let start = at - 1;
+                at = string_end(body, at);
+                if top && std::mem::take(&mut key_next) {
+                    outline.members += 1;
+                    if body.get(start + 1..at.saturating_sub(1)) == Some(b"model") {
+                        outline.model_keys += 1;
+                        model_next = true;
+                    }
+                } else if top && std::mem::take(&mut model_next) {
+                    outline.model_value = Some(start..at);
+                }
+            }
             b'{' | b'[' => {
+                if root {
+                    root_object = byte == b'{';
+                    key_next = root_object;
+                }
+                if top {
+                    model_next = false;
+                }
                 depth += 1;
                 opened = true;
                 if depth > MAX_DEPTH {
@@ -43,7 +83,13 @@ pub fn check_json(body: &[u8]) -> Result<(), ProxyError> {
                 }
             }
             b'}' | b']' => depth = depth.saturating_sub(1),
-            b',' => elements += 1,
+            b',' => {
+                elements += 1;
+                key_next = top;
+            }
+            b':' => {}
+            // A number, `true`, `false` or `null`: a `"model"` that is not a string.
+            _ if top => model_next = false,
             _ => {}
         }
         if elements > MAX_ELEMENTS {
@@ -52,7 +98,7 @@ pub fn check_json(body: &[u8]) -> Result<(), ProxyError> {
             )));
         }
     }
-    Ok(())
+    Ok(outline)
 }
 
 /// Where the string whose text begins at `from` ends: just past its closing quote, or the
@@ -87,7 +133,7 @@ mod tests {
 
     fn code(body: &str) -> Option<&'static str> {
         match check_json(body.as_bytes()) {
-            Ok(()) => None,
+            Ok(_) => None,
             Err(ProxyError::InvalidRequest { code, .. }) => Some(code),
             Err(other) => panic!("{other:?}"),
         }
@@ -183,6 +229,37 @@ mod tests {
             let body_text = String::from_utf8_lossy(body);
             assert_eq!(code(&body_text), reference(body), "{body_text:?}");
         }
+    }
+
+    #[test]
+    fn the_root_objects_model_is_outlined() {
+        let outline = |body: &str| check_json(body.as_bytes()).unwrap();
+        let body = r#" { "a" : [ "model" , {"model":"deep"} ], "model" : "fast" , "b":{} } "#;
+        let at = body.find(r#""fast""#).unwrap();
+        assert_eq!(
+            outline(body),
+            Outline {
+                members: 3,
+                model_keys: 1,
+                model_value: Some(at..at + 6),
+            }
+        );
+        // Keys as written: a repeat counts twice, an escaped spelling is not `"model"`.
+        let twice = outline(r#"{"model":"a","model":"b"}"#);
+        assert_eq!((twice.members, twice.model_keys), (2, 2));
+        let escaped = outline(r#"{"mod\u0065l":"a"}"#);
+        assert_eq!((escaped.members, escaped.model_keys), (1, 0));
+        // A model that is not a string has no string to replace.
+        for other in [
+            r#"{"model":7}"#,
+            r#"{"model":null}"#,
+            r#"{"model":{"x":"y"}}"#,
+        ] {
+            assert_eq!(outline(other).model_value, None, "{other}");
+        }
+        // Only a root object has members; a string value is not a key.
+        assert_eq!(outline(r#"["model","x"]"#), Outline::default());
+        assert_eq!(outline(r#"{"k":"model","v":"x"}"#).model_keys, 0);
     }
 
     #[test]

@@ -18,16 +18,14 @@ pub fn mix_in(bits: u64) {
 /// entropy.
 pub fn unique() -> u64 {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    scramble(INSTANCE.load(Ordering::Relaxed), n)
+    splitmix(INSTANCE.load(Ordering::Relaxed), n)
 }
 
-/// SplitMix64's finaliser over the instance's entropy and the count: a bijection of the count
-/// for fixed entropy (so values never repeat within an instance), with every bit of both
-/// spread over the result.
-fn scramble(instance: u64, n: u64) -> u64 {
-    let mut z = instance
-        .wrapping_add(n.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-        .wrapping_add(0x9e37_79b9_7f4a_7c15);
+/// SplitMix64: the `n`th value of the sequence that starts from `seed`. A bijection of `n` for a
+/// fixed seed (so values never repeat within an instance), with every bit of both spread over
+/// the result.
+pub fn splitmix(seed: u64, n: u64) -> u64 {
+    let mut z = seed.wrapping_add(n.wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
@@ -40,16 +38,16 @@ mod tests {
 
     #[test]
     fn counts_never_repeat_within_an_instance() {
-        let values: HashSet<u64> = (0..10_000).map(|n| scramble(42, n)).collect();
+        let values: HashSet<u64> = (0..10_000).map(|n| splitmix(42, n)).collect();
         assert_eq!(values.len(), 10_000);
     }
 
     #[test]
     fn instances_with_different_entropy_start_apart() {
         // Two fresh instances both at count 0: only the entropy tells them apart.
-        let first: HashSet<u64> = (0..1_000).map(|n| scramble(1, n)).collect();
-        assert!((0..1_000).all(|n| !first.contains(&scramble(0xdead_beef, n))));
-        assert_ne!(scramble(0, 0), scramble(1, 0));
+        let first: HashSet<u64> = (0..1_000).map(|n| splitmix(1, n)).collect();
+        assert!((0..1_000).all(|n| !first.contains(&splitmix(0xdead_beef, n))));
+        assert_ne!(splitmix(0, 0), splitmix(1, 0));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures_util::future::{select, Either};
 
+use crate::core::entropy;
 use crate::core::error::{ErrorObject, ProxyError};
 use crate::core::health::{KeyHealth, Strike};
 use crate::core::host::{
@@ -771,13 +772,7 @@ fn fnv1a(text: &str) -> u64 {
 fn random<H: Host>(host: &H, salt: u32) -> u64 {
     static TURN: AtomicU64 = AtomicU64::new(0);
     let turn = TURN.fetch_add(1, Ordering::Relaxed);
-    let mut z = host
-        .now_ms()
-        .wrapping_add(turn.wrapping_mul(0x9e37_79b9_7f4a_7c15))
-        .wrapping_add(u64::from(salt));
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+    entropy::splitmix(host.now_ms().wrapping_add(u64::from(salt)), turn)
 }
 
 async fn read_bounded(mut body: UpstreamBody) -> Vec<u8> {

@@ -124,12 +124,12 @@ async fn serve<R: Routes, H: Host>(
             };
             let mut chat = match endpoint {
                 Endpoint::Messages => {
-                    anthropic::chat_request(&body, headers.as_ref(), Operation::Complete)?
+                    anthropic::chat_request(body.clone(), headers.as_ref(), Operation::Complete)?
                 }
                 Endpoint::CountTokens => {
-                    anthropic::chat_request(&body, headers.as_ref(), Operation::CountTokens)?
+                    anthropic::chat_request(body.clone(), headers.as_ref(), Operation::CountTokens)?
                 }
-                _ => ChatRequest::parse(&body)?,
+                _ => ChatRequest::parse_sent(body.clone())?,
             };
             if let Some(session) = headers.get("x-session-id").filter(|s| !s.is_empty()) {
                 chat.session = Some(session);

@@ -1,15 +1,19 @@
 //! The chat completion request, parsed once at the edge.
 //!
-//! The body is kept as an ordered JSON map so a pass-through provider can forward every
-//! field untouched with only `model` replaced; the fields the core itself acts on are
-//! checked and lifted out here, so nothing downstream re-checks them.
+//! The body is kept as an ordered JSON map, and where they say the same at the top level, as the
+//! client's bytes: a pass-through provider forwards every field untouched with only `model`
+//! replaced. The fields the core itself acts on are checked and lifted out here, so nothing
+//! downstream re-checks them.
 
 use std::borrow::Cow;
+use std::ops::Range;
+
+use bytes::Bytes;
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
-use crate::core::budget;
+use crate::core::budget::{self, Outline};
 use crate::core::error::ProxyError;
 use crate::core::meter::Meter;
 use crate::core::route::{upstream_model, Target};
@@ -29,6 +33,8 @@ pub enum Front {
 pub struct AnthropicInbound {
     /// The client's body as sent.
     pub body: Map<String, Value>,
+    /// Its bytes, where they can go upstream with only the model replaced.
+    pub sent: Option<Sent>,
     /// The client's `anthropic-version` header.
     pub version: Option<String>,
     /// The client's `anthropic-beta` values, one per entry.
@@ -74,6 +80,44 @@ pub struct ChatRequest {
     /// OpenAI stream then goes with `include_usage`, its usage chunk taken out again).
     pub usage_wanted: bool,
     body: Map<String, Value>,
+    /// The body as sent, where it can be written back with another model by replacing only
+    /// that value.
+    sent: Option<Sent>,
+}
+
+/// A request body as the client sent it, and where its root's `model` string sits: writing it
+/// back with another model copies the client's bytes around the new value instead of
+/// re-serialising every parsed value (most of a long conversation's cost on the Worker).
+#[derive(Debug, Clone)]
+pub struct Sent {
+    bytes: Bytes,
+    model: Range<usize>,
+}
+
+impl Sent {
+    /// `bytes` with its `outline`, when the bytes say exactly what `parsed` (their parse) says
+    /// at the top level: every key written once and plainly, `model` among them as a string.
+    /// A repeated key is read by serde_json as its last value, and might be read by an upstream
+    /// as its first; a spelling with escapes is another key to a byte comparison.
+    pub fn new(bytes: Bytes, outline: Outline, parsed: &Map<String, Value>) -> Option<Self> {
+        let model = outline.model_value?;
+        (outline.model_keys == 1 && outline.members == parsed.len() && model.end <= bytes.len())
+            .then_some(Self { bytes, model })
+    }
+
+    /// The bytes with the `model` string replaced by `model`.
+    pub fn with_model(&self, model: &str) -> Vec<u8> {
+        let (before, after) = (
+            self.bytes.get(..self.model.start).unwrap_or_default(),
+            self.bytes.get(self.model.end..).unwrap_or_default(),
+        );
+        let mut out = Vec::with_capacity(before.len() + model.len() + 2 + after.len());
+        out.extend_from_slice(before);
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut out, model);
+        out.extend_from_slice(after);
+        out
+    }
 }
 
 fn invalid(message: impl Into<String>, param: &str, code: &'static str) -> ProxyError {
@@ -87,7 +131,16 @@ fn invalid(message: impl Into<String>, param: &str, code: &'static str) -> Proxy
 impl ChatRequest {
     /// Parses and checks a request body.
     pub fn parse(bytes: &[u8]) -> Result<Self, ProxyError> {
-        Self::from_map(parse_object(bytes)?)
+        Self::parse_sent(Bytes::copy_from_slice(bytes))
+    }
+
+    /// Parses and checks a request body, keeping the bytes to forward (see [`Sent`]).
+    pub fn parse_sent(bytes: Bytes) -> Result<Self, ProxyError> {
+        let (body, outline) = parse_outlined(&bytes)?;
+        let sent = Sent::new(bytes, outline, &body);
+        let mut request = Self::from_map(body)?;
+        request.sent = sent;
+        Ok(request)
     }
 
     /// Checks a request body already parsed into a JSON object.
@@ -206,6 +259,7 @@ impl ChatRequest {
             meter: Meter::default(),
             usage_wanted: false,
             body,
+            sent: None,
         })
     }
 
@@ -223,13 +277,22 @@ impl ChatRequest {
         upstream_model(target, self.star.as_deref())
     }
 
+    /// The client's bytes, where they are what goes upstream with only the model replaced.
+    pub fn sent(&self) -> Option<&Sent> {
+        self.sent.as_ref()
+    }
+
     /// The request as parsed JSON, for providers that translate it.
     pub fn body(&self) -> &Map<String, Value> {
         &self.body
     }
 
-    /// The request re-serialised with `model` replaced and every other field as sent.
+    /// The request with `model` replaced and every other field as sent: the client's own bytes
+    /// where they were kept, else re-serialised.
     pub fn to_json_with_model(&self, model: &str) -> Vec<u8> {
+        if let Some(sent) = &self.sent {
+            return sent.with_model(model);
+        }
         let with_model = WithModel {
             body: &self.body,
             model,
@@ -241,11 +304,16 @@ impl ChatRequest {
 
 /// A request body parsed into a JSON object, within the work budgets.
 pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ProxyError> {
-    budget::check_json(bytes)?;
+    parse_outlined(bytes).map(|(body, _)| body)
+}
+
+/// [`parse_object`], with the budget pass's outline of the bytes.
+pub fn parse_outlined(bytes: &[u8]) -> Result<(Map<String, Value>, Outline), ProxyError> {
+    let outline = budget::check_json(bytes)?;
     let value: Value =
         serde_json::from_slice(bytes).map_err(|e| ProxyError::InvalidJson(e.to_string()))?;
     match value {
-        Value::Object(body) => Ok(body),
+        Value::Object(body) => Ok((body, outline)),
         _ => Err(ProxyError::InvalidRequest {
             message: "The request body must be a JSON object.".into(),
             param: None,
@@ -282,6 +350,43 @@ mod tests {
             Err(ProxyError::InvalidRequest { param, .. }) => param,
             other => panic!("expected InvalidRequest, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_clients_own_bytes_go_with_only_the_model_replaced() {
+        // Whitespace, number spellings and escapes as written; the new model escaped.
+        let body = "{ \"temperature\" : 1.0e0,\n  \"model\":\t\"fast\" , \"messages\":[{\"role\":\"user\",\"content\":\"\\u00e9 \\\"model\\\":\\\"x\\\"\"}],\"n\":1 }";
+        let request = ChatRequest::parse(body.as_bytes()).unwrap();
+        let out = String::from_utf8(request.to_json_with_model("a\"b/c")).unwrap();
+        assert_eq!(out, body.replace("\"fast\"", r#""a\"b/c""#));
+    }
+
+    #[test]
+    fn bytes_the_parse_reads_otherwise_are_re_serialised() {
+        let compact = r#"{"model":"up","messages":[{"role":"user","content":"hi"}]}"#;
+        for body in [
+            // A repeated key: serde_json keeps the last, an upstream might read the first.
+            r#"{"model":"fast","messages":[{"role":"user","content":"x"}],"messages":[{"role":"user","content":"hi"}]}"#,
+            r#"{"model":"a","model":"fast","messages":[{"role":"user","content":"hi"}]}"#,
+            // `model` spelled with an escape, alone or beside the plain one.
+            r#"{"mod\u0065l":"fast","messages":[{"role":"user","content":"hi"}]}"#,
+            r#"{"model":"a","mod\u0065l":"fast","messages":[{"role":"user","content":"hi"}]}"#,
+        ] {
+            let request = ChatRequest::parse(body.as_bytes()).unwrap();
+            let out = String::from_utf8(request.to_json_with_model("up")).unwrap();
+            assert_eq!(out, compact, "{body}");
+        }
+        // `model` nested deeper is not the request's.
+        let nested = r#"{"metadata":{"model":"other"},"model":"fast","messages":[{"role":"user","content":"hi"}]}"#;
+        let out = ChatRequest::parse(nested.as_bytes())
+            .unwrap()
+            .to_json_with_model("up");
+        assert_eq!(
+            out,
+            nested
+                .replace(r#""model":"fast""#, r#""model":"up""#)
+                .as_bytes()
+        );
     }
 
     #[test]

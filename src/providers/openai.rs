@@ -1270,7 +1270,7 @@ mod tests {
         let messages = br#"{"model":"claude-x","max_tokens":32000,"thinking":{"type":"enabled","budget_tokens":2048},"messages":[{"role":"user","content":"hi"}]}"#;
         let headers: Vec<(String, String)> = Vec::new();
         let req = crate::front::anthropic::chat_request(
-            messages,
+            Bytes::from_static(messages),
             &headers,
             crate::core::request::Operation::Complete,
         )

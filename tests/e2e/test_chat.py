@@ -13,7 +13,8 @@ import pytest
 
 import openai_schema
 from conftest import (EMULATOR_URL, KEY, PROXY_URL, TOKEN, WEATHER_TOOL, assert_no_secrets, collect,
-                      make_client, normalise_sse, parse_sse, recorded, release, sse_json_events, user)
+                      make_client, normalise_sse, parse_sse, proxy_post, recorded, release, sse_json_events,
+                      user)
 
 TARGET_MODEL = {"plain": "emu-model", "gpt": "gpt-4o-mini"}
 
@@ -62,6 +63,22 @@ def test_request_fields_pass_through_untouched(proxy_url, test_id, route):
     assert want.pop("model") == route
     assert got == want
     assert reqs[0]["headers"]["authorization"] == f"Bearer {KEY['E2E_KEY_OK']}"
+
+
+@pytest.mark.parametrize("route", ["plain", "gpt"])
+def test_the_clients_bytes_reach_the_upstream_but_for_model(test_id, route):
+    """A pass-through forwards the request as written (layout, numbers past 64 bits and their
+    spellings, escapes) with only the model's value replaced; a `model` nested deeper is the
+    client's own."""
+    sent = ('{\n  "model" : "%s",\n  "temperature": 1.0e0,\n  "x_big": 123456789012345678901234567890,\n'
+            '  "metadata": {"model": "not this one"},\n'
+            '  "messages": [{"role": "user", "content": "caf\\u00e9 \\"model\\": \\"x\\""}],\n'
+            '  "test_id": "%s"\n}\n' % (route, test_id)).encode()
+    r = proxy_post("/v1/chat/completions", content=sent)
+    assert r.status_code == 200, r.text
+    [rec] = recorded(test_id)
+    assert rec["raw"].encode() == sent.replace(f'"model" : "{route}"'.encode(),
+                                               f'"model" : "{TARGET_MODEL[route]}"'.encode())
 
 
 def test_stream_without_usage(client, test_id):

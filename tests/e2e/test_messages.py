@@ -741,6 +741,20 @@ def test_passthrough_request_bytes_claude_code(test_id):
     assert rec["raw"].encode() == sent.replace(b'"model":"msg-claude"', b'"model":"claude-sonnet-4-20250514"')
 
 
+def test_passthrough_request_bytes_as_formatted(test_id):
+    """Indented JSON, a number's spelling and escapes arrive as written, but for `model`'s
+    value; a `model` nested deeper is the client's own."""
+    sent = ('{\n  "model" : "msg-claude",\n  "max_tokens": 64,\n  "temperature": 1.0e0,\n'
+            '  "metadata": {"user_id": "%s", "model": "not this one"},\n'
+            '  "messages": [{"role": "user", "content": "caf\\u00e9 \\"model\\": \\"x\\""}]\n}\n'
+            % test_id).encode()
+    r = post("/v1/messages", content=sent)
+    assert r.status_code == 200, r.text[:500]
+    rec = upstream("msg-claude", test_id)
+    assert rec["raw"].encode() == sent.replace(b'"model" : "msg-claude"',
+                                               b'"model" : "claude-sonnet-4-20250514"')
+
+
 def normalise_ids(raw: bytes) -> bytes:
     return re.sub(rb"msg_emu[0-9a-f]{20}", b"msg_emu<id>", raw)
 

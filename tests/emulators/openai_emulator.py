@@ -611,7 +611,8 @@ class Handler(BaseHTTPRequestHandler):
             body = json.loads(raw.decode("utf-8"))
         except Exception:
             body = raw.decode("utf-8", "replace")
-        self.record(path, key, body)
+        # The bytes too, for tests of what exactly arrived; not the limit tests' megabytes.
+        self.record(path, key, body, raw=raw.decode("utf-8", "replace") if len(raw) < 1 << 20 else None)
         if not isinstance(body, dict):
             self._json(400, {"error": {"message": "We could not parse the JSON body of your request.",
                                        "type": "invalid_request_error", "param": None, "code": None}})

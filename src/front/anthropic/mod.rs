@@ -17,16 +17,17 @@ use serde_json::Value;
 
 use crate::core::error::ProxyError;
 use crate::core::http::{ProxyResponse, RequestHeaders};
-use crate::core::request::{parse_object, AnthropicInbound, ChatRequest, Front, Operation};
+use crate::core::request::{parse_outlined, AnthropicInbound, ChatRequest, Front, Operation, Sent};
 
 /// A Messages (or count_tokens) request body and headers as the request the core serves: its
 /// OpenAI translation, with the client's own body kept for `anthropic` targets.
 pub fn chat_request(
-    bytes: &[u8],
+    bytes: Bytes,
     headers: &dyn RequestHeaders,
     operation: Operation,
 ) -> Result<ChatRequest, ProxyError> {
-    let body = parse_object(bytes)?;
+    let (body, outline) = parse_outlined(&bytes)?;
+    let sent = Sent::new(bytes, outline, &body);
     let translated = if operation == Operation::CountTokens && !body.contains_key("max_tokens") {
         // count_tokens takes no `max_tokens`; the translation needs one, and nothing is generated.
         let mut with_budget = body.clone();
@@ -53,6 +54,7 @@ pub fn chat_request(
     chat.front = Front::Anthropic(Box::new(AnthropicInbound {
         input_estimate: estimate::input_tokens(&body),
         body,
+        sent,
         version: headers.get("anthropic-version"),
         betas,
     }));

@@ -171,7 +171,7 @@ impl Provider for Anthropic {
                 .filter(|clamped| Some(*clamped) != requested);
             let count = request.operation == Operation::CountTokens;
             return Ok(Prepared {
-                body: passthrough::body(&inbound.body, &model, max_tokens, count),
+                body: passthrough::body(inbound, &model, max_tokens, count),
                 stream: request.stream,
                 include_usage: false,
                 json_mode: false,

@@ -11,6 +11,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::core::request::AnthropicInbound;
 use crate::core::stream::{InOrder, Translate};
 use crate::core::usage::{lenient, Metered, MeteredWhole};
 use crate::core::verdict::UpstreamError;
@@ -43,8 +44,17 @@ pub const DEFAULT_BETAS: [&str; 7] = [
 
 /// The client's body for `model`, `max_tokens` at most `max_tokens`; `count` keeps only what
 /// the count endpoint takes.
-pub fn body(body: &Map<String, Value>, model: &str, max_tokens: Option<u64>, count: bool) -> Bytes {
+pub fn body(
+    inbound: &AnthropicInbound,
+    model: &str,
+    max_tokens: Option<u64>,
+    count: bool,
+) -> Bytes {
+    let body = &inbound.body;
     let messages = strip_minted(body.get("messages"));
+    if let (None, None, false, Some(sent)) = (&messages, max_tokens, count, &inbound.sent) {
+        return Bytes::from(sent.with_model(model));
+    }
     // With thinking on, Anthropic wants the turn that called tools to start with its thinking
     // block; when that block was another provider's (now stripped), this turn goes without.
     let drop_thinking = messages.as_ref().is_some_and(last_tool_turn_lacks_thinking);
@@ -366,19 +376,42 @@ impl Translate for Relay {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::request::Operation;
     use serde_json::json;
 
-    fn obj(v: Value) -> Map<String, Value> {
-        match v {
-            Value::Object(m) => m,
-            _ => unreachable!(),
-        }
+    /// `body` as the Messages front door keeps it, from its compact JSON.
+    fn inbound(body: &Value) -> AnthropicInbound {
+        inbound_of(&body.to_string())
+    }
+
+    fn inbound_of(text: &str) -> AnthropicInbound {
+        let headers: Vec<(String, String)> = Vec::new();
+        let bytes = Bytes::copy_from_slice(text.as_bytes());
+        let chat = crate::front::anthropic::chat_request(bytes, &headers, Operation::Complete)
+            .unwrap_or_else(|e| panic!("{e:?}"));
+        chat.anthropic().unwrap().clone()
+    }
+
+    #[test]
+    fn with_nothing_else_to_change_the_clients_bytes_go_with_the_model_replaced() {
+        let text = "{\n  \"model\": \"claude-x\",\n  \"max_tokens\": 1000,\n  \"temperature\": 1.0e0,\n  \"messages\": [{\"role\": \"user\", \"content\": \"caf\\u00e9\"}]\n}";
+        let out = body(&inbound_of(text), "claude-opus-4-5", None, false);
+        assert_eq!(
+            &out[..],
+            text.replace("claude-x", "claude-opus-4-5").as_bytes()
+        );
+        // A repeated key is re-serialised: an upstream might read the other one.
+        let twice = r#"{"model":"a","max_tokens":9,"max_tokens":10,"messages":[{"role":"user","content":"q"}]}"#;
+        assert_eq!(
+            &body(&inbound_of(twice), "m", None, false)[..],
+            br#"{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"q"}]}"#
+        );
     }
 
     #[test]
     fn only_the_model_changes_and_minted_thinking_goes() {
         let minted = signature::mint("I should call the tool");
-        let sent = obj(json!({
+        let sent = json!({
             "model": "claude-sonnet-4-5-20250929", "max_tokens": 32000, "stream": true,
             "system": [{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}],
             "messages": [
@@ -392,10 +425,15 @@ mod tests {
                     {"type": "text", "text": "ok"}]},
                 {"role": "user", "content": "more"}],
             "thinking": {"type": "enabled", "budget_tokens": 10000}
-        }));
-        let out: Value =
-            serde_json::from_slice(&body(&sent, "claude-opus-4-5", Some(32000), false)).unwrap();
-        let mut expected = Value::Object(sent.clone());
+        });
+        let out: Value = serde_json::from_slice(&body(
+            &inbound(&sent),
+            "claude-opus-4-5",
+            Some(32000),
+            false,
+        ))
+        .unwrap();
+        let mut expected = sent.clone();
         expected["model"] = json!("claude-opus-4-5");
         expected["messages"][3]["content"]
             .as_array_mut()
@@ -403,18 +441,17 @@ mod tests {
             .remove(0);
         assert_eq!(out, expected);
         // Nothing minted: the same bytes as a plain re-serialisation, in the client's order.
-        let plain = obj(
-            json!({"max_tokens": 10, "model": "x", "messages": [{"role": "user", "content": "q"}]}),
-        );
+        let plain =
+            json!({"max_tokens": 10, "model": "x", "messages": [{"role": "user", "content": "q"}]});
         assert_eq!(
-            &body(&plain, "claude-haiku-4-5", Some(8), false)[..],
+            &body(&inbound(&plain), "claude-haiku-4-5", Some(8), false)[..],
             br#"{"max_tokens":8,"model":"claude-haiku-4-5","messages":[{"role":"user","content":"q"}]}"#
         );
     }
 
     #[test]
     fn a_tool_turn_whose_thinking_was_minted_goes_without_thinking() {
-        let sent = obj(json!({
+        let sent = json!({
             "model": "m", "max_tokens": 100, "thinking": {"type": "enabled", "budget_tokens": 1024},
             "messages": [
                 {"role": "user", "content": "weather?"},
@@ -422,20 +459,18 @@ mod tests {
                     {"type": "thinking", "thinking": "t", "signature": signature::mint("t")},
                     {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}]},
                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "sunny"}]}]
-        }));
-        let out: Value = serde_json::from_slice(&body(&sent, "m", None, false)).unwrap();
+        });
+        let out: Value = serde_json::from_slice(&body(&inbound(&sent), "m", None, false)).unwrap();
         assert!(out.get("thinking").is_none());
         assert_eq!(out["messages"][1]["content"][0]["type"], "tool_use");
     }
 
     #[test]
     fn count_keeps_only_what_the_endpoint_takes() {
-        let sent = obj(
-            json!({"model": "x", "max_tokens": 5, "stream": true, "system": "s",
-            "messages": [{"role": "user", "content": "q"}], "metadata": {"user_id": "u"}}),
-        );
+        let sent = json!({"model": "x", "max_tokens": 5, "stream": true, "system": "s",
+            "messages": [{"role": "user", "content": "q"}], "metadata": {"user_id": "u"}});
         assert_eq!(
-            &body(&sent, "claude-sonnet-4-5", None, true)[..],
+            &body(&inbound(&sent), "claude-sonnet-4-5", None, true)[..],
             br#"{"model":"claude-sonnet-4-5","system":"s","messages":[{"role":"user","content":"q"}]}"#
         );
         assert_eq!(count_answer(br#"{"input_tokens":42}"#), Some(42));

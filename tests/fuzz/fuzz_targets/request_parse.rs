@@ -1,5 +1,6 @@
 //! The client request parser: any bytes into `ChatRequest::parse`; what parses must write back
-//! out as JSON with the route's model in place of the client's.
+//! out as the same JSON with the route's model in place of the client's (the client's bytes,
+//! spliced, or re-serialised: either way what an upstream reads is what the proxy parsed).
 #![no_main]
 
 use ai_worker_proxy::core::request::ChatRequest;
@@ -11,5 +12,12 @@ fuzz_target!(|data: &[u8]| {
         let value: serde_json::Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(value["model"], "fuzz-model");
         assert_eq!(value.as_object().unwrap().len(), request.body().len());
+        // The client's bytes say exactly what was parsed. (Re-serialised floats may come back
+        // an ulp off: serde_json parses without `float_roundtrip`.)
+        if request.sent().is_some() {
+            let mut expected = request.body().clone();
+            expected.insert("model".into(), "fuzz-model".into());
+            assert_eq!(value, serde_json::Value::Object(expected));
+        }
     }
 });

@@ -124,7 +124,7 @@ fn messages_headers() -> Vec<(String, String)> {
 
 /// A Messages request body as the front door makes it the core's request.
 pub fn messages_request(body: &[u8], operation: Operation) -> Result<ChatRequest, ProxyError> {
-    chat_request(body, &messages_headers(), operation)
+    chat_request(bytes::Bytes::copy_from_slice(body), &messages_headers(), operation)
 }
 
 /// Runs a Messages request target's input: a selector byte, then the client's Messages body.

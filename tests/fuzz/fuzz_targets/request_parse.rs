@@ -1,6 +1,6 @@
 //! The client request parser: any bytes into `ChatRequest::parse`; what parses must write back
-//! out as the same JSON with the route's model in place of the client's (the client's bytes,
-//! spliced, or re-serialised: either way what an upstream reads is what the proxy parsed).
+//! out as JSON with the route's model in place of the client's; where the client's own bytes
+//! go, they must parse to exactly what the proxy parsed.
 #![no_main]
 
 use ai_worker_proxy::core::request::ChatRequest;

@@ -302,12 +302,8 @@ impl ChatRequest {
     }
 }
 
-/// A request body parsed into a JSON object, within the work budgets.
-pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, ProxyError> {
-    parse_outlined(bytes).map(|(body, _)| body)
-}
-
-/// [`parse_object`], with the budget pass's outline of the bytes.
+/// A request body parsed into a JSON object, within the work budgets, with the budget pass's
+/// outline of its bytes.
 pub fn parse_outlined(bytes: &[u8]) -> Result<(Map<String, Value>, Outline), ProxyError> {
     let outline = budget::check_json(bytes)?;
     let value: Value =

@@ -42,6 +42,15 @@ use crate::core::record::UsageRecord;
 use crate::core::route::{Client as LimitedClient, LimitsStore};
 use crate::hosts::native::redis::{RedisLimits, RedisUrl};
 
+/// Random bits, different on every call and in every process: std seeds a thread's first
+/// `RandomState` from the operating system and steps it for each one after.
+pub(crate) fn random_bits() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}
+
 /// What every server thread shares: the secrets of `.dev.vars`, and the cool-down memory, so
 /// that a key one thread saw fail is skipped by all.
 #[derive(Debug, Default)]

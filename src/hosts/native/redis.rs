@@ -28,7 +28,6 @@
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::fmt;
-use std::hash::{BuildHasher, Hasher};
 use std::io::ErrorKind;
 use std::net::Ipv6Addr;
 use std::rc::Rc;
@@ -681,8 +680,6 @@ pub struct RedisLimits {
 impl RedisLimits {
     /// Limits kept at `url`; nothing connects until the first call.
     pub fn new(url: Arc<RedisUrl>) -> Self {
-        let mut nonce = std::collections::hash_map::RandomState::new().build_hasher();
-        nonce.write_u32(std::process::id());
         Self {
             pool: Rc::new(Pool {
                 url,
@@ -690,7 +687,7 @@ impl RedisLimits {
                 permits: Semaphore::new(MAX_CONNECTIONS),
                 tls: OnceCell::new(),
             }),
-            nonce: nonce.finish(),
+            nonce: super::random_bits(),
             sequence: Rc::new(Cell::new(0)),
         }
     }

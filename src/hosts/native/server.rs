@@ -302,7 +302,7 @@ pub fn start(
     shared: Arc<Shared>,
     limits: ServerLimits,
 ) -> std::io::Result<Running> {
-    crate::core::entropy::mix_in(process_entropy());
+    crate::core::entropy::mix_in(super::random_bits());
     let count = threads
         .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
         .unwrap_or(1);
@@ -339,14 +339,6 @@ impl Running {
         }
         Ok(())
     }
-}
-
-/// Random bits for this process: std seeds its first `RandomState` from the operating system.
-fn process_entropy() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    hasher.finish()
 }
 
 /// Serves on `addr` (see [`start`]) until SIGTERM or SIGINT, then shuts down gracefully (see

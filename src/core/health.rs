@@ -140,11 +140,17 @@ impl KeyHealth {
 
     /// `key` answered: its strikes are forgotten.
     pub fn recovered(&self, key: &str) {
+        // A removal hashes the key even from an empty map, and nearly every answer is a healthy
+        // key's.
         if let Ok(mut cooldowns) = self.cooldowns.lock() {
-            cooldowns.remove(key);
+            if !cooldowns.is_empty() {
+                cooldowns.remove(key);
+            }
         }
         if let Ok(mut rejected) = self.rejected.lock() {
-            rejected.remove(key);
+            if !rejected.is_empty() {
+                rejected.remove(key);
+            }
         }
     }
 

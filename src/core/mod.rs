@@ -11,6 +11,7 @@ pub mod cost;
 pub mod entropy;
 pub mod error;
 pub mod failover;
+pub mod fields;
 pub mod handler;
 pub mod health;
 pub mod host;

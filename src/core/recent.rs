@@ -6,7 +6,7 @@
 //! that age out ([`Recent`]).
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use serde::Serialize;
 
@@ -47,15 +47,18 @@ impl Default for Tally {
 impl Tally {
     /// One request's record.
     pub fn of(record: &UsageRecord) -> Self {
-        let mut tally = Self {
-            requests: 1,
-            errors: u64::from(record.status >= 400),
-            tokens: tokens(record),
-            cost_usd: record.cost_usd,
-            ..Self::default()
-        };
-        tally.latency[latency_bucket(record.latency_ms)] = 1;
+        let mut tally = Self::default();
+        tally.count(record);
         tally
+    }
+
+    /// Adds one request's record.
+    pub fn count(&mut self, record: &UsageRecord) {
+        self.requests += 1;
+        self.errors += u64::from(record.status >= 400);
+        self.tokens += tokens(record);
+        self.cost_usd += record.cost_usd;
+        self.latency[latency_bucket(record.latency_ms)] += 1;
     }
 
     /// Adds `other`'s counts to these.
@@ -146,7 +149,33 @@ struct Minute {
 /// The last hour in process memory, by route and by client.
 #[derive(Debug, Default)]
 pub struct Recent {
-    by: Mutex<BTreeMap<(bool, String), Vec<Minute>>>,
+    by: Mutex<By>,
+}
+
+/// Minutes by route and by client.
+#[derive(Debug, Default)]
+struct By {
+    routes: BTreeMap<String, Vec<Minute>>,
+    clients: BTreeMap<String, Vec<Minute>>,
+}
+
+/// Counts `record` in `name`'s minute, forgetting minutes older than the hour.
+fn count_in(by: &mut BTreeMap<String, Vec<Minute>>, name: &str, minute: u64, record: &UsageRecord) {
+    // Looked up by `&str` first: a name is copied only the first time it is seen.
+    if !by.contains_key(name) {
+        by.insert(name.to_owned(), Vec::new());
+    }
+    let Some(minutes) = by.get_mut(name) else {
+        return;
+    };
+    minutes.retain(|m| m.minute + MINUTES > minute);
+    match minutes.last_mut() {
+        Some(m) if m.minute == minute => m.tally.count(record),
+        _ => minutes.push(Minute {
+            minute,
+            tally: Tally::of(record),
+        }),
+    }
 }
 
 impl Recent {
@@ -158,22 +187,9 @@ impl Recent {
     /// Counts one record, under its route and its client.
     pub fn observe(&self, record: &UsageRecord) {
         let minute = record.at_ms / 60_000;
-        let one = Tally::of(record);
         let mut by = self.by.lock().unwrap_or_else(PoisonError::into_inner);
-        for key in [
-            (false, record.route.to_owned()),
-            (true, record.client.to_owned()),
-        ] {
-            let minutes = by.entry(key).or_default();
-            minutes.retain(|m| m.minute + MINUTES > minute);
-            match minutes.last_mut() {
-                Some(m) if m.minute == minute => m.tally.add(&one),
-                _ => minutes.push(Minute {
-                    minute,
-                    tally: one.clone(),
-                }),
-            }
-        }
+        count_in(&mut by.routes, record.route, minute, record);
+        count_in(&mut by.clients, record.client, minute, record);
     }
 
     /// The last hour at `now_ms`, labelled `scope`.
@@ -184,17 +200,17 @@ impl Recent {
             scope,
             ..LastHour::default()
         };
-        for ((is_client, name), minutes) in by.iter() {
-            let mut tally = Tally::default();
-            for m in minutes.iter().filter(|m| m.minute + MINUTES > now) {
-                tally.add(&m.tally);
+        for (from, into) in [
+            (&by.routes, &mut hour.routes),
+            (&by.clients, &mut hour.clients),
+        ] {
+            for (name, minutes) in from {
+                let mut tally = Tally::default();
+                for m in minutes.iter().filter(|m| m.minute + MINUTES > now) {
+                    tally.add(&m.tally);
+                }
+                into.insert(name.clone(), tally);
             }
-            let into = if *is_client {
-                &mut hour.clients
-            } else {
-                &mut hour.routes
-            };
-            into.insert(name.clone(), tally);
         }
         hour
     }
@@ -202,9 +218,13 @@ impl Recent {
 
 /// The bucket of a latency: the first whose bound `2^(i/4)` ms holds it.
 pub fn latency_bucket(ms: u64) -> usize {
-    (0..LATENCY_BUCKETS)
-        .find(|i| ms as f64 <= bound(*i))
-        .unwrap_or(LATENCY_BUCKETS - 1)
+    // A whole number of ms is within a bound exactly when it is within the bound's whole part,
+    // so the bounds are compared as integers, found by bisection: no `powf` per request.
+    static WHOLE_BOUNDS: OnceLock<[u64; LATENCY_BUCKETS]> = OnceLock::new();
+    let bounds = WHOLE_BOUNDS.get_or_init(|| std::array::from_fn(|i| bound(i) as u64));
+    bounds
+        .partition_point(|&bound| bound < ms)
+        .min(LATENCY_BUCKETS - 1)
 }
 
 fn bound(i: usize) -> f64 {
@@ -276,6 +296,27 @@ mod tests {
         let fast = later.routes["fast"].totals();
         assert_eq!((fast.requests, fast.p99_ms), (1, Some(5_793)));
         assert_eq!(later.routes["deep"].requests, 0);
+    }
+
+    #[test]
+    fn a_latency_falls_in_the_first_bucket_whose_bound_holds_it() {
+        let by_definition = |ms: u64| {
+            (0..LATENCY_BUCKETS)
+                .find(|i| ms as f64 <= bound(*i))
+                .unwrap_or(LATENCY_BUCKETS - 1)
+        };
+        let bounds = (0..LATENCY_BUCKETS).map(|i| bound(i) as u64);
+        let near_bounds = bounds.flat_map(|b| [b.saturating_sub(1), b, b + 1]);
+        for ms in (0..100_000)
+            .chain(near_bounds)
+            .chain([u64::MAX / 2, u64::MAX])
+        {
+            assert_eq!(latency_bucket(ms), by_definition(ms), "{ms} ms");
+        }
+        assert_eq!(
+            (latency_bucket(0), latency_bucket(1), latency_bucket(2)),
+            (0, 0, 4)
+        );
     }
 
     #[test]

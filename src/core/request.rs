@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::core::budget::{self, Outline};
 use crate::core::error::ProxyError;
+use crate::core::fields::{field, member};
 use crate::core::meter::Meter;
 use crate::core::route::{upstream_model, Target};
 
@@ -145,7 +146,7 @@ impl ChatRequest {
 
     /// Checks a request body already parsed into a JSON object.
     pub fn from_map(body: Map<String, Value>) -> Result<Self, ProxyError> {
-        let model = match body.get("model") {
+        let model = match field(&body, "model") {
             Some(Value::String(m)) if !m.is_empty() => m.clone(),
             Some(Value::String(_)) => {
                 return Err(invalid(
@@ -169,7 +170,7 @@ impl ChatRequest {
                 ))
             }
         };
-        match body.get("messages") {
+        match field(&body, "messages") {
             Some(Value::Array(messages)) if messages.is_empty() => {
                 return Err(invalid(
                     "`messages` must contain at least one message.",
@@ -190,7 +191,7 @@ impl ChatRequest {
             }
             Some(Value::Array(messages)) => {
                 for (i, message) in messages.iter().enumerate() {
-                    if !message.get("role").is_some_and(Value::is_string) {
+                    if !member(message, "role").is_some_and(Value::is_string) {
                         return Err(invalid(
                             format!("messages[{i}] must be an object with a string `role`."),
                             &format!("messages[{i}].role"),
@@ -214,7 +215,7 @@ impl ChatRequest {
                 ))
             }
         }
-        let stream = match body.get("stream") {
+        let stream = match field(&body, "stream") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             Some(_) => {
@@ -225,10 +226,9 @@ impl ChatRequest {
                 ))
             }
         };
-        let include_usage = match body.get("stream_options") {
+        let include_usage = match field(&body, "stream_options") {
             None | Some(Value::Null) => false,
-            Some(Value::Object(o)) => o
-                .get("include_usage")
+            Some(Value::Object(o)) => field(o, "include_usage")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
             Some(_) => {
@@ -239,9 +239,9 @@ impl ChatRequest {
                 ))
             }
         };
-        let session = match (body.get("user"), body.get("metadata")) {
+        let session = match (field(&body, "user"), field(&body, "metadata")) {
             (Some(Value::String(user)), _) if !user.is_empty() => Some(user.clone()),
-            (_, Some(Value::Object(metadata))) => match metadata.get("user_id") {
+            (_, Some(Value::Object(metadata))) => match field(metadata, "user_id") {
                 Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
                 _ => None,
             },

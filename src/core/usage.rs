@@ -99,6 +99,21 @@ pub fn lenient<'de, D: Deserializer<'de>, T: DeserializeOwned>(
     Ok(value.and_then(|value| serde_json::from_value(value).ok()))
 }
 
+/// A field read with [`lenient`]: `T` if the value reads as one, else `None`.
+pub struct Lenient<T>(pub Option<T>);
+
+impl<T> Default for Lenient<T> {
+    fn default() -> Self {
+        Self(None)
+    }
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        lenient(deserializer).map(Self)
+    }
+}
+
 /// What a [`MeteredWhole`]'s conversion returns: the client's body and the answer's usage.
 pub type Converted = Result<(Bytes, Option<Metered>), UpstreamError>;
 

@@ -126,7 +126,9 @@ struct Inner {
     clients: RefCell<Vec<(u64, HttpsClient)>>,
     shared: Arc<Shared>,
     /// Secrets read so far, by name (`None`: not set): the environment is read once per name.
-    secrets: RefCell<HashMap<String, Option<String>>>,
+    /// A list, not a map: routes.toml names a handful, and a request looks up several, where
+    /// hashing each name would cost more than comparing it with every name kept.
+    secrets: RefCell<Vec<(Box<str>, Option<String>)>>,
     /// This thread's connections to the limits store, when there is one.
     redis: Option<RedisLimits>,
     /// Whether settling with the limits store failed on this thread yet (logged once).
@@ -154,7 +156,7 @@ impl NativeHost {
                 clients: RefCell::new(Vec::new()),
                 redis: shared.limits_store.clone().map(RedisLimits::new),
                 shared,
-                secrets: RefCell::new(HashMap::new()),
+                secrets: RefCell::new(Vec::new()),
                 settle_failed: Cell::new(false),
             }),
         })
@@ -374,14 +376,16 @@ impl Host for NativeHost {
     }
 
     fn secret(&self, name: &str) -> Option<String> {
-        if let Some(value) = self.inner.secrets.borrow().get(name) {
+        let known = self.inner.secrets.borrow();
+        if let Some((_, value)) = known.iter().find(|(known, _)| **known == *name) {
             return value.clone();
         }
+        drop(known);
         let value = secret_value(&self.inner.shared.dev_vars, name);
         self.inner
             .secrets
             .borrow_mut()
-            .insert(name.to_owned(), value.clone());
+            .push((name.into(), value.clone()));
         value
     }
 

@@ -270,7 +270,7 @@ fn call(
         headers.push(("anthropic-beta", beta));
     }
     UpstreamRequest {
-        url: format!("{}{path}", target.base_url),
+        url: [target.base_url, path].concat(),
         headers,
         body: prepared.body.clone(),
         stream,

@@ -186,11 +186,14 @@ impl Provider for Google {
             "generateContent"
         };
         UpstreamRequest {
-            url: format!(
-                "{}/v1beta/models/{}:{method}",
+            url: [
                 target.base_url,
-                model_path(&prepared.model)
-            ),
+                "/v1beta/models/",
+                model_path(&prepared.model),
+                ":",
+                method,
+            ]
+            .concat(),
             headers: vec![
                 ("x-goog-api-key", key.to_owned()),
                 ("content-type", "application/json".to_owned()),

@@ -9,20 +9,27 @@ use serde_json::{Map, Value};
 /// Objects up to this many keys are scanned rather than hashed into.
 const SCANNED: usize = 16;
 
-/// `object[name]`, like `Map::get`.
-pub fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    if object.len() > SCANNED {
-        return object.get(name);
-    }
-    object
-        .iter()
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
+/// `get` by field name, without hashing small objects.
+pub trait Field {
+    /// The value of field `name`: what `Map::get`, or `Value::get` with a string index, gives.
+    fn field(&self, name: &str) -> Option<&Value>;
 }
 
-/// `value[name]` if `value` is an object, like `Value::get` with a string index.
-pub fn member<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
-    value.as_object().and_then(|object| field(object, name))
+impl Field for Map<String, Value> {
+    fn field(&self, name: &str) -> Option<&Value> {
+        if self.len() > SCANNED {
+            return self.get(name);
+        }
+        self.iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value)
+    }
+}
+
+impl Field for Value {
+    fn field(&self, name: &str) -> Option<&Value> {
+        self.as_object().and_then(|object| object.field(name))
+    }
 }
 
 #[cfg(test)]
@@ -39,12 +46,12 @@ mod tests {
             (&large, vec!["k0", "k17", "k39", "k40"]),
         ] {
             for name in names {
-                assert_eq!(member(value, name), value.get(name), "{name}");
+                assert_eq!(value.field(name), value.get(name), "{name}");
                 let object = value.as_object().unwrap();
-                assert_eq!(field(object, name), object.get(name), "{name}");
+                assert_eq!(object.field(name), object.get(name), "{name}");
             }
         }
-        assert_eq!(member(&json!([1, 2]), "0"), None);
-        assert_eq!(member(&json!("role"), "role"), None);
+        assert_eq!(json!([1, 2]).field("0"), None);
+        assert_eq!(json!("role").field("role"), None);
     }
 }

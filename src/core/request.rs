@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::core::budget::{self, Outline};
 use crate::core::error::ProxyError;
-use crate::core::fields::{field, member};
+use crate::core::fields::Field;
 use crate::core::meter::Meter;
 use crate::core::route::{upstream_model, Target};
 
@@ -146,7 +146,7 @@ impl ChatRequest {
 
     /// Checks a request body already parsed into a JSON object.
     pub fn from_map(body: Map<String, Value>) -> Result<Self, ProxyError> {
-        let model = match field(&body, "model") {
+        let model = match body.field("model") {
             Some(Value::String(m)) if !m.is_empty() => m.clone(),
             Some(Value::String(_)) => {
                 return Err(invalid(
@@ -170,7 +170,7 @@ impl ChatRequest {
                 ))
             }
         };
-        match field(&body, "messages") {
+        match body.field("messages") {
             Some(Value::Array(messages)) if messages.is_empty() => {
                 return Err(invalid(
                     "`messages` must contain at least one message.",
@@ -191,7 +191,7 @@ impl ChatRequest {
             }
             Some(Value::Array(messages)) => {
                 for (i, message) in messages.iter().enumerate() {
-                    if !member(message, "role").is_some_and(Value::is_string) {
+                    if !message.field("role").is_some_and(Value::is_string) {
                         return Err(invalid(
                             format!("messages[{i}] must be an object with a string `role`."),
                             &format!("messages[{i}].role"),
@@ -215,7 +215,7 @@ impl ChatRequest {
                 ))
             }
         }
-        let stream = match field(&body, "stream") {
+        let stream = match body.field("stream") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             Some(_) => {
@@ -226,9 +226,10 @@ impl ChatRequest {
                 ))
             }
         };
-        let include_usage = match field(&body, "stream_options") {
+        let include_usage = match body.field("stream_options") {
             None | Some(Value::Null) => false,
-            Some(Value::Object(o)) => field(o, "include_usage")
+            Some(Value::Object(o)) => o
+                .field("include_usage")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
             Some(_) => {
@@ -239,9 +240,9 @@ impl ChatRequest {
                 ))
             }
         };
-        let session = match (field(&body, "user"), field(&body, "metadata")) {
+        let session = match (body.field("user"), body.field("metadata")) {
             (Some(Value::String(user)), _) if !user.is_empty() => Some(user.clone()),
-            (_, Some(Value::Object(metadata))) => match field(metadata, "user_id") {
+            (_, Some(Value::Object(metadata))) => match metadata.field("user_id") {
                 Some(Value::String(id)) if !id.is_empty() => Some(id.clone()),
                 _ => None,
             },

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::core::error::ErrorObject;
-use crate::core::fields::field;
+use crate::core::fields::Field;
 use crate::core::host::UpstreamRequest;
 use crate::core::provider::{PrepareError, Provider, SecretLookup};
 use crate::core::redact::find;
@@ -53,11 +53,11 @@ impl Provider for OpenAi {
         _secret: SecretLookup<'_>,
     ) -> Result<Prepared, PrepareError> {
         let body = request.body();
-        let messages = tool_ids::portable_messages(field(body, "messages"), Wire::OpenAi);
+        let messages = tool_ids::portable_messages(body.field("messages"), Wire::OpenAi);
         let model = request.upstream_model(target);
         let requested = ["max_completion_tokens", "max_tokens"]
             .iter()
-            .filter_map(|name| field(body, name).and_then(Value::as_u64))
+            .filter_map(|name| body.field(name).and_then(Value::as_u64))
             .max();
         let max_tokens = requested
             .map(|requested| output_limit::clamp(target, &model, requested))
@@ -72,7 +72,7 @@ impl Provider for OpenAi {
         };
         // A stream reports usage only when asked to; the proxy asks when it meters the request.
         let strip_usage = request.stream && !request.include_usage && request.usage_wanted;
-        let stream_options = strip_usage.then(|| with_usage(field(body, "stream_options")));
+        let stream_options = strip_usage.then(|| with_usage(body.field("stream_options")));
         let body = if messages.is_none()
             && max_tokens.is_none()
             && fitted == Fitted::default()

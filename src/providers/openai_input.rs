@@ -6,6 +6,7 @@
 use serde_json::{json, Map, Value};
 
 use crate::core::error::ProxyError;
+use crate::core::fields::Field;
 
 /// A JSON object, as the request body and its messages are held.
 pub type Obj = Map<String, Value>;
@@ -115,7 +116,7 @@ pub fn max_completion_tokens(body: &Obj) -> Result<Option<u64>, ProxyError> {
 /// `stop` as a list, whether the client sent a string or a list of strings.
 pub fn stop(body: &Obj) -> Result<Vec<&str>, ProxyError> {
     let bad = || invalid("`stop` must be a string or a list of strings.", "stop");
-    match body.get("stop") {
+    match body.field("stop") {
         None | Some(Value::Null) => Ok(Vec::new()),
         Some(Value::String(s)) => Ok(vec![s.as_str()]),
         Some(Value::Array(items)) => items.iter().map(|v| v.as_str().ok_or_else(bad)).collect(),
@@ -125,7 +126,7 @@ pub fn stop(body: &Obj) -> Result<Vec<&str>, ProxyError> {
 
 /// The text of a text part (`{"type":"text","text":...}`) at `at`.
 pub fn text_of<'a>(part: &'a Value, at: &str) -> Result<&'a str, ProxyError> {
-    part.get("text")
+    part.field("text")
         .and_then(Value::as_str)
         .ok_or_else(|| invalid("A text part needs a string `text`.", format!("{at}.text")))
 }
@@ -139,7 +140,7 @@ pub fn text_parts(content: Option<&Value>, param: &str) -> Result<Vec<String>, P
         Some(Value::Array(parts)) => {
             let mut out = Vec::new();
             for (j, part) in parts.iter().enumerate() {
-                match part.get("type").and_then(Value::as_str) {
+                match part.field("type").and_then(Value::as_str) {
                     Some("text") => out.push(text_of(part, &format!("{param}[{j}]"))?.to_owned()),
                     // An earlier refusal has nothing to tell the model.
                     Some("refusal") => {}
@@ -179,7 +180,7 @@ pub fn tool_calls<'a>(
     i: usize,
     provider: &str,
 ) -> Result<Vec<ToolCall<'a>>, ProxyError> {
-    let calls = match message.get("tool_calls") {
+    let calls = match message.field("tool_calls") {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Array(calls)) => calls,
         Some(_) => {
@@ -194,9 +195,9 @@ pub fn tool_calls<'a>(
         .enumerate()
         .map(|(j, call)| {
             let at = format!("messages[{i}].tool_calls[{j}]");
-            let function = call.get("function");
+            let function = call.field("function");
             let name = function
-                .and_then(|f| f.get("name"))
+                .and_then(|f| f.field("name"))
                 .and_then(Value::as_str)
                 .filter(|n| !n.is_empty())
                 .ok_or_else(|| {
@@ -206,7 +207,7 @@ pub fn tool_calls<'a>(
                     )
                 })?;
             let raw = function
-                .and_then(|f| f.get("arguments"))
+                .and_then(|f| f.field("arguments"))
                 .and_then(Value::as_str)
                 .unwrap_or("");
             let arguments: Value = if raw.trim().is_empty() {
@@ -226,7 +227,7 @@ pub fn tool_calls<'a>(
                 ));
             }
             Ok(ToolCall {
-                id: call.get("id").and_then(Value::as_str).unwrap_or(""),
+                id: call.field("id").and_then(Value::as_str).unwrap_or(""),
                 name,
                 arguments,
                 raw_arguments: if raw.trim().is_empty() { "{}" } else { raw },
@@ -251,7 +252,7 @@ pub fn function_tools<'a>(
     body: &'a Obj,
     provider: &str,
 ) -> Result<Vec<FunctionTool<'a>>, ProxyError> {
-    let Some(list) = body.get("tools").filter(|v| !v.is_null()) else {
+    let Some(list) = body.field("tools").filter(|v| !v.is_null()) else {
         return Ok(Vec::new());
     };
     let Some(list) = list.as_array() else {
@@ -261,7 +262,7 @@ pub fn function_tools<'a>(
         .enumerate()
         .map(|(i, tool)| {
             let kind = tool
-                .get("type")
+                .field("type")
                 .and_then(Value::as_str)
                 .unwrap_or("function");
             if kind != "function" {
@@ -272,8 +273,8 @@ pub fn function_tools<'a>(
                     format!("tools[{i}].type"),
                 ));
             }
-            let function = tool.get("function").and_then(Value::as_object);
-            let name = function.and_then(|f| f.get("name")).and_then(Value::as_str);
+            let function = tool.field("function").and_then(Value::as_object);
+            let name = function.and_then(|f| f.field("name")).and_then(Value::as_str);
             let Some(name) = name.filter(|n| !n.is_empty()) else {
                 return Err(invalid(
                     "Every function tool needs a `name`.",
@@ -283,10 +284,10 @@ pub fn function_tools<'a>(
             Ok(FunctionTool {
                 name,
                 description: function
-                    .and_then(|f| f.get("description"))
+                    .and_then(|f| f.field("description"))
                     .and_then(Value::as_str),
                 parameters: function
-                    .and_then(|f| f.get("parameters"))
+                    .and_then(|f| f.field("parameters"))
                     .filter(|p| p.is_object()),
             })
         })
@@ -312,7 +313,7 @@ pub enum ToolChoice<'a> {
 
 /// The request's `tool_choice`, if set.
 pub fn tool_choice(body: &Obj) -> Result<Option<ToolChoice<'_>>, ProxyError> {
-    match body.get("tool_choice") {
+    match body.field("tool_choice") {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => match s.as_str() {
             "auto" => Ok(Some(ToolChoice::Auto)),
@@ -324,27 +325,27 @@ pub fn tool_choice(body: &Obj) -> Result<Option<ToolChoice<'_>>, ProxyError> {
             )),
         },
         Some(Value::Object(o)) => {
-            let kind = o.get("type").and_then(Value::as_str).unwrap_or("");
+            let kind = o.field("type").and_then(Value::as_str).unwrap_or("");
             let named = o
-                .get("function")
-                .and_then(|f| f.get("name"))
+                .field("function")
+                .and_then(|f| f.field("name"))
                 .and_then(Value::as_str);
             match (kind, named) {
                 ("function", Some(name)) => Ok(Some(ToolChoice::Named(name))),
                 ("allowed_tools", _) => {
-                    let allowed = o.get("allowed_tools");
-                    if allowed.and_then(|a| a.get("mode")).and_then(Value::as_str)
+                    let allowed = o.field("allowed_tools");
+                    if allowed.and_then(|a| a.field("mode")).and_then(Value::as_str)
                         != Some("required")
                     {
                         return Ok(Some(ToolChoice::Auto));
                     }
                     let names = allowed
-                        .and_then(|a| a.get("tools"))
+                        .and_then(|a| a.field("tools"))
                         .and_then(Value::as_array)
                         .map(Vec::as_slice)
                         .unwrap_or_default()
                         .iter()
-                        .filter_map(|t| t.get("function")?.get("name")?.as_str())
+                        .filter_map(|t| t.field("function")?.field("name")?.as_str())
                         .collect();
                     Ok(Some(ToolChoice::Required { allowed: names }))
                 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::google::ids as gemini;
 use super::workers_ai::output::{fnv, ID_MARKER};
-use crate::core::fields::member;
+use crate::core::fields::Field;
 
 /// The wire a conversation's tool-call ids are going to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,10 +85,10 @@ pub fn portable_messages(messages: Option<&Value>, wire: Wire) -> Option<Value> 
             .is_some_and(|id| portable(id, wire) != id)
     };
     let any = list.iter().any(|m| {
-        changes(member(m, "tool_call_id"))
-            || member(m, "tool_calls")
+        changes(m.field("tool_call_id"))
+            || m.field("tool_calls")
                 .and_then(Value::as_array)
-                .is_some_and(|calls| calls.iter().any(|c| changes(member(c, "id"))))
+                .is_some_and(|calls| calls.iter().any(|c| changes(c.field("id"))))
     });
     if !any {
         return None;

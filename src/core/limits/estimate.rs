@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::core::fields::field;
+use crate::core::fields::Field;
 use crate::core::request::ChatRequest;
 use crate::core::route::{price_of, upstream_model, Price, Route};
 use crate::providers::output_limit;
@@ -32,7 +32,7 @@ pub fn ask(
     );
     let requested = ["max_completion_tokens", "max_tokens"]
         .iter()
-        .filter_map(|name| field(request.body(), name).and_then(Value::as_u64))
+        .filter_map(|name| request.body().field(name).and_then(Value::as_u64))
         .max();
     let star = request.star.as_deref();
     let output = requested.unwrap_or_else(|| {

@@ -5,6 +5,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::core::fields::Field;
+
 /// Tokens an image or a document is counted as, whatever its size.
 const PER_MEDIA: u64 = 1_600;
 /// Tokens each message adds for its role and framing.
@@ -21,22 +23,22 @@ const PER_TOOL: u64 = 8;
 /// wherever they are, inside a `tool_result` too; a malformed request counts what can be read.
 pub fn input_tokens(body: &Map<String, Value>) -> u64 {
     let mut count = Count::default();
-    match body.get("system") {
+    match body.field("system") {
         Some(Value::String(text)) => count.text(text),
         Some(Value::Array(blocks)) => blocks.iter().for_each(|b| count.block(b)),
         _ => {}
     }
     for message in body
-        .get("messages")
+        .field("messages")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
     {
         count.fixed += PER_MESSAGE;
-        count.content(message.get("content"));
+        count.content(message.field("content"));
     }
     for tool in body
-        .get("tools")
+        .field("tools")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
@@ -47,7 +49,7 @@ pub fn input_tokens(body: &Map<String, Value>) -> u64 {
                 count.text(text);
             }
         }
-        if let Some(schema) = tool.get("input_schema") {
+        if let Some(schema) = tool.field("input_schema") {
             count.json(schema);
         }
     }
@@ -80,15 +82,15 @@ impl Count {
     }
 
     fn block(&mut self, block: &Value) {
-        match block.get("type").and_then(Value::as_str) {
+        match block.field("type").and_then(Value::as_str) {
             Some("text") => self.field(block, "text"),
             Some("thinking") => self.field(block, "thinking"),
             Some("tool_use") => {
-                if let Some(input) = block.get("input") {
+                if let Some(input) = block.field("input") {
                     self.json(input);
                 }
             }
-            Some("tool_result") => self.content(block.get("content")),
+            Some("tool_result") => self.content(block.field("content")),
             Some("image" | "document") => self.fixed += PER_MEDIA,
             _ => {}
         }

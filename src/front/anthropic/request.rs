@@ -14,6 +14,7 @@
 use serde_json::{Map, Value};
 
 use crate::core::error::ProxyError;
+use crate::core::fields::Field;
 
 use super::tool_id;
 
@@ -37,7 +38,7 @@ pub fn to_openai(body: &Map<String, Value>) -> Result<Translated, ProxyError> {
         }
     }
     let mut out = Map::new();
-    let model = match body.get("model") {
+    let model = match body.field("model") {
         Some(Value::String(model)) if !model.is_empty() => model,
         None | Some(Value::Null) => return Err(missing("model")),
         Some(_) => return Err(invalid("`model` must be a non-empty string.", "model")),
@@ -51,7 +52,7 @@ pub fn to_openai(body: &Map<String, Value>) -> Result<Translated, ProxyError> {
             ("content", system.into()),
         ]));
     }
-    let list = match body.get("messages") {
+    let list = match body.field("messages") {
         Some(Value::Array(list)) if !list.is_empty() => list,
         None | Some(Value::Null) => return Err(missing("messages")),
         Some(Value::Array(_)) => {
@@ -67,7 +68,7 @@ pub fn to_openai(body: &Map<String, Value>) -> Result<Translated, ProxyError> {
     }
     out.insert("messages".into(), Value::Array(messages));
 
-    let max_tokens = match body.get("max_tokens") {
+    let max_tokens = match body.field("max_tokens") {
         None | Some(Value::Null) => return Err(missing("max_tokens")),
         Some(v) => v
             .as_u64()
@@ -120,7 +121,7 @@ pub fn to_openai(body: &Map<String, Value>) -> Result<Translated, ProxyError> {
         out.insert("reasoning_effort".into(), Value::String(effort.into()));
     }
     if let Some(user) = set(body, "metadata")
-        .and_then(|m| m.get("user_id"))
+        .and_then(|m| m.field("user_id"))
         .and_then(Value::as_str)
     {
         out.insert("user".into(), Value::String(user.into()));
@@ -384,7 +385,7 @@ fn source<'a>(
     at: &str,
 ) -> Result<(&'a str, &'a Map<String, Value>), ProxyError> {
     let at = path(at, "source");
-    match block.get("source") {
+    match block.field("source") {
         Some(Value::Object(source)) => Ok((string(source, "type", &at)?, source)),
         None | Some(Value::Null) => Err(missing(&at)),
         Some(_) => Err(wrong_type("`source` must be an object.", at)),
@@ -419,13 +420,13 @@ fn document(block: &Map<String, Value>, at: &str) -> Result<Value, ProxyError> {
     let at = path(at, "source");
     match kind {
         "base64" => {
-            let media_type = match source.get("media_type") {
+            let media_type = match source.field("media_type") {
                 None | Some(Value::Null) => "application/pdf",
                 Some(_) => string(source, "media_type", &at)?,
             };
             let data = format!("data:{media_type};base64,{}", string(source, "data", &at)?);
             let filename = block
-                .get("title")
+                .field("title")
                 .and_then(Value::as_str)
                 .filter(|t| !t.is_empty())
                 .unwrap_or("document.pdf");
@@ -434,7 +435,7 @@ fn document(block: &Map<String, Value>, at: &str) -> Result<Value, ProxyError> {
         }
         "text" => Ok(text_part(string(source, "data", &at)?)),
         // A document given as content blocks: its text.
-        "content" => match source.get("content") {
+        "content" => match source.field("content") {
             Some(Value::String(text)) => Ok(text_part(text)),
             Some(Value::Array(blocks)) => {
                 let mut texts = Vec::with_capacity(blocks.len());
@@ -642,7 +643,7 @@ fn reasoning(body: &Map<String, Value>) -> Result<(Option<&'static str>, Option<
         None => Thinking::Unset,
         Some(Value::Object(thinking)) => match string(thinking, "type", "thinking")? {
             "enabled" => {
-                let budget = match thinking.get("budget_tokens") {
+                let budget = match thinking.field("budget_tokens") {
                     None | Some(Value::Null) => return Err(missing("thinking.budget_tokens")),
                     Some(v) => v
                         .as_u64()

@@ -11,6 +11,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use crate::core::fields::Field;
 use crate::core::request::AnthropicInbound;
 use crate::core::stream::{InOrder, Translate};
 use crate::core::usage::{lenient, Metered, MeteredWhole};
@@ -51,7 +52,7 @@ pub fn body(
     count: bool,
 ) -> Bytes {
     let body = &inbound.body;
-    let messages = strip_minted(body.get("messages"));
+    let messages = strip_minted(body.field("messages"));
     if let (None, None, false, Some(sent)) = (&messages, max_tokens, count, &inbound.sent) {
         return Bytes::from(sent.with_model(model));
     }
@@ -85,14 +86,14 @@ pub fn betas(client: &[String], allowed: Option<&[&str]>) -> Option<String> {
 fn strip_minted(messages: Option<&Value>) -> Option<Value> {
     let list = messages?.as_array()?;
     let minted = |block: &Value| {
-        block.get("type").and_then(Value::as_str) == Some("thinking")
+        block.field("type").and_then(Value::as_str) == Some("thinking")
             && block
-                .get("signature")
+                .field("signature")
                 .and_then(Value::as_str)
                 .is_some_and(signature::is_minted)
     };
     let any = list.iter().any(|m| {
-        m.get("content")
+        m.field("content")
             .and_then(Value::as_array)
             .is_some_and(|blocks| blocks.iter().any(minted))
     });
@@ -116,17 +117,17 @@ fn last_tool_turn_lacks_thinking(messages: &Value) -> bool {
     let Some(last) = messages.as_array().and_then(|list| {
         list.iter()
             .rev()
-            .find(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
+            .find(|m| m.field("role").and_then(Value::as_str) == Some("assistant"))
     }) else {
         return false;
     };
     let kinds: Vec<&str> = last
-        .get("content")
+        .field("content")
         .and_then(Value::as_array)
         .map(|blocks| {
             blocks
                 .iter()
-                .filter_map(|b| b.get("type").and_then(Value::as_str))
+                .filter_map(|b| b.field("type").and_then(Value::as_str))
                 .collect()
         })
         .unwrap_or_default();
@@ -171,7 +172,7 @@ impl Serialize for PassThrough<'_> {
 pub fn count_answer(body: &[u8]) -> Option<u64> {
     serde_json::from_slice::<Value>(body)
         .ok()?
-        .get("input_tokens")?
+        .field("input_tokens")?
         .as_u64()
 }
 

@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 
 use crate::core::error::ProxyError;
+use crate::core::fields::Field;
 use crate::core::request::ChatRequest;
 use crate::core::route::Target;
 use crate::providers::openai_input::{
@@ -30,12 +31,12 @@ pub fn json_mode(body: &Obj) -> bool {
 
 /// The schema the JSON tool takes, when JSON output was asked for.
 fn json_schema(body: &Obj) -> Option<Value> {
-    let format = body.get("response_format")?.as_object()?;
-    match format.get("type")?.as_str()? {
+    let format = body.field("response_format")?.as_object()?;
+    match format.field("type")?.as_str()? {
         "json_schema" => Some(
             format
-                .get("json_schema")
-                .and_then(|s| s.get("schema"))
+                .field("json_schema")
+                .and_then(|s| s.field("schema"))
                 .filter(|s| s.is_object())
                 .cloned()
                 .unwrap_or_else(any_object),
@@ -53,7 +54,7 @@ fn any_object() -> Value {
 pub fn body(target: &Target, request: &ChatRequest) -> Result<Value, ProxyError> {
     let body = request.body();
     input::check_outputs(body, PROVIDER)?;
-    if let Some(n) = body.get("n").and_then(Value::as_u64) {
+    if let Some(n) = body.field("n").and_then(Value::as_u64) {
         if n > 1 {
             return Err(unsupported(
                 "`n` greater than 1 is not supported by Anthropic models: they return one choice per request.",
@@ -118,7 +119,7 @@ pub fn body(target: &Target, request: &ChatRequest) -> Result<Value, ProxyError>
     if !stops.is_empty() {
         out.insert("stop_sequences".into(), Value::Array(stops));
     }
-    if let Some(user) = body.get("user").and_then(Value::as_str) {
+    if let Some(user) = body.field("user").and_then(Value::as_str) {
         // Anthropic asks for an opaque id, never an email address: those are dropped.
         if !user.is_empty() && !user.contains('@') {
             out.insert("metadata".into(), json!({"user_id": user}));
@@ -154,7 +155,7 @@ const EFFORT_BUDGETS: [(&str, u64); 4] = [
 /// `reasoning_effort` → `thinking: {"type":"enabled","budget_tokens":N}`, the budget kept
 /// below `max_tokens` as Anthropic requires; `none` (or no effort) leaves thinking off.
 fn thinking(body: &Obj, max_tokens: u64) -> Result<Option<Value>, ProxyError> {
-    let effort = match body.get("reasoning_effort") {
+    let effort = match body.field("reasoning_effort") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(effort)) => effort.as_str(),
         Some(_) => {
@@ -209,7 +210,7 @@ fn tools(body: &Obj) -> Result<Vec<Value>, ProxyError> {
 }
 
 fn tool_choice(body: &Obj) -> Result<Option<Value>, ProxyError> {
-    let no_parallel = body.get("parallel_tool_calls") == Some(&Value::Bool(false));
+    let no_parallel = body.field("parallel_tool_calls") == Some(&Value::Bool(false));
     let mut choice = match input::tool_choice(body)? {
         None if no_parallel => json!({"type": "auto"}),
         None => return Ok(None),
@@ -285,7 +286,7 @@ fn user_blocks(content: Option<&Value>, param: &str) -> Result<Vec<Value>, Proxy
     let mut out = Vec::new();
     for (j, part) in parts.iter().enumerate() {
         let at = format!("{param}[{j}]");
-        match part.get("type").and_then(Value::as_str) {
+        match part.field("type").and_then(Value::as_str) {
             Some("text") => {
                 let text = text_of(part, &at)?;
                 if !text.is_empty() {
@@ -295,8 +296,8 @@ fn user_blocks(content: Option<&Value>, param: &str) -> Result<Vec<Value>, Proxy
             Some("image_url") => {
                 let url_param = format!("{at}.image_url.url");
                 let url = part
-                    .get("image_url")
-                    .and_then(|i| i.get("url").or(Some(i)))
+                    .field("image_url")
+                    .and_then(|i| i.field("url").or(Some(i)))
                     .and_then(Value::as_str)
                     .ok_or_else(|| invalid("An image part needs `image_url.url`.", &url_param))?;
                 let source = if url.starts_with("data:") {
@@ -313,8 +314,8 @@ fn user_blocks(content: Option<&Value>, param: &str) -> Result<Vec<Value>, Proxy
             }
             Some("file") => {
                 let data = part
-                    .get("file")
-                    .and_then(|f| f.get("file_data"))
+                    .field("file")
+                    .and_then(|f| f.field("file_data"))
                     .and_then(Value::as_str);
                 let Some(data) = data else {
                     return Err(unsupported(
@@ -344,17 +345,17 @@ fn user_blocks(content: Option<&Value>, param: &str) -> Result<Vec<Value>, Proxy
 /// requires a tool loop's thinking block, signature and all, to come back); blocks the proxy
 /// minted for another provider's reasoning carry no signature Anthropic accepts and are left out.
 fn thinking_blocks(message: &Value) -> Vec<Value> {
-    let Some(Value::Array(blocks)) = message.get("thinking_blocks") else {
+    let Some(Value::Array(blocks)) = message.field("thinking_blocks") else {
         return Vec::new();
     };
     blocks
         .iter()
-        .filter(|block| match block.get("type").and_then(Value::as_str) {
+        .filter(|block| match block.field("type").and_then(Value::as_str) {
             Some("thinking") => block
-                .get("signature")
+                .field("signature")
                 .and_then(Value::as_str)
                 .is_some_and(|sig| !sig.is_empty() && !signature::is_minted(sig)),
-            Some("redacted_thinking") => block.get("data").is_some_and(Value::is_string),
+            Some("redacted_thinking") => block.field("data").is_some_and(Value::is_string),
             _ => false,
         })
         .cloned()
@@ -364,7 +365,7 @@ fn thinking_blocks(message: &Value) -> Vec<Value> {
 fn assistant_blocks(message: &Value, i: usize) -> Result<Vec<Value>, ProxyError> {
     let mut out = thinking_blocks(message);
     out.extend(text_blocks(
-        message.get("content"),
+        message.field("content"),
         &format!("messages[{i}].content"),
     )?);
     for call in input::tool_calls(message, i, PROVIDER)? {
@@ -375,7 +376,7 @@ fn assistant_blocks(message: &Value, i: usize) -> Result<Vec<Value>, ProxyError>
 
 fn tool_result(message: &Value, i: usize) -> Result<Value, ProxyError> {
     let id = message
-        .get("tool_call_id")
+        .field("tool_call_id")
         .and_then(Value::as_str)
         .ok_or_else(|| {
             invalid(
@@ -386,7 +387,7 @@ fn tool_result(message: &Value, i: usize) -> Result<Value, ProxyError> {
     let mut block = Obj::new();
     block.insert("type".into(), "tool_result".into());
     block.insert("tool_use_id".into(), tool_id(id).into());
-    let content = message.get("content");
+    let content = message.field("content");
     if let Some(Value::String(s)) = content {
         if !s.is_empty() {
             block.insert("content".into(), s.as_str().into());
@@ -404,18 +405,18 @@ fn tool_result(message: &Value, i: usize) -> Result<Value, ProxyError> {
 /// top-level `system` in order; the rest become alternating user/assistant turns.
 fn messages(body: &Obj) -> Result<(Vec<Value>, Vec<Value>), ProxyError> {
     let list = body
-        .get("messages")
+        .field("messages")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
     let mut system = Vec::new();
     let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
     for (i, message) in list.iter().enumerate() {
-        let role = message.get("role").and_then(Value::as_str).unwrap_or("");
+        let role = message.field("role").and_then(Value::as_str).unwrap_or("");
         let param = format!("messages[{i}].content");
         match role {
-            "system" | "developer" => system.extend(text_blocks(message.get("content"), &param)?),
-            "user" => push_turn(&mut turns, "user", user_blocks(message.get("content"), &param)?),
+            "system" | "developer" => system.extend(text_blocks(message.field("content"), &param)?),
+            "user" => push_turn(&mut turns, "user", user_blocks(message.field("content"), &param)?),
             "assistant" => push_turn(&mut turns, "assistant", assistant_blocks(message, i)?),
             // Tool results go back in the next user turn, consecutive ones together, in order.
             "tool" => push_turn(&mut turns, "user", vec![tool_result(message, i)?]),

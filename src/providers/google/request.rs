@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use serde_json::{json, Value};
 
 use crate::core::error::ProxyError;
+use crate::core::fields::Field;
 use crate::core::request::ChatRequest;
 use crate::core::route::Target;
 use crate::providers::openai_input::{
@@ -100,7 +101,7 @@ fn contents(
     needs_signatures: bool,
 ) -> Result<(Option<SystemInstruction>, Vec<Content>), ProxyError> {
     let list = body
-        .get("messages")
+        .field("messages")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
@@ -110,16 +111,16 @@ fn contents(
     // message only has the id.
     let mut names: HashMap<String, String> = HashMap::new();
     for (i, message) in list.iter().enumerate() {
-        let role = message.get("role").and_then(Value::as_str).unwrap_or("");
+        let role = message.field("role").and_then(Value::as_str).unwrap_or("");
         let param = format!("messages[{i}].content");
         match role {
             "system" | "developer" => system.extend(
-                text_parts(message.get("content"), &param)?
+                text_parts(message.field("content"), &param)?
                     .into_iter()
                     .filter(|t| !t.is_empty())
                     .map(Part::text),
             ),
-            "user" => turns.push("user", user_parts(message.get("content"), &param)?),
+            "user" => turns.push("user", user_parts(message.field("content"), &param)?),
             "assistant" => {
                 let parts = model_parts(message, i, &mut names, needs_signatures)?;
                 turns.push("model", parts);
@@ -157,7 +158,7 @@ fn user_parts(content: Option<&Value>, param: &str) -> Result<Vec<Part>, ProxyEr
     let mut out = Vec::new();
     for (j, part) in parts.iter().enumerate() {
         let at = format!("{param}[{j}]");
-        match part.get("type").and_then(Value::as_str) {
+        match part.field("type").and_then(Value::as_str) {
             Some("text") => {
                 let text = text_of(part, &at)?;
                 if !text.is_empty() {
@@ -167,16 +168,18 @@ fn user_parts(content: Option<&Value>, param: &str) -> Result<Vec<Part>, ProxyEr
             Some("image_url") => {
                 let url_param = format!("{at}.image_url.url");
                 let url = part
-                    .get("image_url")
-                    .and_then(|i| i.get("url").or(Some(i)))
+                    .field("image_url")
+                    .and_then(|i| i.field("url").or(Some(i)))
                     .and_then(Value::as_str)
                     .ok_or_else(|| invalid("An image part needs `image_url.url`.", &url_param))?;
                 out.push(media(url, &url_param)?);
             }
             Some("input_audio") => {
-                let audio = part.get("input_audio");
-                let data = audio.and_then(|a| a.get("data")).and_then(Value::as_str);
-                let format = audio.and_then(|a| a.get("format")).and_then(Value::as_str);
+                let audio = part.field("input_audio");
+                let data = audio.and_then(|a| a.field("data")).and_then(Value::as_str);
+                let format = audio
+                    .and_then(|a| a.field("format"))
+                    .and_then(Value::as_str);
                 let (Some(data), Some(format @ ("wav" | "mp3"))) = (data, format) else {
                     return Err(invalid(
                         "An audio part needs base64 `input_audio.data` and `input_audio.format` wav or mp3.",
@@ -193,8 +196,8 @@ fn user_parts(content: Option<&Value>, param: &str) -> Result<Vec<Part>, ProxyEr
             }
             Some("file") => {
                 let data = part
-                    .get("file")
-                    .and_then(|f| f.get("file_data"))
+                    .field("file")
+                    .and_then(|f| f.field("file_data"))
                     .and_then(Value::as_str);
                 let Some(data) = data else {
                     return Err(unsupported(
@@ -279,11 +282,12 @@ fn model_parts(
     names: &mut HashMap<String, String>,
     needs_signatures: bool,
 ) -> Result<Vec<Part>, ProxyError> {
-    let mut out: Vec<Part> = text_parts(message.get("content"), &format!("messages[{i}].content"))?
-        .into_iter()
-        .filter(|t| !t.is_empty())
-        .map(Part::text)
-        .collect();
+    let mut out: Vec<Part> =
+        text_parts(message.field("content"), &format!("messages[{i}].content"))?
+            .into_iter()
+            .filter(|t| !t.is_empty())
+            .map(Part::text)
+            .collect();
     let mut first_call = true;
     for call in input::tool_calls(message, i, PROVIDER)? {
         let (id, name, args) = (call.id, call.name, call.arguments);
@@ -322,10 +326,10 @@ fn tool_result(
     names: &HashMap<String, String>,
 ) -> Result<Part, ProxyError> {
     let own_name = message
-        .get("name")
+        .field("name")
         .and_then(Value::as_str)
         .filter(|n| !n.is_empty());
-    let name = match message.get("tool_call_id").and_then(Value::as_str) {
+    let name = match message.field("tool_call_id").and_then(Value::as_str) {
         Some(id) => names
             .get(id)
             .map(String::as_str)
@@ -343,7 +347,7 @@ fn tool_result(
             )
         })?,
     };
-    let output = text_parts(message.get("content"), &format!("messages[{i}].content"))?.join("");
+    let output = text_parts(message.field("content"), &format!("messages[{i}].content"))?.join("");
     let response = match serde_json::from_str::<Value>(&output) {
         Ok(object @ Value::Object(_)) => object,
         Ok(other) => json!({ "content": other }),
@@ -380,7 +384,7 @@ fn tools(body: &Obj, budget: &mut Budget) -> Result<Vec<FunctionDeclaration>, Pr
                 // A schema without properties is a function without arguments: Gemini
                 // expresses that by leaving `parameters` out.
                 parameters: parameters
-                    .filter(|p| p.get("properties").is_some() || p.get("anyOf").is_some()),
+                    .filter(|p| p.field("properties").is_some() || p.field("anyOf").is_some()),
             })
         })
         .collect()
@@ -433,7 +437,7 @@ fn generation_config(
     let max_output_tokens = max_completion_tokens(body)?
         .or(target.max_tokens.map(u64::from))
         .map(|max| output_limit::clamp(target, model, max));
-    let seed = match body.get("seed") {
+    let seed = match body.field("seed") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
             v.as_i64()
@@ -469,16 +473,16 @@ fn stop_sequences(body: &Obj) -> Result<Option<Vec<String>>, ProxyError> {
 type ResponseFormat = (Option<&'static str>, Option<Value>);
 
 fn response_format(body: &Obj, budget: &mut Budget) -> Result<ResponseFormat, ProxyError> {
-    let Some(format) = body.get("response_format").filter(|f| !f.is_null()) else {
+    let Some(format) = body.field("response_format").filter(|f| !f.is_null()) else {
         return Ok((None, None));
     };
-    match format.get("type").and_then(Value::as_str) {
+    match format.field("type").and_then(Value::as_str) {
         Some("text") => Ok((None, None)),
         Some("json_object") => Ok((Some("application/json"), None)),
         Some("json_schema") => {
             let schema = match format
-                .get("json_schema")
-                .and_then(|s| s.get("schema"))
+                .field("json_schema")
+                .and_then(|s| s.field("schema"))
                 .filter(|s| s.is_object())
             {
                 Some(s) => Some(schema::clean(s, true, budget).map_err(|_| {
@@ -510,7 +514,7 @@ fn thinking(
     budget: Option<u32>,
 ) -> Result<Option<ThinkingConfig>, ProxyError> {
     let gemini_3 = is_gemini_3(model);
-    let effort = match body.get("reasoning_effort") {
+    let effort = match body.field("reasoning_effort") {
         None | Some(Value::Null) => return Ok(None),
         Some(Value::String(s)) => s.as_str(),
         Some(_) => {

@@ -20,6 +20,8 @@ use std::collections::HashMap;
 
 use serde_json::{json, Map, Value};
 
+use crate::core::fields::Field;
+
 type Obj = Map<String, Value>;
 
 /// Nesting deeper than this is cut off (it also bounds pathological inputs).
@@ -124,7 +126,7 @@ fn cost(obj: &Obj) -> usize {
 }
 
 fn is_null_schema(v: &Value) -> bool {
-    v.get("type").and_then(Value::as_str) == Some("null")
+    v.field("type").and_then(Value::as_str) == Some("null")
 }
 
 impl Context<'_, '_> {
@@ -143,12 +145,12 @@ impl Context<'_, '_> {
                 return Obj::new();
             }
         }
-        if let Some(reference) = obj.get("$ref").and_then(Value::as_str) {
+        if let Some(reference) = obj.field("$ref").and_then(Value::as_str) {
             return self.reference(reference, obj, depth);
         }
         let mut out = Obj::new();
-        let mut nullable = obj.get("nullable") == Some(&Value::Bool(true));
-        match obj.get("type") {
+        let mut nullable = obj.field("nullable") == Some(&Value::Bool(true));
+        match obj.field("type") {
             Some(Value::String(t)) if t == "null" => nullable = true,
             Some(Value::String(t)) => {
                 out.insert("type".into(), t.as_str().into());
@@ -202,12 +204,12 @@ impl Context<'_, '_> {
                 out.insert(key.into(), v.clone());
             }
         }
-        if let Some(p) = obj.get("pattern").filter(|p| p.is_string()) {
+        if let Some(p) = obj.field("pattern").filter(|p| p.is_string()) {
             out.insert("pattern".into(), p.clone());
         }
         self.enumeration(obj, &mut out);
         self.format(obj, &mut out);
-        if let Some(Value::Object(props)) = obj.get("properties") {
+        if let Some(Value::Object(props)) = obj.field("properties") {
             let converted: Obj = props
                 .iter()
                 .map(|(k, v)| (k.clone(), Value::Object(self.convert(v, depth + 1))))
@@ -216,16 +218,16 @@ impl Context<'_, '_> {
                 out.insert("properties".into(), Value::Object(converted));
             }
         }
-        if let Some(items) = obj.get("items").filter(|i| i.is_object()) {
+        if let Some(items) = obj.field("items").filter(|i| i.is_object()) {
             out.insert(
                 "items".into(),
                 Value::Object(self.convert(items, depth + 1)),
             );
         }
-        if let Some(Value::Array(required)) = obj.get("required") {
+        if let Some(Value::Array(required)) = obj.field("required") {
             out.insert("required".into(), Value::Array(required.clone()));
         }
-        if let Some(Value::Array(all)) = obj.get("allOf") {
+        if let Some(Value::Array(all)) = obj.field("allOf") {
             for sub in all {
                 let sub = self.convert(sub, depth + 1);
                 merge(&mut out, sub);
@@ -250,7 +252,7 @@ impl Context<'_, '_> {
             // An unknown or recursive reference: Gemini cannot express it, so anything goes.
             _ => Obj::new(),
         };
-        if let Some(d) = obj.get("description") {
+        if let Some(d) = obj.field("description") {
             out.insert("description".into(), d.clone());
         }
         out
@@ -259,7 +261,7 @@ impl Context<'_, '_> {
     /// `enum` (strings only, no empty strings) and `const` as a one-value enum.
     fn enumeration(&self, obj: &Obj, out: &mut Obj) {
         let mut values: Vec<Value> = Vec::new();
-        if let Some(Value::Array(list)) = obj.get("enum") {
+        if let Some(Value::Array(list)) = obj.field("enum") {
             values.extend(
                 list.iter()
                     .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
@@ -267,7 +269,7 @@ impl Context<'_, '_> {
             );
         }
         if let Some(c) = obj
-            .get("const")
+            .field("const")
             .filter(|c| c.as_str().is_some_and(|s| !s.is_empty()))
         {
             values.push(c.clone());
@@ -280,10 +282,10 @@ impl Context<'_, '_> {
 
     /// `format`, kept only where Gemini knows the value.
     fn format(&self, obj: &Obj, out: &mut Obj) {
-        let Some(format) = obj.get("format").and_then(Value::as_str) else {
+        let Some(format) = obj.field("format").and_then(Value::as_str) else {
             return;
         };
-        let kind = obj.get("type").and_then(Value::as_str).unwrap_or("");
+        let kind = obj.field("type").and_then(Value::as_str).unwrap_or("");
         let known = match kind {
             "string" => matches!(format, "enum" | "date-time"),
             "integer" => matches!(format, "int32" | "int64"),
@@ -304,7 +306,7 @@ impl Context<'_, '_> {
             }
         }
         // `required` may only name declared properties (Gemini rejects the others).
-        let declared: Vec<String> = match out.get("properties") {
+        let declared: Vec<String> = match out.field("properties") {
             Some(Value::Object(p)) => p.keys().cloned().collect(),
             _ => Vec::new(),
         };
@@ -318,7 +320,7 @@ impl Context<'_, '_> {
             });
         }
         if out
-            .get("required")
+            .field("required")
             .and_then(Value::as_array)
             .is_some_and(Vec::is_empty)
         {

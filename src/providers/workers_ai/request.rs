@@ -23,6 +23,7 @@ use serde_json::{json, Map, Value};
 
 use super::{family, Family, DEFAULT_MAX_TOKENS};
 use crate::core::error::ProxyError;
+use crate::core::fields::Field;
 use crate::core::request::ChatRequest;
 use crate::core::route::Target;
 use crate::providers::openai_input::{self as input, invalid};
@@ -63,7 +64,11 @@ pub fn inputs(target: &Target, request: &ChatRequest) -> Result<Value, ProxyErro
     let body = request.body();
     input::check_outputs(body, PROVIDER)?;
     let fam = family(&request.upstream_model(target));
-    if body.get("n").and_then(Value::as_u64).is_some_and(|n| n > 1) {
+    if body
+        .field("n")
+        .and_then(Value::as_u64)
+        .is_some_and(|n| n > 1)
+    {
         return Err(invalid(
             "Workers AI returns one choice per request; `n` must be 1.",
             "n",
@@ -71,7 +76,7 @@ pub fn inputs(target: &Target, request: &ChatRequest) -> Result<Value, ProxyErro
     }
     let mut out = Map::new();
     let messages = body
-        .get("messages")
+        .field("messages")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
@@ -103,10 +108,10 @@ pub fn inputs(target: &Target, request: &ChatRequest) -> Result<Value, ProxyErro
             if let Some(p) = number("top_p") {
                 out.insert("top_p".into(), json!(p.clamp(0.0, 2.0)));
             }
-            if let Some(k) = body.get("top_k").and_then(Value::as_u64) {
+            if let Some(k) = body.field("top_k").and_then(Value::as_u64) {
                 out.insert("top_k".into(), json!(k.clamp(1, 50)));
             }
-            if let Some(s) = body.get("seed").and_then(Value::as_u64) {
+            if let Some(s) = body.field("seed").and_then(Value::as_u64) {
                 out.insert("seed".into(), json!(s.clamp(1, 9_999_999_999)));
             }
             for k in [
@@ -118,7 +123,10 @@ pub fn inputs(target: &Target, request: &ChatRequest) -> Result<Value, ProxyErro
                     out.insert(k.into(), json!(p.clamp(0.0, 2.0)));
                 }
             }
-            if let Some(rf) = body.get("response_format").and_then(legacy_response_format) {
+            if let Some(rf) = body
+                .field("response_format")
+                .and_then(legacy_response_format)
+            {
                 out.insert("response_format".into(), rf);
             }
         }
@@ -134,12 +142,12 @@ pub fn inputs(target: &Target, request: &ChatRequest) -> Result<Value, ProxyErro
 /// json_schema: {type: "object", ...}}`), where OpenAI wraps it as `{name, schema, strict}`.
 /// `text` is the default and not every model's schema lists it, so it is left out.
 fn legacy_response_format(rf: &Value) -> Option<Value> {
-    match rf.get("type").and_then(Value::as_str)? {
+    match rf.field("type").and_then(Value::as_str)? {
         "json_object" => Some(json!({"type": "json_object"})),
         "json_schema" => {
-            let wrapped = rf.get("json_schema")?;
+            let wrapped = rf.field("json_schema")?;
             let schema = wrapped
-                .get("schema")
+                .field("schema")
                 .filter(|s| s.is_object())
                 .unwrap_or(wrapped);
             Some(json!({"type": "json_schema", "json_schema": schema}))
@@ -163,7 +171,7 @@ fn text_of(content: Option<&Value>) -> Option<String> {
         Some(Value::Array(parts)) => {
             let mut text = String::new();
             for p in parts {
-                match (p.get("type").and_then(Value::as_str), p.get("text")) {
+                match (p.field("type").and_then(Value::as_str), p.field("text")) {
                     (Some("text"), Some(Value::String(t))) => text.push_str(t),
                     (Some("text"), _) => {}
                     _ => return None,
@@ -176,9 +184,9 @@ fn text_of(content: Option<&Value>) -> Option<String> {
 }
 
 fn message(m: &Value, i: usize, fam: Family) -> Result<Value, ProxyError> {
-    let role = m.get("role").and_then(Value::as_str).unwrap_or("user");
+    let role = m.field("role").and_then(Value::as_str).unwrap_or("user");
     let role = if role == "developer" { "system" } else { role };
-    let content = m.get("content");
+    let content = m.field("content");
     // Text-only content becomes one string, which every model takes; parts with images stay
     // a parts array (vision models and the chat family read OpenAI `image_url` parts).
     let content = match text_of(content) {
@@ -196,11 +204,11 @@ fn message(m: &Value, i: usize, fam: Family) -> Result<Value, ProxyError> {
     let mut out = Map::new();
     out.insert("role".into(), Value::String(role.to_owned()));
     out.insert("content".into(), content);
-    if let Some(name) = m.get("name").and_then(Value::as_str) {
+    if let Some(name) = m.field("name").and_then(Value::as_str) {
         out.insert("name".into(), Value::String(name.to_owned()));
     }
     if role == "tool" {
-        if let Some(id) = m.get("tool_call_id").and_then(Value::as_str) {
+        if let Some(id) = m.field("tool_call_id").and_then(Value::as_str) {
             out.insert(
                 "tool_call_id".into(),
                 Value::String(upstream_id(id).into_owned()),
@@ -213,7 +221,7 @@ fn message(m: &Value, i: usize, fam: Family) -> Result<Value, ProxyError> {
             out.insert("tool_calls".into(), calls.iter().map(tool_call).collect());
         }
         if fam == Family::Chat {
-            if let Some(r) = m.get("reasoning_content").and_then(Value::as_str) {
+            if let Some(r) = m.field("reasoning_content").and_then(Value::as_str) {
                 out.insert("reasoning_content".into(), Value::String(r.to_owned()));
             }
         }

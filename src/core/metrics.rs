@@ -87,13 +87,17 @@ struct Series {
     cost: BTreeMap<(&'static str, &'static str), BTreeMap<String, f64>>,
 }
 
-/// The entry for `model` in `map`, made on its first use (`None` cannot happen: `BTreeMap` has
-/// no stable way to look a `String` key up by `&str` and insert it only when missing).
-fn entry<'a, V: Default>(map: &'a mut BTreeMap<String, V>, model: &str) -> Option<&'a mut V> {
-    if !map.contains_key(model) {
-        map.insert(model.to_owned(), V::default());
+/// The entry for `name` in `map`, made on its first use, so that a name seen before is looked
+/// up by `&str` and copies nothing (`None` cannot happen: `BTreeMap` has no stable way to look
+/// a `String` key up by `&str` and insert it only when missing).
+pub(crate) fn entry<'a, V: Default>(
+    map: &'a mut BTreeMap<String, V>,
+    name: &str,
+) -> Option<&'a mut V> {
+    if !map.contains_key(name) {
+        map.insert(name.to_owned(), V::default());
     }
-    map.get_mut(model)
+    map.get_mut(name)
 }
 
 /// The process's metrics.

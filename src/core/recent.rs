@@ -10,6 +10,7 @@ use std::sync::{Mutex, OnceLock, PoisonError};
 
 use serde::Serialize;
 
+use crate::core::metrics::entry;
 use crate::core::record::UsageRecord;
 
 /// Minutes in the last hour.
@@ -161,11 +162,7 @@ struct By {
 
 /// Counts `record` in `name`'s minute, forgetting minutes older than the hour.
 fn count_in(by: &mut BTreeMap<String, Vec<Minute>>, name: &str, minute: u64, record: &UsageRecord) {
-    // Looked up by `&str` first: a name is copied only the first time it is seen.
-    if !by.contains_key(name) {
-        by.insert(name.to_owned(), Vec::new());
-    }
-    let Some(minutes) = by.get_mut(name) else {
+    let Some(minutes) = entry(by, name) else {
         return;
     };
     minutes.retain(|m| m.minute + MINUTES > minute);

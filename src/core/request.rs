@@ -100,7 +100,7 @@ impl Sent {
     /// at the top level: every key written once and plainly, `model` among them as a string.
     /// A repeated key is read by serde_json as its last value, and might be read by an upstream
     /// as its first; a spelling with escapes is another key to a byte comparison.
-    pub fn new(bytes: Bytes, outline: Outline, parsed: &Map<String, Value>) -> Option<Self> {
+    fn new(bytes: Bytes, outline: Outline, parsed: &Map<String, Value>) -> Option<Self> {
         let model = outline.model_value?;
         (outline.model_keys == 1 && outline.members == parsed.len() && model.end <= bytes.len())
             .then_some(Self { bytes, model })
@@ -137,8 +137,7 @@ impl ChatRequest {
 
     /// Parses and checks a request body, keeping the bytes to forward (see [`Sent`]).
     pub fn parse_sent(bytes: Bytes) -> Result<Self, ProxyError> {
-        let (body, outline) = parse_outlined(&bytes)?;
-        let sent = Sent::new(bytes, outline, &body);
+        let (body, sent) = parse_kept(bytes)?;
         let mut request = Self::from_map(body)?;
         request.sent = sent;
         Ok(request)
@@ -303,14 +302,17 @@ impl ChatRequest {
     }
 }
 
-/// A request body parsed into a JSON object, within the work budgets, with the budget pass's
-/// outline of its bytes.
-pub fn parse_outlined(bytes: &[u8]) -> Result<(Map<String, Value>, Outline), ProxyError> {
-    let outline = budget::check_json(bytes)?;
+/// A request body parsed into a JSON object, within the work budgets, and its bytes where they
+/// can go upstream with only the model replaced ([`Sent`]).
+pub fn parse_kept(bytes: Bytes) -> Result<(Map<String, Value>, Option<Sent>), ProxyError> {
+    let outline = budget::check_json(&bytes)?;
     let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| ProxyError::InvalidJson(e.to_string()))?;
+        serde_json::from_slice(&bytes).map_err(|e| ProxyError::InvalidJson(e.to_string()))?;
     match value {
-        Value::Object(body) => Ok((body, outline)),
+        Value::Object(body) => {
+            let sent = Sent::new(bytes, outline, &body);
+            Ok((body, sent))
+        }
         _ => Err(ProxyError::InvalidRequest {
             message: "The request body must be a JSON object.".into(),
             param: None,

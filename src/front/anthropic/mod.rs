@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::core::error::ProxyError;
 use crate::core::http::{ProxyResponse, RequestHeaders};
-use crate::core::request::{parse_outlined, AnthropicInbound, ChatRequest, Front, Operation, Sent};
+use crate::core::request::{parse_kept, AnthropicInbound, ChatRequest, Front, Operation};
 
 /// A Messages (or count_tokens) request body and headers as the request the core serves: its
 /// OpenAI translation, with the client's own body kept for `anthropic` targets.
@@ -26,8 +26,7 @@ pub fn chat_request(
     headers: &dyn RequestHeaders,
     operation: Operation,
 ) -> Result<ChatRequest, ProxyError> {
-    let (body, outline) = parse_outlined(&bytes)?;
-    let sent = Sent::new(bytes, outline, &body);
+    let (body, sent) = parse_kept(bytes)?;
     let translated = if operation == Operation::CountTokens && !body.contains_key("max_tokens") {
         // count_tokens takes no `max_tokens`; the translation needs one, and nothing is generated.
         let mut with_budget = body.clone();

@@ -100,8 +100,8 @@ mod native {
                 body: Box::new(stream::iter(chunks)),
             })
         }
-        fn secret(&self, name: &str) -> Option<String> {
-            Some(format!("value-of-{name}"))
+        fn secret(&self, name: &str) -> Option<std::rc::Rc<str>> {
+            Some(format!("value-of-{name}").into())
         }
         fn now_ms(&self) -> u64 {
             0
@@ -139,6 +139,25 @@ mod native {
         let body = format!(r#"{{"model":"fast","messages":[{}]}}"#, messages.join(","));
         debug_assert!(body.len() > 60_000);
         body
+    }
+
+    /// 60 short turns as a tool-using agent sends them: user messages of two text parts, assistant
+    /// tool calls and their results; where translation's cost is per message, not per byte.
+    fn agent_turns() -> String {
+        let mut messages =
+            vec![r#"{"role":"system","content":"You are a careful agent."}"#.to_owned()];
+        for i in 0..20 {
+            messages.push(format!(
+                r#"{{"role":"user","content":[{{"type":"text","text":"Step {i}."}},{{"type":"text","text":"Check the weather in Boston."}}]}}"#
+            ));
+            messages.push(format!(
+                r#"{{"role":"assistant","content":null,"tool_calls":[{{"id":"call_{i}","type":"function","function":{{"name":"get_current_weather","arguments":"{{\"location\":\"Boston, MA\"}}"}}}}]}}"#
+            ));
+            messages.push(format!(
+                r#"{{"role":"tool","tool_call_id":"call_{i}","content":"Sunny, 22 degrees."}}"#
+            ));
+        }
+        format!(r#"{{"model":"fast","messages":[{}]}}"#, messages.join(","))
     }
 
     fn benches(c: &mut Criterion) {
@@ -202,6 +221,11 @@ mod native {
             let request = ChatRequest::parse(REQUEST.as_bytes()).unwrap_or_else(|_| unreachable!());
             b.iter(|| black_box(Anthropic::prepare(&CLAUDE, black_box(&request), &|_| None)))
         });
+        let agent = agent_turns();
+        group.bench_function("request translation (agent, 61 messages)", |b| {
+            let request = ChatRequest::parse(agent.as_bytes()).unwrap_or_else(|_| unreachable!());
+            b.iter(|| black_box(Anthropic::prepare(&CLAUDE, black_box(&request), &|_| None)))
+        });
         group.throughput(Throughput::Bytes(CLAUDE_DELTA.len() as u64));
         group.bench_function("stream translation per text_delta event", |b| {
             let mut translator = StreamTranslator::new(1_700_000_000, true, false);
@@ -214,6 +238,10 @@ mod native {
         let mut group = c.benchmark_group("gemini");
         group.bench_function("request translation (tools, 0.8 KB)", |b| {
             let request = ChatRequest::parse(REQUEST.as_bytes()).unwrap_or_else(|_| unreachable!());
+            b.iter(|| black_box(Google::prepare(&GEMINI, black_box(&request), &|_| None)))
+        });
+        group.bench_function("request translation (agent, 61 messages)", |b| {
+            let request = ChatRequest::parse(agent.as_bytes()).unwrap_or_else(|_| unreachable!());
             b.iter(|| black_box(Google::prepare(&GEMINI, black_box(&request), &|_| None)))
         });
         group.bench_function("fan-out schema (1.6 KB, 4^10 nodes inlined) refused", |b| {

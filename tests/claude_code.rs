@@ -98,7 +98,7 @@ fn request(name: &str, operation: Operation) -> ChatRequest {
 /// The upstream call `P` makes for `request`: URL, the headers that are not the key, and the
 /// body as JSON.
 fn upstream<P: Provider>(target: &'static Target, request: &ChatRequest) -> String {
-    let prepared = P::prepare(target, request, &|_| Some("acct-1".to_owned()))
+    let prepared = P::prepare(target, request, &|_| Some("acct-1".into()))
         .unwrap_or_else(|e| panic!("{} cannot take it: {e:?}", target.provider));
     let call = P::request(target, &prepared, "sk-test");
     let headers: serde_json::Map<String, Value> = call
@@ -181,7 +181,7 @@ fn translated(mut translator: Box<dyn Translate>, fixture: &str) -> String {
 
 /// The Anthropic events for `P`'s literal stream, as the failover loop builds the translator.
 fn events<P: Provider>(target: &'static Target, request: &ChatRequest, fixture: &str) -> String {
-    let prepared = P::prepare(target, request, &|_| Some("acct-1".to_owned())).unwrap();
+    let prepared = P::prepare(target, request, &|_| Some("acct-1".into())).unwrap();
     let inner = P::translator(target, &prepared, 1_760_000_000);
     let context = StreamContext {
         input_tokens: request.anthropic().unwrap().input_estimate,

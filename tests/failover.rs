@@ -168,8 +168,8 @@ impl Host for FakeHost {
             body: Box::new(stream::iter(items)),
         })
     }
-    fn secret(&self, name: &str) -> Option<String> {
-        self.secrets.get(name).map(|s| s.to_string())
+    fn secret(&self, name: &str) -> Option<std::rc::Rc<str>> {
+        self.secrets.get(name).map(|s| std::rc::Rc::from(*s))
     }
     fn now_ms(&self) -> u64 {
         self.clock.get()

@@ -17,7 +17,7 @@
 #     ROUTES_TOML=tests/routes/bench.toml cargo build --profile native --target-dir target/ab/a
 #   ROUNDS (default 8), SECS per row (default 3), CONNS (default 16),
 #   ROWS (default "json stream claude-json claude-stream"; also json-64k, a 64 KB
-#   conversation), MODEL and CLAUDE_MODEL (the routes
+#   conversation, and agent or claude-agent, 61 short messages with tool calls), MODEL and CLAUDE_MODEL (the routes
 #   of the plain and claude- rows: default bench and bench-claude, 20-event streams; long and
 #   long-claude for 1,000-event ones, paced and paced-claude for paced ones).
 set -euo pipefail
@@ -114,10 +114,13 @@ for _ in "$@"; do procs+=("$workerd"); done
 fi
 for port in "${ports[@]}"; do wait_for "http://127.0.0.1:$port/health"; done
 
-body() { # row: json, stream, claude-json, claude-stream or json-64k
+body() { # row: json, stream, claude-json, claude-stream, json-64k, agent or claude-agent
   local model=${MODEL:-bench}
   case $1 in claude-*) model=${CLAUDE_MODEL:-bench-claude} ;; esac
-  case $1 in *stream) sse "$model" ;; json-64k) long_json "$model" ;; *) json "$model" ;; esac
+  case $1 in
+    *stream) sse "$model" ;; json-64k) long_json "$model" ;; *agent) agent_json "$model" ;;
+    *) json "$model" ;;
+  esac
 }
 cpu_per_request() { # build-index row seconds -> µs of the build's process CPU per request
   local before after n

@@ -29,6 +29,18 @@ long_json() {
   echo "{\"model\":\"$1\",\"messages\":[$msgs]}"
 }
 
+# 61 short messages as a tool-using agent sends them: two-part user turns, assistant tool calls
+# and their results, where translation costs per message rather than per byte.
+agent_json() {
+  local msgs='{"role":"system","content":"You are a careful agent."}' i
+  for i in $(seq 0 19); do
+    msgs+=',{"role":"user","content":[{"type":"text","text":"Step '$i'."},{"type":"text","text":"Check the weather in Boston."}]}'
+    msgs+=',{"role":"assistant","content":null,"tool_calls":[{"id":"call_'$i'","type":"function","function":{"name":"get_current_weather","arguments":"{\"location\":\"Boston, MA\"}"}}]}'
+    msgs+=',{"role":"tool","tool_call_id":"call_'$i'","content":"Sunny, 22 degrees."}'
+  done
+  echo "{\"model\":\"$1\",\"messages\":[$msgs]}"
+}
+
 # The bench upstream (benches/load/upstream.rs) and the native host for the bench routes, built
 # into target/bench; their build logs go to the directory $1.
 build_upstream() {

@@ -2,6 +2,7 @@
 //! The Workers host and the native host each implement [`Host`]; the core knows neither.
 
 use std::any::Any;
+use std::rc::Rc;
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -276,8 +277,9 @@ pub trait Host: Clone + 'static {
     fn record(&self, record: &UsageRecord) {
         let _ = record;
     }
-    /// A secret's value by name, if set.
-    fn secret(&self, name: &str) -> Option<String>;
+    /// A secret's value by name, if set; shared, as hosts read each name once and a request
+    /// asks for several.
+    fn secret(&self, name: &str) -> Option<Rc<str>>;
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
     /// Writes one log line. Callers never pass secret values.

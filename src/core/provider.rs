@@ -19,7 +19,7 @@ pub fn json_body(value: &impl serde::Serialize) -> Bytes {
 }
 
 /// Reads a secret by name (the host's [`secret`](crate::core::host::Host::secret)).
-pub type SecretLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub type SecretLookup<'a> = &'a dyn Fn(&str) -> Option<std::rc::Rc<str>>;
 
 /// Why a target cannot be tried for this request.
 #[derive(Debug)]

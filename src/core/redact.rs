@@ -4,6 +4,8 @@
 //! object, the bytes of its body — passes through the attempt's [`Redaction`] first, which puts
 //! the key's secret name where its value was.
 
+use std::rc::Rc;
+
 use bytes::Bytes;
 
 use crate::core::error::ErrorObject;
@@ -15,27 +17,33 @@ use crate::core::verdict::UpstreamError;
 /// occurrence of a short string would garble honest output.
 pub const MIN_SECRET_LEN: usize = 8;
 
-/// One attempt's key: its value, to find, and its name, to show instead.
+/// One attempt's key: its value, to find, and its name, to show instead. Both are shared, not
+/// copied: every attempt makes one, and nearly none ever replaces anything.
 #[derive(Debug, Clone)]
 pub struct Redaction {
-    value: String,
-    shown: String,
+    value: Rc<str>,
+    name: &'static str,
 }
 
 impl Redaction {
     /// The redaction of the secret `name` whose value is `value`; `None` if `value` is too
     /// short to be searched for.
-    pub fn new(name: &str, value: &str) -> Option<Self> {
+    pub fn new(name: &'static str, value: &Rc<str>) -> Option<Self> {
         (value.len() >= MIN_SECRET_LEN).then(|| Self {
-            value: value.to_owned(),
-            shown: format!("[{name}]"),
+            value: Rc::clone(value),
+            name,
         })
+    }
+
+    /// What stands where the value was: the secret's name in brackets.
+    fn shown(&self) -> String {
+        ["[", self.name, "]"].concat()
     }
 
     /// `text` with the value replaced.
     pub fn text(&self, text: &mut String) {
-        if text.contains(&self.value) {
-            *text = text.replace(&self.value, &self.shown);
+        if text.contains(&*self.value) {
+            *text = text.replace(&*self.value, &self.shown());
         }
     }
 
@@ -56,17 +64,18 @@ impl Redaction {
         // Nearly every chunk is UTF-8 and holds no key: the standard library's vectorised
         // substring test says so several times faster than the byte loop below.
         if let Ok(text) = std::str::from_utf8(bytes) {
-            if !text.contains(self.value.as_str()) {
+            if !text.contains(&*self.value) {
                 return None;
             }
         }
         let needle = self.value.as_bytes();
         let mut at = find(bytes, needle, 0)?;
+        let shown = self.shown();
         let mut out = Vec::with_capacity(bytes.len());
         let mut from = 0;
         loop {
             out.extend_from_slice(&bytes[from..at]);
-            out.extend_from_slice(self.shown.as_bytes());
+            out.extend_from_slice(shown.as_bytes());
             from = at + needle.len();
             match find(bytes, needle, from) {
                 Some(next) => at = next,
@@ -198,7 +207,7 @@ mod tests {
     const KEY: &str = "sk-live-0123456789abcdef";
 
     fn redaction() -> Redaction {
-        Redaction::new("OPENAI_KEY_1", KEY).unwrap()
+        Redaction::new("OPENAI_KEY_1", &Rc::from(KEY)).unwrap()
     }
 
     #[test]
@@ -215,7 +224,7 @@ mod tests {
             "Incorrect API key provided: [OPENAI_KEY_1]. Check [OPENAI_KEY_1]."
         );
         assert_eq!(error.param.as_deref(), Some("[OPENAI_KEY_1]"));
-        assert!(Redaction::new("SHORT", "abc").is_none());
+        assert!(Redaction::new("SHORT", &Rc::from("abc")).is_none());
     }
 
     /// Echoes its input.

@@ -3,6 +3,8 @@
 //! reader per field, so a malformed field gets the same 400 (message and `param`) whichever
 //! provider the route reaches.
 
+use std::fmt;
+
 use serde_json::{json, Map, Value};
 
 use crate::core::error::ProxyError;
@@ -10,6 +12,47 @@ use crate::core::fields::Field;
 
 /// A JSON object, as the request body and its messages are held.
 pub type Obj = Map<String, Value>;
+
+/// Where a value sits in a request, as an error's `param` names it
+/// (`messages[2].content[0].text`). Spelled out only when an error is made: a conversation is
+/// walked message by message and part by part, and almost never holds one.
+#[derive(Debug, Clone, Copy)]
+pub enum Param<'a> {
+    /// `messages[i].FIELD`.
+    Message(usize, &'static str),
+    /// `PARENT[j]`.
+    Item(&'a Param<'a>, usize),
+    /// `PARENT.PATH`.
+    Field(&'a Param<'a>, &'static str),
+}
+
+impl Param<'_> {
+    /// Item `j` of this array.
+    pub fn item(&self, j: usize) -> Param<'_> {
+        Param::Item(self, j)
+    }
+
+    /// `path` (one field or a dotted path) inside this object.
+    pub fn field(&self, path: &'static str) -> Param<'_> {
+        Param::Field(self, path)
+    }
+}
+
+impl fmt::Display for Param<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Param::Message(i, field) => write!(f, "messages[{i}].{field}"),
+            Param::Item(parent, j) => write!(f, "{parent}[{j}]"),
+            Param::Field(parent, path) => write!(f, "{parent}.{path}"),
+        }
+    }
+}
+
+impl From<Param<'_>> for String {
+    fn from(param: Param<'_>) -> Self {
+        param.to_string()
+    }
+}
 
 /// A 400 for a value the client got wrong.
 pub fn invalid(message: impl Into<String>, param: impl Into<String>) -> ProxyError {
@@ -45,7 +88,7 @@ pub fn unsupported_parameter(param: &str, provider: &str, why: &str) -> ProxyErr
 /// or `audio`) and log probabilities (`logprobs: true`, `top_logprobs`). Dropping them would
 /// leave the client reading `null` where it asked for data.
 pub fn check_outputs(body: &Obj, provider: &str) -> Result<(), ProxyError> {
-    let set = |name: &str| body.get(name).filter(|v| !v.is_null());
+    let set = |name: &str| body.field(name).filter(|v| !v.is_null());
     let audio_modality = set("modalities")
         .and_then(Value::as_array)
         .is_some_and(|m| m.iter().any(|v| v.as_str() == Some("audio")));
@@ -84,7 +127,7 @@ pub fn check_outputs(body: &Obj, provider: &str) -> Result<(), ProxyError> {
 
 /// A number field, if set.
 pub fn number(body: &Obj, name: &str) -> Result<Option<f64>, ProxyError> {
-    match body.get(name) {
+    match body.field(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => Ok(n.as_f64()),
         Some(_) => Err(invalid(format!("`{name}` must be a number."), name)),
@@ -93,7 +136,7 @@ pub fn number(body: &Obj, name: &str) -> Result<Option<f64>, ProxyError> {
 
 /// A positive integer field, if set.
 pub fn positive(body: &Obj, name: &str) -> Result<Option<u64>, ProxyError> {
-    match body.get(name) {
+    match body.field(name) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match v.as_u64() {
             Some(n) if n > 0 => Ok(Some(n)),
@@ -125,29 +168,32 @@ pub fn stop(body: &Obj) -> Result<Vec<&str>, ProxyError> {
 }
 
 /// The text of a text part (`{"type":"text","text":...}`) at `at`.
-pub fn text_of<'a>(part: &'a Value, at: &str) -> Result<&'a str, ProxyError> {
+pub fn text_of<'a>(part: &'a Value, at: Param<'_>) -> Result<&'a str, ProxyError> {
     part.field("text")
         .and_then(Value::as_str)
-        .ok_or_else(|| invalid("A text part needs a string `text`.", format!("{at}.text")))
+        .ok_or_else(|| invalid("A text part needs a string `text`.", at.field("text")))
 }
 
 /// The texts of a system, developer, assistant or tool message's `content` (a string or text
 /// parts), in order, empty ones included; refusal parts are skipped.
-pub fn text_parts(content: Option<&Value>, param: &str) -> Result<Vec<String>, ProxyError> {
+pub fn text_parts<'a>(
+    content: Option<&'a Value>,
+    param: Param<'_>,
+) -> Result<Vec<&'a str>, ProxyError> {
     match content {
         None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::String(s)) => Ok(vec![s.as_str()]),
         Some(Value::Array(parts)) => {
             let mut out = Vec::new();
             for (j, part) in parts.iter().enumerate() {
                 match part.field("type").and_then(Value::as_str) {
-                    Some("text") => out.push(text_of(part, &format!("{param}[{j}]"))?.to_owned()),
+                    Some("text") => out.push(text_of(part, param.item(j))?),
                     // An earlier refusal has nothing to tell the model.
                     Some("refusal") => {}
                     _ => {
                         return Err(unsupported(
                             "Only text parts are supported in this message.",
-                            format!("{param}[{j}].type"),
+                            param.item(j).field("type"),
                         ))
                     }
                 }
@@ -186,7 +232,7 @@ pub fn tool_calls<'a>(
         Some(_) => {
             return Err(invalid(
                 "`tool_calls` must be an array.",
-                format!("messages[{i}].tool_calls"),
+                Param::Message(i, "tool_calls"),
             ))
         }
     };
@@ -194,7 +240,8 @@ pub fn tool_calls<'a>(
         .iter()
         .enumerate()
         .map(|(j, call)| {
-            let at = format!("messages[{i}].tool_calls[{j}]");
+            let calls = Param::Message(i, "tool_calls");
+            let at = calls.item(j);
             let function = call.field("function");
             let name = function
                 .and_then(|f| f.field("name"))
@@ -203,7 +250,7 @@ pub fn tool_calls<'a>(
                 .ok_or_else(|| {
                     invalid(
                         "A tool call needs `function.name`.",
-                        format!("{at}.function.name"),
+                        at.field("function.name"),
                     )
                 })?;
             let raw = function
@@ -216,14 +263,14 @@ pub fn tool_calls<'a>(
                 serde_json::from_str(raw).map_err(|e| {
                     invalid(
                         format!("`function.arguments` of this tool call is not valid JSON ({e}); {provider} needs a JSON object."),
-                        format!("{at}.function.arguments"),
+                        at.field("function.arguments"),
                     )
                 })?
             };
             if !arguments.is_object() {
                 return Err(invalid(
                     "`function.arguments` must encode a JSON object.",
-                    format!("{at}.function.arguments"),
+                    at.field("function.arguments"),
                 ));
             }
             Ok(ToolCall {
@@ -369,7 +416,7 @@ pub struct DataUrl<'a> {
 }
 
 /// `data:<type>;base64,<data>`, or `None` when `url` is not a data URL at all.
-pub fn data_url<'a>(url: &'a str, param: &str) -> Option<Result<DataUrl<'a>, ProxyError>> {
+pub fn data_url<'a>(url: &'a str, param: Param<'_>) -> Option<Result<DataUrl<'a>, ProxyError>> {
     let rest = url.strip_prefix("data:")?;
     let Some((header, data)) = rest.split_once(',') else {
         return Some(Err(invalid("Malformed data URL.", param)));
@@ -444,12 +491,12 @@ mod tests {
     fn text_parts_keep_order_and_skip_refusals() {
         let content = json!([{"type": "text", "text": "a"}, {"type": "refusal", "refusal": "no"}, {"type": "text", "text": ""}]);
         assert_eq!(
-            text_parts(Some(&content), "messages[0].content").unwrap(),
+            text_parts(Some(&content), Param::Message(0, "content")).unwrap(),
             vec!["a", ""]
         );
         let image = json!([{"type": "image_url", "image_url": {"url": "https://x"}}]);
         assert_eq!(
-            param(text_parts(Some(&image), "messages[2].content").unwrap_err()),
+            param(text_parts(Some(&image), Param::Message(2, "content")).unwrap_err()),
             Some("messages[2].content[0].type".into())
         );
     }
@@ -540,14 +587,34 @@ mod tests {
             Some("tools[0].type".into())
         );
         assert_eq!(
-            data_url("data:image/png;base64,AAA", "p").unwrap().unwrap(),
+            data_url("data:image/png;base64,AAA", AT).unwrap().unwrap(),
             DataUrl {
                 media_type: "image/png",
                 data: "AAA"
             }
         );
-        assert!(data_url("https://x/y.png", "p").is_none());
-        assert!(data_url("data:image/png,AAA", "p").unwrap().is_err());
-        assert!(data_url("data:;base64,AAA", "p").unwrap().is_err());
+        assert!(data_url("https://x/y.png", AT).is_none());
+        assert!(data_url("data:image/png,AAA", AT).unwrap().is_err());
+        assert!(data_url("data:;base64,AAA", AT).unwrap().is_err());
+    }
+
+    const AT: Param<'static> = Param::Message(1, "content");
+
+    #[test]
+    fn a_param_is_spelled_as_the_path_to_its_value() {
+        assert_eq!(AT.to_string(), "messages[1].content");
+        let part = AT.item(3);
+        assert_eq!(
+            String::from(part.field("image_url.url")),
+            "messages[1].content[3].image_url.url"
+        );
+        assert_eq!(
+            param(
+                data_url("data:image/png,AAA", part.field("file.file_data"))
+                    .unwrap()
+                    .unwrap_err()
+            ),
+            Some("messages[1].content[3].file.file_data".into())
+        );
     }
 }

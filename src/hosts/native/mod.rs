@@ -40,6 +40,7 @@ use crate::core::metrics::Metrics;
 use crate::core::recent::{LastHour, Recent};
 use crate::core::record::UsageRecord;
 use crate::core::route::{Client as LimitedClient, LimitsStore};
+use crate::core::secrets::SecretCache;
 use crate::hosts::native::redis::{RedisLimits, RedisUrl};
 
 /// Random bits, different on every call and in every process: std seeds a thread's first
@@ -125,10 +126,8 @@ struct Inner {
     /// One client per connect timeout in use (a connector setting): routes.toml has few.
     clients: RefCell<Vec<(u64, HttpsClient)>>,
     shared: Arc<Shared>,
-    /// Secrets read so far, by name (`None`: not set): the environment is read once per name.
-    /// A list, not a map: routes.toml names a handful, and a request looks up several, where
-    /// hashing each name would cost more than comparing it with every name kept.
-    secrets: RefCell<Vec<(Box<str>, Option<String>)>>,
+    /// Secrets read so far: the environment is read once per name.
+    secrets: SecretCache,
     /// This thread's connections to the limits store, when there is one.
     redis: Option<RedisLimits>,
     /// Whether settling with the limits store failed on this thread yet (logged once).
@@ -156,7 +155,7 @@ impl NativeHost {
                 clients: RefCell::new(Vec::new()),
                 redis: shared.limits_store.clone().map(RedisLimits::new),
                 shared,
-                secrets: RefCell::new(Vec::new()),
+                secrets: SecretCache::new(),
                 settle_failed: Cell::new(false),
             }),
         })
@@ -375,18 +374,10 @@ impl Host for NativeHost {
         self.inner.shared.recent.observe(record);
     }
 
-    fn secret(&self, name: &str) -> Option<String> {
-        let known = self.inner.secrets.borrow();
-        if let Some((_, value)) = known.iter().find(|(known, _)| **known == *name) {
-            return value.clone();
-        }
-        drop(known);
-        let value = secret_value(&self.inner.shared.dev_vars, name);
+    fn secret(&self, name: &str) -> Option<Rc<str>> {
         self.inner
             .secrets
-            .borrow_mut()
-            .push((name.into(), value.clone()));
-        value
+            .get_or_read(name, || secret_value(&self.inner.shared.dev_vars, name))
     }
 
     fn now_ms(&self) -> u64 {

@@ -18,8 +18,6 @@ mod http;
 mod last_hour;
 mod limits;
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use worker::wasm_bindgen::JsValue;
@@ -34,13 +32,14 @@ use crate::core::limits::{Ask, Counters, Grant, Refusal, Used};
 use crate::core::recent::LastHour;
 use crate::core::record::UsageRecord;
 use crate::core::route::Client;
+use crate::core::secrets::SecretCache;
 
 /// This isolate's cool-down memory.
 static HEALTH: std::sync::LazyLock<KeyHealth> = std::sync::LazyLock::new(KeyHealth::new);
 
 thread_local! {
     /// The secrets and vars read so far in this isolate, by name (`None`: not set).
-    static SECRETS: RefCell<HashMap<String, Option<String>>> = RefCell::new(HashMap::new());
+    static SECRETS: SecretCache = const { SecretCache::new() };
 }
 
 /// Outbound `fetch`, bindings and secrets from the Worker's env, timers, `Date.now()`,
@@ -122,19 +121,15 @@ impl Host for WorkerHost {
 
     /// Secrets and vars are fixed for an isolate's life (a new version is a new isolate), so
     /// each name is read from the env once per isolate.
-    fn secret(&self, name: &str) -> Option<String> {
+    fn secret(&self, name: &str) -> Option<Rc<str>> {
         SECRETS.with(|cache| {
-            if let Some(value) = cache.borrow().get(name) {
-                return value.clone();
-            }
-            let value = self
-                .env
-                .secret(name)
-                .or_else(|_| self.env.var(name))
-                .ok()
-                .map(|value| value.to_string());
-            cache.borrow_mut().insert(name.to_owned(), value.clone());
-            value
+            cache.get_or_read(name, || {
+                self.env
+                    .secret(name)
+                    .or_else(|_| self.env.var(name))
+                    .ok()
+                    .map(|value| value.to_string())
+            })
         })
     }
 

@@ -17,6 +17,7 @@ pub mod wire;
 use bytes::Bytes;
 
 use crate::core::error::ErrorObject;
+use crate::core::fields::Field;
 use crate::core::host::UpstreamRequest;
 use crate::core::provider::{json_body, PrepareError, Provider, SecretLookup};
 use crate::core::request::{ChatRequest, Operation};
@@ -165,7 +166,7 @@ impl Provider for Anthropic {
     ) -> Result<Prepared, PrepareError> {
         if let Some(inbound) = request.anthropic() {
             let model = request.upstream_model(target);
-            let requested = inbound.body.get("max_tokens").and_then(Value::as_u64);
+            let requested = inbound.body.field("max_tokens").and_then(Value::as_u64);
             let max_tokens = requested
                 .map(|requested| output_limit::clamp(target, &model, requested))
                 .filter(|clamped| Some(*clamped) != requested);

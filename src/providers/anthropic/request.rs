@@ -4,6 +4,8 @@
 //! equivalent, so OpenAI-only fields (`logprobs`, `logit_bias`, penalties, `seed`,
 //! `stream_options`, gateway extensions such as `test_id`) are dropped by construction.
 
+use std::borrow::Cow;
+
 use serde_json::{json, Value};
 
 use crate::core::error::ProxyError;
@@ -12,10 +14,11 @@ use crate::core::request::ChatRequest;
 use crate::core::route::Target;
 use crate::providers::openai_input::{
     self as input, invalid, max_completion_tokens, number, text_of, text_parts, unsupported, Obj,
-    ToolChoice,
+    Param, ToolChoice,
 };
 use crate::providers::tool_ids::{self, Wire};
 
+use super::wire::{Content, Metadata, Request, Source, Tool, ToolOutput, Turn};
 use super::{default_max_tokens, JSON_TOOL};
 use crate::front::anthropic::signature;
 use crate::providers::output_limit;
@@ -30,7 +33,7 @@ pub fn json_mode(body: &Obj) -> bool {
 }
 
 /// The schema the JSON tool takes, when JSON output was asked for.
-fn json_schema(body: &Obj) -> Option<Value> {
+fn json_schema(body: &Obj) -> Option<Cow<'_, Value>> {
     let format = body.field("response_format")?.as_object()?;
     match format.field("type")?.as_str()? {
         "json_schema" => Some(
@@ -38,10 +41,9 @@ fn json_schema(body: &Obj) -> Option<Value> {
                 .field("json_schema")
                 .and_then(|s| s.field("schema"))
                 .filter(|s| s.is_object())
-                .cloned()
-                .unwrap_or_else(any_object),
+                .map_or_else(|| Cow::Owned(any_object()), Cow::Borrowed),
         ),
-        "json_object" => Some(any_object()),
+        "json_object" => Some(Cow::Owned(any_object())),
         _ => None,
     }
 }
@@ -51,7 +53,7 @@ fn any_object() -> Value {
 }
 
 /// The Anthropic request body for `target`.
-pub fn body(target: &Target, request: &ChatRequest) -> Result<Value, ProxyError> {
+pub fn body<'a>(target: &'a Target, request: &'a ChatRequest) -> Result<Request<'a>, ProxyError> {
     let body = request.body();
     input::check_outputs(body, PROVIDER)?;
     if let Some(n) = body.field("n").and_then(Value::as_u64) {
@@ -62,73 +64,58 @@ pub fn body(target: &Target, request: &ChatRequest) -> Result<Value, ProxyError>
             ));
         }
     }
-    let mut out = Obj::new();
     let model = request.upstream_model(target);
     let max_tokens = max_tokens(target, &model, body)?;
-    out.insert("model".into(), model.as_ref().into());
-    out.insert("max_tokens".into(), max_tokens.into());
     let thinking = thinking(body, max_tokens)?;
     let (system, messages) = messages(body)?;
-    if !system.is_empty() {
-        out.insert("system".into(), Value::Array(system));
-    }
-    out.insert("messages".into(), Value::Array(messages));
     let mut tools = tools(body)?;
-    let json_schema = json_schema(body);
     let client_has_tools = !tools.is_empty();
-    if let Some(schema) = json_schema {
-        tools.push(json!({
-            "name": JSON_TOOL,
-            "description": "Respond with a JSON object that follows this schema.",
-            "input_schema": schema,
-        }));
+    if let Some(schema) = json_schema(body) {
+        tools.push(Tool {
+            name: JSON_TOOL,
+            description: Some("Respond with a JSON object that follows this schema."),
+            input_schema: schema,
+        });
     }
-    if !tools.is_empty() {
+    let tool_choice = if tools.is_empty() {
+        None
+    } else if client_has_tools || !json_mode(body) {
         // With client tools the JSON tool is offered beside them under the client's choice;
         // alone, it is forced so the answer is always the JSON object.
-        let choice = if client_has_tools || !json_mode(body) {
-            tool_choice(body)?
-        } else {
-            Some(json!({"type": "tool", "name": JSON_TOOL}))
-        };
-        out.insert("tools".into(), Value::Array(tools));
-        if let Some(choice) = choice {
-            out.insert("tool_choice".into(), choice);
-        }
-    }
+        tool_choice(body)?
+    } else {
+        Some(json!({"type": "tool", "name": JSON_TOOL}))
+    };
     let temperature = number(body, "temperature")?;
     let top_p = number(body, "top_p")?;
-    if let Some(thinking) = thinking {
-        // With thinking on, Anthropic takes no temperature but 1 and no top_p below 0.95: the
-        // client's sampling settings give way to the thinking it asked for.
-        out.insert("thinking".into(), thinking);
-    } else {
-        if let Some(t) = temperature {
-            // OpenAI allows 0–2, Anthropic 0–1: clamping keeps "creative" requests valid.
-            out.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
-        }
-        if let Some(p) = top_p {
-            // Claude 4.5-era models reject temperature and top_p together, and OpenAI clients
-            // often send both; temperature is the one kept.
-            if !out.contains_key("temperature") {
-                out.insert("top_p".into(), json!(p));
-            }
-        }
-    }
-    let stops = stop_sequences(body)?;
-    if !stops.is_empty() {
-        out.insert("stop_sequences".into(), Value::Array(stops));
-    }
-    if let Some(user) = body.field("user").and_then(Value::as_str) {
-        // Anthropic asks for an opaque id, never an email address: those are dropped.
-        if !user.is_empty() && !user.contains('@') {
-            out.insert("metadata".into(), json!({"user_id": user}));
-        }
-    }
-    if request.stream {
-        out.insert("stream".into(), true.into());
-    }
-    Ok(Value::Object(out))
+    // With thinking on, Anthropic takes no temperature but 1 and no top_p below 0.95: the
+    // client's sampling settings give way to the thinking it asked for.
+    let sampling = thinking.is_none();
+    // OpenAI allows 0–2, Anthropic 0–1: clamping keeps "creative" requests valid.
+    let temperature = temperature.filter(|_| sampling).map(|t| t.clamp(0.0, 1.0));
+    // Claude 4.5-era models reject temperature and top_p together, and OpenAI clients often
+    // send both; temperature is the one kept.
+    let top_p = top_p.filter(|_| sampling && temperature.is_none());
+    // Anthropic asks for an opaque id, never an email address: those are dropped.
+    let metadata = body
+        .field("user")
+        .and_then(Value::as_str)
+        .filter(|user| !user.is_empty() && !user.contains('@'))
+        .map(|user_id| Metadata { user_id });
+    Ok(Request {
+        model,
+        max_tokens,
+        system,
+        messages,
+        tools,
+        tool_choice,
+        thinking,
+        temperature,
+        top_p,
+        stop_sequences: stop_sequences(body)?,
+        metadata,
+        stream: request.stream,
+    })
 }
 
 fn max_tokens(target: &Target, model: &str, body: &Obj) -> Result<u64, ProxyError> {
@@ -180,31 +167,24 @@ fn thinking(body: &Obj, max_tokens: u64) -> Result<Option<Value>, ProxyError> {
     Ok(Some(json!({"type": "enabled", "budget_tokens": budget})))
 }
 
-fn stop_sequences(body: &Obj) -> Result<Vec<Value>, ProxyError> {
+fn stop_sequences(body: &Obj) -> Result<Vec<&str>, ProxyError> {
     // Anthropic rejects whitespace-only stop sequences.
     Ok(input::stop(body)?
         .into_iter()
         .filter(|s| !s.trim().is_empty())
-        .map(Value::from)
         .collect())
 }
 
-fn tools(body: &Obj) -> Result<Vec<Value>, ProxyError> {
+fn tools(body: &Obj) -> Result<Vec<Tool<'_>>, ProxyError> {
     Ok(input::function_tools(body, PROVIDER)?
         .into_iter()
-        .map(|tool| {
-            let mut out = Obj::new();
-            out.insert("name".into(), tool.name.into());
-            if let Some(d) = tool.description {
-                out.insert("description".into(), d.into());
-            }
-            // The whole schema is kept: Anthropic accepts JSON Schema 2020-12 as is.
-            let schema = tool
-                .parameters
-                .cloned()
-                .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
-            out.insert("input_schema".into(), schema);
-            Value::Object(out)
+        .map(|tool| Tool {
+            name: tool.name,
+            description: tool.description,
+            input_schema: tool.parameters.map_or_else(
+                || Cow::Owned(json!({"type": "object", "properties": {}})),
+                Cow::Borrowed,
+            ),
         })
         .collect())
 }
@@ -237,31 +217,37 @@ fn tool_id(id: &str) -> String {
 }
 
 /// Appends `blocks` as a `role` turn, merged into the previous turn when it has the same role.
-fn push_turn(turns: &mut Vec<(&'static str, Vec<Value>)>, role: &'static str, blocks: Vec<Value>) {
+fn push_turn<'a>(turns: &mut Vec<Turn<'a>>, role: &'static str, blocks: Vec<Content<'a>>) {
     if blocks.is_empty() {
         // Anthropic rejects empty turns; an empty message adds nothing to the conversation.
         return;
     }
     match turns.last_mut() {
-        Some((last, existing)) if *last == role => existing.extend(blocks),
-        _ => turns.push((role, blocks)),
+        Some(last) if last.role == role => last.content.extend(blocks),
+        _ => turns.push(Turn {
+            role,
+            content: blocks,
+        }),
     }
 }
 
-fn text_block(text: &str) -> Value {
-    json!({"type": "text", "text": text})
-}
-
-fn text_blocks(content: Option<&Value>, param: &str) -> Result<Vec<Value>, ProxyError> {
+fn text_blocks<'a>(
+    content: Option<&'a Value>,
+    param: Param<'_>,
+) -> Result<Vec<Content<'a>>, ProxyError> {
     Ok(text_parts(content, param)?
-        .iter()
-        .filter(|t| !t.is_empty())
-        .map(|t| text_block(t))
+        .into_iter()
+        .filter(|text| !text.is_empty())
+        .map(|text| Content::Text { text })
         .collect())
 }
 
 /// A `data:<mime>;base64,<data>` URL as an Anthropic base64 source of an `allowed` type.
-fn base64_source(url: &str, allowed: &[&str], param: &str) -> Result<Value, ProxyError> {
+fn base64_source<'a>(
+    url: &'a str,
+    allowed: &[&str],
+    param: Param<'_>,
+) -> Result<Source<'a>, ProxyError> {
     let parsed = input::data_url(url, param)
         .unwrap_or_else(|| Err(invalid("Expected a base64 data URL.", param)))?;
     if !allowed.contains(&parsed.media_type) {
@@ -274,43 +260,49 @@ fn base64_source(url: &str, allowed: &[&str], param: &str) -> Result<Value, Prox
             param,
         ));
     }
-    Ok(json!({"type": "base64", "media_type": parsed.media_type, "data": parsed.data}))
+    Ok(Source::Base64 {
+        media_type: parsed.media_type,
+        data: parsed.data,
+    })
 }
 
 const IMAGE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
 
-fn user_blocks(content: Option<&Value>, param: &str) -> Result<Vec<Value>, ProxyError> {
+fn user_blocks<'a>(
+    content: Option<&'a Value>,
+    param: Param<'_>,
+) -> Result<Vec<Content<'a>>, ProxyError> {
     let Some(Value::Array(parts)) = content else {
         return text_blocks(content, param);
     };
     let mut out = Vec::new();
     for (j, part) in parts.iter().enumerate() {
-        let at = format!("{param}[{j}]");
+        let at = param.item(j);
         match part.field("type").and_then(Value::as_str) {
             Some("text") => {
-                let text = text_of(part, &at)?;
+                let text = text_of(part, at)?;
                 if !text.is_empty() {
-                    out.push(text_block(text));
+                    out.push(Content::Text { text });
                 }
             }
             Some("image_url") => {
-                let url_param = format!("{at}.image_url.url");
+                let url_param = at.field("image_url.url");
                 let url = part
                     .field("image_url")
                     .and_then(|i| i.field("url").or(Some(i)))
                     .and_then(Value::as_str)
-                    .ok_or_else(|| invalid("An image part needs `image_url.url`.", &url_param))?;
+                    .ok_or_else(|| invalid("An image part needs `image_url.url`.", url_param))?;
                 let source = if url.starts_with("data:") {
-                    base64_source(url, &IMAGE_TYPES, &url_param)?
+                    base64_source(url, &IMAGE_TYPES, url_param)?
                 } else if url.starts_with("https://") || url.starts_with("http://") {
-                    json!({"type": "url", "url": url})
+                    Source::Url { url }
                 } else {
                     return Err(invalid(
                         "`image_url.url` must be an https URL or a base64 data URL.",
                         url_param,
                     ));
                 };
-                out.push(json!({"type": "image", "source": source}));
+                out.push(Content::Image { source });
             }
             Some("file") => {
                 let data = part
@@ -320,12 +312,11 @@ fn user_blocks(content: Option<&Value>, param: &str) -> Result<Vec<Value>, Proxy
                 let Some(data) = data else {
                     return Err(unsupported(
                         "Only inline PDF files (`file.file_data` as a data URL) are supported by Anthropic models.",
-                        format!("{at}.file"),
+                        at.field("file"),
                     ));
                 };
-                let source =
-                    base64_source(data, &["application/pdf"], &format!("{at}.file.file_data"))?;
-                out.push(json!({"type": "document", "source": source}));
+                let source = base64_source(data, &["application/pdf"], at.field("file.file_data"))?;
+                out.push(Content::Document { source });
             }
             other => {
                 return Err(unsupported(
@@ -333,7 +324,7 @@ fn user_blocks(content: Option<&Value>, param: &str) -> Result<Vec<Value>, Proxy
                         "Content part type `{}` is not supported by Anthropic models.",
                         other.unwrap_or("?")
                     ),
-                    format!("{at}.type"),
+                    at.field("type"),
                 ))
             }
         }
@@ -344,7 +335,7 @@ fn user_blocks(content: Option<&Value>, param: &str) -> Result<Vec<Value>, Proxy
 /// The assistant's earlier thinking, sent back in LiteLLM's `thinking_blocks` (Anthropic
 /// requires a tool loop's thinking block, signature and all, to come back); blocks the proxy
 /// minted for another provider's reasoning carry no signature Anthropic accepts and are left out.
-fn thinking_blocks(message: &Value) -> Vec<Value> {
+fn thinking_blocks(message: &Value) -> Vec<Content<'_>> {
     let Some(Value::Array(blocks)) = message.field("thinking_blocks") else {
         return Vec::new();
     };
@@ -358,84 +349,89 @@ fn thinking_blocks(message: &Value) -> Vec<Value> {
             Some("redacted_thinking") => block.field("data").is_some_and(Value::is_string),
             _ => false,
         })
-        .cloned()
+        .map(Content::Kept)
         .collect()
 }
 
-fn assistant_blocks(message: &Value, i: usize) -> Result<Vec<Value>, ProxyError> {
+fn assistant_blocks(message: &Value, i: usize) -> Result<Vec<Content<'_>>, ProxyError> {
     let mut out = thinking_blocks(message);
     out.extend(text_blocks(
         message.field("content"),
-        &format!("messages[{i}].content"),
+        Param::Message(i, "content"),
     )?);
     for call in input::tool_calls(message, i, PROVIDER)? {
-        out.push(json!({"type": "tool_use", "id": tool_id(call.id), "name": call.name, "input": call.arguments}));
+        out.push(Content::ToolUse {
+            id: tool_id(call.id),
+            name: call.name,
+            input: call.arguments,
+        });
     }
     Ok(out)
 }
 
-fn tool_result(message: &Value, i: usize) -> Result<Value, ProxyError> {
+fn tool_result(message: &Value, i: usize) -> Result<Content<'_>, ProxyError> {
     let id = message
         .field("tool_call_id")
         .and_then(Value::as_str)
         .ok_or_else(|| {
             invalid(
                 "A tool message needs `tool_call_id`.",
-                format!("messages[{i}].tool_call_id"),
+                Param::Message(i, "tool_call_id"),
             )
         })?;
-    let mut block = Obj::new();
-    block.insert("type".into(), "tool_result".into());
-    block.insert("tool_use_id".into(), tool_id(id).into());
-    let content = message.field("content");
-    if let Some(Value::String(s)) = content {
-        if !s.is_empty() {
-            block.insert("content".into(), s.as_str().into());
-        }
-    } else {
-        let blocks = text_blocks(content, &format!("messages[{i}].content"))?;
-        if !blocks.is_empty() {
-            block.insert("content".into(), Value::Array(blocks));
-        }
-    }
-    Ok(Value::Object(block))
+    let content = match message.field("content") {
+        Some(Value::String(s)) => Some(ToolOutput::Text(s)).filter(|_| !s.is_empty()),
+        content => Some(ToolOutput::Blocks(text_blocks(
+            content,
+            Param::Message(i, "content"),
+        )?))
+        .filter(|output| !matches!(output, ToolOutput::Blocks(blocks) if blocks.is_empty())),
+    };
+    Ok(Content::ToolResult {
+        tool_use_id: tool_id(id),
+        content,
+    })
 }
 
 /// `(system blocks, turns)`: system/developer messages, wherever they are, become the
 /// top-level `system` in order; the rest become alternating user/assistant turns.
-fn messages(body: &Obj) -> Result<(Vec<Value>, Vec<Value>), ProxyError> {
+type Conversation<'a> = (Vec<Content<'a>>, Vec<Turn<'a>>);
+
+fn messages(body: &Obj) -> Result<Conversation<'_>, ProxyError> {
     let list = body
         .field("messages")
         .and_then(Value::as_array)
         .map(Vec::as_slice)
         .unwrap_or_default();
     let mut system = Vec::new();
-    let mut turns: Vec<(&'static str, Vec<Value>)> = Vec::new();
+    let mut turns: Vec<Turn<'_>> = Vec::new();
     for (i, message) in list.iter().enumerate() {
         let role = message.field("role").and_then(Value::as_str).unwrap_or("");
-        let param = format!("messages[{i}].content");
+        let param = Param::Message(i, "content");
         match role {
-            "system" | "developer" => system.extend(text_blocks(message.field("content"), &param)?),
-            "user" => push_turn(&mut turns, "user", user_blocks(message.field("content"), &param)?),
+            "system" | "developer" => system.extend(text_blocks(message.field("content"), param)?),
+            "user" => push_turn(&mut turns, "user", user_blocks(message.field("content"), param)?),
             "assistant" => push_turn(&mut turns, "assistant", assistant_blocks(message, i)?),
             // Tool results go back in the next user turn, consecutive ones together, in order.
             "tool" => push_turn(&mut turns, "user", vec![tool_result(message, i)?]),
             other => {
                 return Err(unsupported(
                     format!("Message role `{other}` is not supported; use system, developer, user, assistant or tool."),
-                    format!("messages[{i}].role"),
+                    Param::Message(i, "role"),
                 ))
             }
         }
     }
-    if turns.first().is_none_or(|(role, _)| *role != "user") {
+    if turns.first().is_none_or(|turn| turn.role != "user") {
         // The conversation must open with a user turn with non-empty content.
-        turns.insert(0, ("user", vec![text_block(".")]));
+        turns.insert(
+            0,
+            Turn {
+                role: "user",
+                content: vec![Content::Text { text: "." }],
+            },
+        );
     }
-    let turns = turns
-        .into_iter()
-        .map(|(role, content)| json!({"role": role, "content": content}))
-        .collect();
     Ok((system, turns))
 }
 
@@ -461,7 +457,7 @@ mod tests {
 
     fn convert(request: Value) -> Result<Value, ProxyError> {
         let req = ChatRequest::parse(request.to_string().as_bytes()).unwrap();
-        body(&target(None), &req)
+        body(&target(None), &req).map(|body| serde_json::to_value(body).unwrap())
     }
 
     fn ok(request: Value) -> Value {
@@ -752,10 +748,7 @@ mod tests {
         let req =
             ChatRequest::parse(br#"{"model":"m","messages":[{"role":"user","content":"q"}]}"#)
                 .unwrap();
-        assert_eq!(
-            body(&target(Some(1234)), &req).unwrap()["max_tokens"],
-            json!(1234)
-        );
+        assert_eq!(body(&target(Some(1234)), &req).unwrap().max_tokens, 1234);
         let (param, _) = err_param(
             json!({"model": "m", "messages": [{"role": "user", "content": "q"}], "max_tokens": 0}),
         );

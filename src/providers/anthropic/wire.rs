@@ -1,9 +1,10 @@
-//! Serde types of what Anthropic sends back, read leniently: unknown block, delta and event
-//! types are tolerated.
+//! Serde types of what Anthropic sends back, read leniently (unknown block, delta and event
+//! types are tolerated), and of the Messages request the proxy writes, which borrows the
+//! client's text, tool schemas and arguments rather than copying them.
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::core::completion::{self, PromptTokensDetails};
@@ -322,6 +323,143 @@ pub struct ErrorBody {
 pub struct ErrorEnvelope {
     /// The error.
     pub error: ErrorBody,
+}
+
+// ----------------------------------------------------------------------------- Anthropic, written
+
+/// A Messages API request, its fields in the order the proxy has always written them.
+#[derive(Debug, Serialize)]
+pub struct Request<'a> {
+    /// The upstream model.
+    pub model: Cow<'a, str>,
+    /// Required by Anthropic.
+    pub max_tokens: u64,
+    /// The system and developer messages' text.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub system: Vec<Content<'a>>,
+    /// Alternating user and assistant turns, opening with a user one.
+    pub messages: Vec<Turn<'a>>,
+    /// The client's function tools, then the JSON tool when JSON output was asked for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Tool<'a>>,
+    /// `{"type": "auto" | "any" | "none" | "tool", ...}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<Value>,
+    /// `{"type": "enabled", "budget_tokens": N}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<Value>,
+    /// 0–1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Only without a temperature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    /// Non-blank stop sequences.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stop_sequences: Vec<&'a str>,
+    /// `{"user_id": ...}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata<'a>>,
+    /// Written only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
+}
+
+/// One turn of the conversation.
+#[derive(Debug, Serialize)]
+pub struct Turn<'a> {
+    /// `user` or `assistant`.
+    pub role: &'static str,
+    /// Its blocks, never empty.
+    pub content: Vec<Content<'a>>,
+}
+
+/// A content block of a request.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Content<'a> {
+    /// Text.
+    Text {
+        /// The text, as the client sent it.
+        text: &'a str,
+    },
+    /// An image.
+    Image {
+        /// Where it is.
+        source: Source<'a>,
+    },
+    /// A PDF.
+    Document {
+        /// Where it is.
+        source: Source<'a>,
+    },
+    /// An assistant's tool call.
+    ToolUse {
+        /// The call's id, made to fit Anthropic's pattern.
+        id: String,
+        /// The function's name.
+        name: &'a str,
+        /// The parsed arguments.
+        input: Value,
+    },
+    /// A tool's answer.
+    ToolResult {
+        /// The id of the call it answers.
+        tool_use_id: String,
+        /// Its output, left out when empty.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        content: Option<ToolOutput<'a>>,
+    },
+    /// An earlier thinking block, sent back exactly as the client kept it.
+    #[serde(untagged)]
+    Kept(&'a Value),
+}
+
+/// Where an image or a document is.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Source<'a> {
+    /// Inline, from a data URL.
+    Base64 {
+        /// `image/png`, `application/pdf`, …
+        media_type: &'a str,
+        /// The base64 payload.
+        data: &'a str,
+    },
+    /// Fetched by Anthropic.
+    Url {
+        /// The http(s) URL.
+        url: &'a str,
+    },
+}
+
+/// A tool result's content: one string, or text blocks.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ToolOutput<'a> {
+    /// The client's string.
+    Text(&'a str),
+    /// The client's text parts.
+    Blocks(Vec<Content<'a>>),
+}
+
+/// A function tool.
+#[derive(Debug, Serialize)]
+pub struct Tool<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// What it does, if said.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<&'a str>,
+    /// Its JSON Schema, whole: Anthropic accepts JSON Schema 2020-12 as it is.
+    pub input_schema: Cow<'a, Value>,
+}
+
+/// The request's `metadata`.
+#[derive(Debug, Serialize)]
+pub struct Metadata<'a> {
+    /// An opaque id for the end user.
+    pub user_id: &'a str,
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use crate::core::request::ChatRequest;
 use crate::core::route::Target;
 use crate::providers::openai_input::{
     self as input, invalid, max_completion_tokens, number, positive, text_of, text_parts,
-    unsupported, Obj, ToolChoice,
+    unsupported, Obj, Param, ToolChoice,
 };
 use crate::providers::output_limit;
 
@@ -109,18 +109,18 @@ fn contents(
     let mut turns = Turns::default();
     // Tool-call id → function name: Gemini's functionResponse needs the name, OpenAI's tool
     // message only has the id.
-    let mut names: HashMap<String, String> = HashMap::new();
+    let mut names: HashMap<&str, &str> = HashMap::new();
     for (i, message) in list.iter().enumerate() {
         let role = message.field("role").and_then(Value::as_str).unwrap_or("");
-        let param = format!("messages[{i}].content");
+        let param = Param::Message(i, "content");
         match role {
             "system" | "developer" => system.extend(
-                text_parts(message.field("content"), &param)?
+                text_parts(message.field("content"), param)?
                     .into_iter()
                     .filter(|t| !t.is_empty())
                     .map(Part::text),
             ),
-            "user" => turns.push("user", user_parts(message.field("content"), &param)?),
+            "user" => turns.push("user", user_parts(message.field("content"), param)?),
             "assistant" => {
                 let parts = model_parts(message, i, &mut names, needs_signatures)?;
                 turns.push("model", parts);
@@ -129,7 +129,7 @@ fn contents(
             other => {
                 return Err(unsupported(
                     format!("Message role `{other}` is not supported; use system, developer, user, assistant or tool."),
-                    format!("messages[{i}].role"),
+                    Param::Message(i, "role"),
                 ))
             }
         }
@@ -147,7 +147,7 @@ fn contents(
 }
 
 /// The texts of a content that may only hold text: a string, or text (and refusal) parts.
-fn user_parts(content: Option<&Value>, param: &str) -> Result<Vec<Part>, ProxyError> {
+fn user_parts(content: Option<&Value>, param: Param<'_>) -> Result<Vec<Part>, ProxyError> {
     let Some(Value::Array(parts)) = content else {
         return Ok(text_parts(content, param)?
             .into_iter()
@@ -157,22 +157,22 @@ fn user_parts(content: Option<&Value>, param: &str) -> Result<Vec<Part>, ProxyEr
     };
     let mut out = Vec::new();
     for (j, part) in parts.iter().enumerate() {
-        let at = format!("{param}[{j}]");
+        let at = param.item(j);
         match part.field("type").and_then(Value::as_str) {
             Some("text") => {
-                let text = text_of(part, &at)?;
+                let text = text_of(part, at)?;
                 if !text.is_empty() {
                     out.push(Part::text(text));
                 }
             }
             Some("image_url") => {
-                let url_param = format!("{at}.image_url.url");
+                let url_param = at.field("image_url.url");
                 let url = part
                     .field("image_url")
                     .and_then(|i| i.field("url").or(Some(i)))
                     .and_then(Value::as_str)
-                    .ok_or_else(|| invalid("An image part needs `image_url.url`.", &url_param))?;
-                out.push(media(url, &url_param)?);
+                    .ok_or_else(|| invalid("An image part needs `image_url.url`.", url_param))?;
+                out.push(media(url, url_param)?);
             }
             Some("input_audio") => {
                 let audio = part.field("input_audio");
@@ -183,7 +183,7 @@ fn user_parts(content: Option<&Value>, param: &str) -> Result<Vec<Part>, ProxyEr
                 let (Some(data), Some(format @ ("wav" | "mp3"))) = (data, format) else {
                     return Err(invalid(
                         "An audio part needs base64 `input_audio.data` and `input_audio.format` wav or mp3.",
-                        format!("{at}.input_audio"),
+                        at.field("input_audio"),
                     ));
                 };
                 out.push(Part {
@@ -202,10 +202,10 @@ fn user_parts(content: Option<&Value>, param: &str) -> Result<Vec<Part>, ProxyEr
                 let Some(data) = data else {
                     return Err(unsupported(
                         "Only inline files (`file.file_data` as a base64 data URL) are supported by Gemini models.",
-                        format!("{at}.file"),
+                        at.field("file"),
                     ));
                 };
-                out.push(media(data, &format!("{at}.file.file_data"))?);
+                out.push(media(data, at.field("file.file_data"))?);
             }
             other => {
                 return Err(unsupported(
@@ -213,7 +213,7 @@ fn user_parts(content: Option<&Value>, param: &str) -> Result<Vec<Part>, ProxyEr
                         "Content part type `{}` is not supported by Gemini models.",
                         other.unwrap_or("?")
                     ),
-                    format!("{at}.type"),
+                    at.field("type"),
                 ))
             }
         }
@@ -223,7 +223,7 @@ fn user_parts(content: Option<&Value>, param: &str) -> Result<Vec<Part>, ProxyEr
 
 /// A data URL as `inlineData`, an http(s) URL as `fileData` (its media type from the file
 /// extension, which Gemini requires; without one the client is told to inline the file).
-fn media(url: &str, param: &str) -> Result<Part, ProxyError> {
+fn media(url: &str, param: Param<'_>) -> Result<Part, ProxyError> {
     if let Some(parsed) = input::data_url(url, param) {
         let parsed = parsed?;
         return Ok(Part {
@@ -276,22 +276,21 @@ fn mime_from_url(url: &str) -> Option<&'static str> {
 
 /// An assistant message as `model` parts: its text, then one `functionCall` per tool call,
 /// each with the thought signature its id carries. `names` learns each call's name.
-fn model_parts(
-    message: &Value,
+fn model_parts<'a>(
+    message: &'a Value,
     i: usize,
-    names: &mut HashMap<String, String>,
+    names: &mut HashMap<&'a str, &'a str>,
     needs_signatures: bool,
 ) -> Result<Vec<Part>, ProxyError> {
-    let mut out: Vec<Part> =
-        text_parts(message.field("content"), &format!("messages[{i}].content"))?
-            .into_iter()
-            .filter(|t| !t.is_empty())
-            .map(Part::text)
-            .collect();
+    let mut out: Vec<Part> = text_parts(message.field("content"), Param::Message(i, "content"))?
+        .into_iter()
+        .filter(|t| !t.is_empty())
+        .map(Part::text)
+        .collect();
     let mut first_call = true;
     for call in input::tool_calls(message, i, PROVIDER)? {
         let (id, name, args) = (call.id, call.name, call.arguments);
-        names.insert(id.to_owned(), name.to_owned());
+        names.insert(id, name);
         let (_, signature) = ids::split(id);
         // Gemini 3 validates the signature of the first call of each step; a history
         // without one (written by another provider) gets Google's documented sentinel.
@@ -320,11 +319,7 @@ fn model_parts(
 /// A `tool` (or legacy `function`) message as a `functionResponse` part: the name comes from
 /// the assistant call with the same id; the response is the output parsed as a JSON object,
 /// or `{"content": output}` when it is not one (Gemini requires an object).
-fn tool_result(
-    message: &Value,
-    i: usize,
-    names: &HashMap<String, String>,
-) -> Result<Part, ProxyError> {
+fn tool_result(message: &Value, i: usize, names: &HashMap<&str, &str>) -> Result<Part, ProxyError> {
     let own_name = message
         .field("name")
         .and_then(Value::as_str)
@@ -332,22 +327,22 @@ fn tool_result(
     let name = match message.field("tool_call_id").and_then(Value::as_str) {
         Some(id) => names
             .get(id)
-            .map(String::as_str)
+            .copied()
             .or(own_name)
             .ok_or_else(|| {
                 invalid(
                     format!("No earlier assistant tool call has the id `{id}`; Gemini needs the function's name to accept its result."),
-                    format!("messages[{i}].tool_call_id"),
+                    Param::Message(i, "tool_call_id"),
                 )
             })?,
         None => own_name.ok_or_else(|| {
             invalid(
                 "A tool message needs `tool_call_id`.",
-                format!("messages[{i}].tool_call_id"),
+                Param::Message(i, "tool_call_id"),
             )
         })?,
     };
-    let output = text_parts(message.field("content"), &format!("messages[{i}].content"))?.join("");
+    let output = text_parts(message.field("content"), Param::Message(i, "content"))?.join("");
     let response = match serde_json::from_str::<Value>(&output) {
         Ok(object @ Value::Object(_)) => object,
         Ok(other) => json!({ "content": other }),

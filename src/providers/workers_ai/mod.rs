@@ -100,7 +100,9 @@ impl Provider for WorkersAi {
         let inputs = request::inputs(target, request)?;
         // A REST target cannot use any of its keys without the account its URL names.
         let account = match target.account_id {
-            Some(name) => secret(name).ok_or(PrepareError::SecretNotSet(name))?,
+            Some(name) => secret(name)
+                .ok_or(PrepareError::SecretNotSet(name))?
+                .to_string(),
             None => String::new(),
         };
         Ok(Prepared {
@@ -382,9 +384,8 @@ mod tests {
         let req =
             ChatRequest::parse(br#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#)
                 .unwrap();
-        let account = |value: &'static str| {
-            move |name: &str| (name == "CF_ACCOUNT_ID").then(|| value.to_owned())
-        };
+        let account =
+            |value: &'static str| move |name: &str| (name == "CF_ACCOUNT_ID").then(|| value.into());
         let prepared = WorkersAi::prepare(&TARGET, &req, &account("abc123")).unwrap();
         let up = WorkersAi::request(&TARGET, &prepared, "tok-secret");
         assert_eq!(

@@ -6,12 +6,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 /// One name read, and its value (`None`: not set).
-type Read = (Box<str>, Option<Rc<str>>);
+type Entry = (Box<str>, Option<Rc<str>>);
 
 /// Names and values read so far. A short list, searched in order: routes.toml names a handful
 /// of secrets, and comparing a name with each costs less than hashing it.
 #[derive(Debug, Default)]
-pub struct SecretCache(RefCell<Vec<Read>>);
+pub struct SecretCache(RefCell<Vec<Entry>>);
 
 impl SecretCache {
     /// An empty cache.

@@ -7,7 +7,8 @@
 #
 # Each process runs under callgrind with instrumentation off; each row warms up, then counts
 # the instructions of one connection's requests for SECS seconds (default 5) and divides by the
-# requests wrk completed. The same bench upstream and routes as run.sh. Prints Markdown.
+# requests wrk completed. The same bench upstream and routes as run.sh; besides the one-message
+# JSON request and the stream, an agent's 61-message conversation (agent_json). Prints Markdown.
 #
 # Usage: benches/load/instructions.sh     (SECS=5; ANNOTATE=1 also writes callgrind_annotate's
 #                                          top functions per row to target/bench/instructions/)
@@ -70,10 +71,10 @@ proxy="http://127.0.0.1:$NATIVE$OPENAI"
 nginx_url="http://127.0.0.1:$NGINX$OPENAI"
 echo "## Instructions per request, user space (callgrind; one connection, $secs s per row)"
 echo
-echo "| system | JSON | 20-event stream |"
-echo "|---|---:|---:|"
-echo "| nginx proxy_pass | $(count "$nginx_pid" "$dir/callgrind.nginx" nginx-json "$nginx_url" k "$(json m)") | $(count "$nginx_pid" "$dir/callgrind.nginx" nginx-stream "$nginx_url" k "$(sse m)") |"
+echo "| system | JSON | 20-event stream | agent conversation (61 messages, JSON) |"
+echo "|---|---:|---:|---:|"
+echo "| nginx proxy_pass | $(count "$nginx_pid" "$dir/callgrind.nginx" nginx-json "$nginx_url" k "$(json m)") | $(count "$nginx_pid" "$dir/callgrind.nginx" nginx-stream "$nginx_url" k "$(sse m)") | $(count "$nginx_pid" "$dir/callgrind.nginx" nginx-agent "$nginx_url" k "$(agent_json m)") |"
 for row in "pass-through:bench" "Anthropic:bench-claude" "Gemini:bench-gemini"; do
   IFS=: read -r name model <<<"$row"
-  echo "| native host ($name) | $(count "$native_pid" "$dir/callgrind.native" "native-$model-json" "$proxy" bench-token "$(json "$model")") | $(count "$native_pid" "$dir/callgrind.native" "native-$model-stream" "$proxy" bench-token "$(sse "$model")") |"
+  echo "| native host ($name) | $(count "$native_pid" "$dir/callgrind.native" "native-$model-json" "$proxy" bench-token "$(json "$model")") | $(count "$native_pid" "$dir/callgrind.native" "native-$model-stream" "$proxy" bench-token "$(sse "$model")") | $(count "$native_pid" "$dir/callgrind.native" "native-$model-agent" "$proxy" bench-token "$(agent_json "$model")") |"
 done

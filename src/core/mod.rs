@@ -27,6 +27,7 @@ pub mod record;
 pub mod redact;
 pub mod request;
 pub mod route;
+pub mod search;
 pub mod secrets;
 pub mod status;
 pub mod stream;

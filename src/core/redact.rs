@@ -9,6 +9,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 
 use crate::core::error::ErrorObject;
+use crate::core::search::find;
 use crate::core::stream::Translate;
 use crate::core::usage::Metered;
 use crate::core::verdict::UpstreamError;
@@ -100,23 +101,6 @@ impl Redaction {
             .find(|&k| bytes[bytes.len() - k..] == needle[..k])
             .unwrap_or(0)
     }
-}
-
-/// The first occurrence of `needle` in `haystack` at or after `from`.
-///
-/// Not `memchr::memmem`: its searchers add 4 KB gzipped to the Worker, which is at the edge of
-/// its 300 KB budget; a key is found by its first byte with `memchr`, then compared.
-pub(crate) fn find(haystack: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    let first = *needle.first()?;
-    let mut at = from;
-    while at + needle.len() <= haystack.len() {
-        at += memchr::memchr(first, &haystack[at..=haystack.len() - needle.len()])?;
-        if haystack[at..at + needle.len()] == *needle {
-            return Some(at);
-        }
-        at += 1;
-    }
-    None
 }
 
 /// A translator whose output and failures are redacted. A chunk's last bytes that could begin

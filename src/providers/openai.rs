@@ -17,9 +17,9 @@ use crate::core::error::ErrorObject;
 use crate::core::fields::Field;
 use crate::core::host::UpstreamRequest;
 use crate::core::provider::{PrepareError, Provider, SecretLookup};
-use crate::core::redact::find;
 use crate::core::request::ChatRequest;
 use crate::core::route::Target;
+use crate::core::search::find;
 use crate::core::stream::{collect_whole, Translate};
 use crate::core::usage::{lenient, Lenient, Metered};
 use crate::core::verdict::UpstreamError;
@@ -731,7 +731,7 @@ fn last_usage(bytes: &[u8]) -> Option<Metered> {
 }
 
 /// Where the last `"usage"` in `bytes` starts (not `memchr::memmem::rfind`: see
-/// [`crate::core::redact::find`]).
+/// [`crate::core::search`]).
 fn last_usage_key(bytes: &[u8]) -> Option<usize> {
     const KEY: &[u8] = b"\"usage\"";
     (0..bytes.len())

@@ -19,6 +19,7 @@ use serde_json::Value;
 use super::google::ids as gemini;
 use super::workers_ai::output::{fnv, ID_MARKER};
 use crate::core::fields::Field;
+use crate::core::search;
 
 /// The wire a conversation's tool-call ids are going to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +45,7 @@ pub fn portable(id: &str, wire: Wire) -> Cow<'_, str> {
     } else {
         Cow::Borrowed(base)
     };
-    let base = match (base.split_once(ID_MARKER), wire) {
+    let base = match (search::split_once(&base, ID_MARKER), wire) {
         // Workers AI's own: the model wrote the part before the marker.
         (Some((model_id, _)), Wire::WorkersAi) => Cow::Owned(model_id.to_owned()),
         // Elsewhere the suffix stays (model ids repeat across turns), without the marker.

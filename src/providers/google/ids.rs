@@ -9,6 +9,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::core::search;
+
 /// Separates the id from the smuggled signature (LiteLLM's `THOUGHT_SIGNATURE_SEPARATOR`, so
 /// histories written through either gateway read back the same).
 pub const THOUGHT_SEPARATOR: &str = "__thought__";
@@ -87,7 +89,7 @@ fn sanitise(raw: &str) -> String {
 
 /// Splits a client tool-call id into its id and the signature it carries, if any.
 pub fn split(id: &str) -> (&str, Option<&str>) {
-    match id.split_once(THOUGHT_SEPARATOR) {
+    match search::split_once(id, THOUGHT_SEPARATOR) {
         Some((base, sig)) if !sig.is_empty() => (base, Some(sig)),
         Some((base, _)) => (base, None),
         None => (id, None),

@@ -287,6 +287,15 @@ impl ChatRequest {
         &self.body
     }
 
+    /// The larger of `max_completion_tokens` and `max_tokens` where the client set them as
+    /// whole numbers; a value of another type is left to the upstream to refuse.
+    pub fn max_tokens_asked(&self) -> Option<u64> {
+        ["max_completion_tokens", "max_tokens"]
+            .iter()
+            .filter_map(|name| self.body.field(name).and_then(Value::as_u64))
+            .max()
+    }
+
     /// The request with `model` replaced and every other field as sent: the client's own bytes
     /// where they were kept, else re-serialised.
     pub fn to_json_with_model(&self, model: &str) -> Vec<u8> {

@@ -55,10 +55,7 @@ impl Provider for OpenAi {
         let body = request.body();
         let messages = tool_ids::portable_messages(body.field("messages"), Wire::OpenAi);
         let model = request.upstream_model(target);
-        let requested = ["max_completion_tokens", "max_tokens"]
-            .iter()
-            .filter_map(|name| body.field(name).and_then(Value::as_u64))
-            .max();
+        let requested = request.max_tokens_asked();
         let max_tokens = requested
             .map(|requested| output_limit::clamp(target, &model, requested))
             .filter(|clamped| Some(*clamped) != requested);

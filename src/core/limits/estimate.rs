@@ -1,9 +1,6 @@
 //! What a request reserves before it is sent: its tokens and their cost, estimated high
 //! enough that settling only ever gives back (the real figures replace the estimate then).
 
-use serde_json::Value;
-
-use crate::core::fields::Field;
 use crate::core::request::ChatRequest;
 use crate::core::route::{price_of, upstream_model, Price, Route};
 use crate::providers::output_limit;
@@ -30,10 +27,7 @@ pub fn ask(
         || (body_len as u64).div_ceil(4),
         |inbound| inbound.input_estimate,
     );
-    let requested = ["max_completion_tokens", "max_tokens"]
-        .iter()
-        .filter_map(|name| request.body().field(name).and_then(Value::as_u64))
-        .max();
+    let requested = request.max_tokens_asked();
     let star = request.star.as_deref();
     let output = requested.unwrap_or_else(|| {
         route

@@ -79,9 +79,9 @@ pub fn body<'a>(target: &'a Target, request: &'a ChatRequest) -> Result<Request<
     }
     let tool_choice = if tools.is_empty() {
         None
-    } else if client_has_tools || !json_mode(body) {
+    } else if client_has_tools {
         // With client tools the JSON tool is offered beside them under the client's choice;
-        // alone, it is forced so the answer is always the JSON object.
+        // alone (the only tool there is), it is forced so the answer is always the JSON object.
         tool_choice(body)?
     } else {
         Some(json!({"type": "tool", "name": JSON_TOOL}))
@@ -380,12 +380,12 @@ fn tool_result(message: &Value, i: usize) -> Result<Content<'_>, ProxyError> {
             )
         })?;
     let content = match message.field("content") {
-        Some(Value::String(s)) => Some(ToolOutput::Text(s)).filter(|_| !s.is_empty()),
-        content => Some(ToolOutput::Blocks(text_blocks(
-            content,
-            Param::Message(i, "content"),
-        )?))
-        .filter(|output| !matches!(output, ToolOutput::Blocks(blocks) if blocks.is_empty())),
+        Some(Value::String(s)) if s.is_empty() => None,
+        Some(Value::String(s)) => Some(ToolOutput::Text(s)),
+        content => {
+            let blocks = text_blocks(content, Param::Message(i, "content"))?;
+            (!blocks.is_empty()).then_some(ToolOutput::Blocks(blocks))
+        }
     };
     Ok(Content::ToolResult {
         tool_use_id: tool_id(id),
